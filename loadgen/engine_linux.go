@@ -1,0 +1,362 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxWait bounds one epoll_wait so cancellation is seen within this time.
+const maxWait = 20 * time.Millisecond
+
+// fifo holds attempt indexes in deadline order: every attempt waits the same
+// timeout from a time that only grows, so the head always expires first.
+type fifo struct {
+	q    []int32
+	head int
+}
+
+func (f *fifo) push(i int32) { f.q = append(f.q, i) }
+func (f *fifo) empty() bool  { return f.head == len(f.q) }
+func (f *fifo) peek() int32  { return f.q[f.head] }
+func (f *fifo) pop() {
+	f.head++
+	if f.head == len(f.q) {
+		f.q, f.head = f.q[:0], 0
+	} else if f.head > 4096 && f.head > len(f.q)/2 {
+		f.q, f.head = append(f.q[:0], f.q[f.head:]...), 0
+	}
+}
+
+type engine struct {
+	g        *Generator
+	epfd     int
+	sa       unix.Sockaddr
+	family   int
+	next     int // index of the next attempt to start
+	pending  int // attempts without an outcome
+	connQ    fifo
+	greetQ   fifo
+	partial  map[int32][]byte // greeting bytes read before the newline
+	buf      [512]byte
+	interval time.Duration // between attempt starts; 0 = no rate limit
+}
+
+// Open makes every attempt, waits for each to connect and greet or fail, and
+// returns with the connected ones held open. If ctx ends first, attempts not
+// yet started are not made, connects in flight end as Other (ECANCELED),
+// connections still awaiting a greeting count as Queued, and Open returns
+// context.Cause(ctx); Results still accounts for every attempt it started.
+func (g *Generator) Open(ctx context.Context) error {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return os.NewSyscallError("epoll_create1", err)
+	}
+	defer unix.Close(epfd)
+	e := &engine{g: g, epfd: epfd, partial: map[int32][]byte{}}
+	e.sa, e.family = sockaddr(g.cfg.Target)
+	if g.cfg.Rate > 0 {
+		e.interval = time.Duration(float64(time.Second) / g.cfg.Rate)
+	}
+	g.start = time.Now()
+	return e.loop(ctx)
+}
+
+func sockaddr(ap netip.AddrPort) (unix.Sockaddr, int) {
+	if ap.Addr().Is4() || ap.Addr().Is4In6() {
+		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}, unix.AF_INET
+	}
+	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}, unix.AF_INET6
+}
+
+func addrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+func (e *engine) loop(ctx context.Context) error {
+	g := e.g
+	events := make([]unix.EpollEvent, 512)
+	for {
+		if ctx.Err() != nil {
+			e.abort()
+			return context.Cause(ctx)
+		}
+		now := time.Since(g.start)
+		for e.next < len(g.results) && int(g.c.connecting.Load()) < g.cfg.Concurrency &&
+			(e.interval == 0 || now >= time.Duration(e.next)*e.interval) {
+			e.startAttempt()
+		}
+		now = time.Since(g.start)
+		e.expire(now)
+		if e.next == len(g.results) && e.pending == 0 {
+			return nil
+		}
+		n, err := unix.EpollWait(e.epfd, events, e.waitMillis(now))
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			e.abort()
+			return os.NewSyscallError("epoll_wait", err)
+		}
+		for _, ev := range events[:n] {
+			e.handle(ev)
+		}
+	}
+}
+
+// waitMillis is how long epoll_wait may sleep before the loop has work of
+// its own: the next scheduled start or the earliest deadline.
+func (e *engine) waitMillis(now time.Duration) int {
+	g := e.g
+	wake := now + maxWait
+	if e.next < len(g.results) && int(g.c.connecting.Load()) < g.cfg.Concurrency {
+		wake = min(wake, time.Duration(e.next)*e.interval)
+	}
+	if !e.connQ.empty() {
+		wake = min(wake, g.results[e.connQ.peek()].Start+g.cfg.ConnectTimeout)
+	}
+	if !e.greetQ.empty() {
+		r := &g.results[e.greetQ.peek()]
+		wake = min(wake, r.Start+r.Connect+g.cfg.GreetingTimeout)
+	}
+	if wake <= now {
+		return 0
+	}
+	return int((wake - now + time.Millisecond - 1) / time.Millisecond)
+}
+
+func (e *engine) startAttempt() {
+	g := e.g
+	i := int32(e.next)
+	e.next++
+	r := &g.results[i]
+	*r = Result{Seq: uint32(i) + 1, FD: -1, Start: time.Since(g.start), phase: phaseConnecting}
+	g.c.attempted.Add(1)
+	e.pending++
+	fd, err := unix.Socket(e.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		e.fail(r, err)
+		return
+	}
+	r.FD = int32(fd)
+	err = unix.Connect(fd, e.sa)
+	switch {
+	case err == nil:
+		e.connected(i, r, false)
+	case errors.Is(err, unix.EINPROGRESS):
+		ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLONESHOT, Fd: int32(fd), Pad: i}
+		if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			unix.Close(fd)
+			e.fail(r, err)
+			return
+		}
+		g.c.connecting.Add(1)
+		e.connQ.push(i)
+	default:
+		unix.Close(fd)
+		e.fail(r, err)
+	}
+}
+
+func (e *engine) fail(r *Result, err error) {
+	var errno syscall.Errno
+	errors.As(err, &errno)
+	e.done(r, Classify(err), errno)
+}
+
+func (e *engine) done(r *Result, o Outcome, errno syscall.Errno) {
+	e.pending--
+	e.g.finish(r, o, errno)
+}
+
+func (e *engine) handle(ev unix.EpollEvent) {
+	g := e.g
+	i := ev.Pad
+	r := &g.results[i]
+	switch r.phase {
+	case phaseConnecting:
+		g.c.connecting.Add(-1)
+		soerr, err := unix.GetsockoptInt(int(r.FD), unix.SOL_SOCKET, unix.SO_ERROR)
+		if err == nil && soerr != 0 {
+			err = syscall.Errno(soerr)
+		}
+		if err != nil {
+			unix.Close(int(r.FD))
+			e.fail(r, err)
+			return
+		}
+		e.connected(i, r, true)
+	case phaseGreeting:
+		e.readGreeting(i, r)
+	}
+}
+
+// connected records the handshake and arms the socket for the greeting;
+// registered says whether the socket is already in the epoll set.
+func (e *engine) connected(i int32, r *Result, registered bool) {
+	g := e.g
+	g.c.open.Add(1)
+	r.Connect = time.Since(g.start) - r.Start
+	if sa, err := unix.Getsockname(int(r.FD)); err == nil {
+		r.Local = addrPort(sa)
+	}
+	r.phase = phaseGreeting
+	op := unix.EPOLL_CTL_ADD
+	if registered {
+		op = unix.EPOLL_CTL_MOD
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: r.FD, Pad: i}
+	if err := unix.EpollCtl(e.epfd, op, int(r.FD), &ev); err != nil {
+		e.closeOpen(r)
+		e.fail(r, err)
+		return
+	}
+	e.greetQ.push(i)
+}
+
+// readGreeting reads what the target sent. The socket is one-shot armed, so
+// it is re-armed only while the line is incomplete.
+func (e *engine) readGreeting(i int32, r *Result) {
+	g := e.g
+	n, err := unix.Read(int(r.FD), e.buf[:])
+	switch {
+	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
+		e.rearm(i, r)
+		return
+	case err != nil:
+		e.closeOpen(r)
+		e.fail(r, err)
+		return
+	case n == 0:
+		e.closeOpen(r)
+		e.done(r, Closed, 0)
+		return
+	}
+	data := e.buf[:n]
+	if p, ok := e.partial[i]; ok {
+		data = append(p, data...)
+	}
+	nl := bytes.IndexByte(data, '\n')
+	if nl < 0 {
+		if len(data) > len(e.buf) {
+			delete(e.partial, i)
+			e.closeOpen(r)
+			e.done(r, Other, unix.EPROTO) // no line in a reasonable length: not our protocol
+			return
+		}
+		e.partial[i] = append([]byte(nil), data...)
+		e.rearm(i, r)
+		return
+	}
+	delete(e.partial, i)
+	r.Greeting = time.Since(g.start) - r.Start - r.Connect
+	if g.cfg.ParseGreeting != nil {
+		seq, ok := g.cfg.ParseGreeting(data[:nl])
+		if !ok {
+			e.closeOpen(r)
+			e.done(r, Other, unix.EPROTO)
+			return
+		}
+		r.TargetSeq = seq
+	}
+	e.done(r, Served, 0)
+}
+
+func (e *engine) rearm(i int32, r *Result) {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: r.FD, Pad: i}
+	if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_MOD, int(r.FD), &ev); err != nil {
+		e.closeOpen(r)
+		e.fail(r, err)
+	}
+}
+
+// closeOpen closes a connected socket that will not be held.
+func (e *engine) closeOpen(r *Result) {
+	unix.Close(int(r.FD))
+	e.g.c.open.Add(-1)
+}
+
+// expire ends attempts whose deadline has passed: a connect that has not
+// completed is a connect timeout; a connection with no greeting is queued
+// and stays open, as the target may still accept it.
+func (e *engine) expire(now time.Duration) {
+	g := e.g
+	for !e.connQ.empty() {
+		r := &g.results[e.connQ.peek()]
+		if r.phase == phaseConnecting {
+			if r.Start+g.cfg.ConnectTimeout > now {
+				break
+			}
+			unix.Close(int(r.FD))
+			g.c.connecting.Add(-1)
+			e.done(r, ConnectTimeout, unix.ETIMEDOUT)
+		}
+		e.connQ.pop()
+	}
+	for !e.greetQ.empty() {
+		i := e.greetQ.peek()
+		r := &g.results[i]
+		if r.phase == phaseGreeting {
+			if r.Start+r.Connect+g.cfg.GreetingTimeout > now {
+				break
+			}
+			delete(e.partial, i)
+			e.done(r, Queued, 0)
+		}
+		e.greetQ.pop()
+	}
+}
+
+// abort gives every attempt under way an outcome when the run is cancelled.
+func (e *engine) abort() {
+	g := e.g
+	for i := range g.results[:e.next] {
+		r := &g.results[i]
+		switch r.phase {
+		case phaseConnecting:
+			unix.Close(int(r.FD))
+			g.c.connecting.Add(-1)
+			e.done(r, Other, unix.ECANCELED)
+		case phaseGreeting:
+			e.done(r, Queued, 0)
+		}
+	}
+}
+
+// Close resets every held connection (SO_LINGER 0: RST, no TIME_WAIT left to
+// block the next run) and closes it. Calling Close again does nothing.
+func (g *Generator) Close() error {
+	if g.closed {
+		return nil
+	}
+	g.closed = true
+	var first error
+	rst := &unix.Linger{Onoff: 1, Linger: 0}
+	for i := range g.Results() {
+		r := &g.results[i]
+		if r.Outcome != Served && r.Outcome != Queued {
+			continue
+		}
+		if err := unix.SetsockoptLinger(int(r.FD), unix.SOL_SOCKET, unix.SO_LINGER, rst); err != nil && first == nil {
+			first = os.NewSyscallError("setsockopt SO_LINGER", err)
+		}
+		if err := unix.Close(int(r.FD)); err != nil && first == nil {
+			first = os.NewSyscallError("close", err)
+		}
+		g.c.open.Add(-1)
+	}
+	return first
+}

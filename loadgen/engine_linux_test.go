@@ -1,0 +1,277 @@
+package loadgen
+
+import (
+	"context"
+	"net"
+	"os"
+	"net/netip"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// rawListener listens on 127.0.0.1 with the given backlog and never accepts,
+// so connections pile up in the kernel's accept queue.
+func rawListener(t *testing.T, backlog int) netip.AddrPort {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if backlog >= 0 {
+		if err := unix.Listen(fd, backlog); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addrPort(sa)
+}
+
+// greeter accepts everything and runs fn on each connection until the test ends.
+func greeter(t *testing.T, fn func(net.Conn)) (netip.AddrPort, func() int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			fn(c)
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	accepted := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(conns)
+	}
+	return netip.MustParseAddrPort(ln.Addr().String()), accepted
+}
+
+func run(t *testing.T, cfg Config) (*Generator, map[Outcome]int) {
+	t.Helper()
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	if err := g.Open(context.Background()); err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return g, count(t, g)
+}
+
+// count tallies outcomes and checks the invariants every run must keep.
+func count(t *testing.T, g *Generator) map[Outcome]int {
+	t.Helper()
+	got := map[Outcome]int{}
+	for _, r := range g.Results() {
+		if r.Outcome == Pending {
+			t.Errorf("attempt %d has no outcome", r.Seq)
+		}
+		got[r.Outcome]++
+	}
+	s := g.Snapshot()
+	if sum := s.Served + s.Queued + s.Failed; sum != s.Attempted || int(s.Attempted) != len(g.Results()) {
+		t.Errorf("counters: served+queued+failed = %d, attempted = %d, results = %d", sum, s.Attempted, len(g.Results()))
+	}
+	if s.Connecting != 0 {
+		t.Errorf("connecting = %d after Open", s.Connecting)
+	}
+	return got
+}
+
+func TestOutcomes(t *testing.T) {
+	greet := func(c net.Conn) { c.Write([]byte("connlimit 1 x\n")) }
+	tests := []struct {
+		name   string
+		target func(t *testing.T) netip.AddrPort
+		parse  func([]byte) (uint32, bool)
+		want   map[Outcome]int
+	}{
+		{"served", func(t *testing.T) netip.AddrPort { a, _ := greeter(t, greet); return a }, nil,
+			map[Outcome]int{Served: 50}},
+		{"greeting in pieces", func(t *testing.T) netip.AddrPort {
+			a, _ := greeter(t, func(c net.Conn) {
+				c.Write([]byte("conn"))
+				time.Sleep(5 * time.Millisecond)
+				c.Write([]byte("limit 7 x\n"))
+			})
+			return a
+		}, func(b []byte) (uint32, bool) { return 7, string(b) == "connlimit 7 x" }, map[Outcome]int{Served: 50}},
+		{"not a greeting", func(t *testing.T) netip.AddrPort { a, _ := greeter(t, greet); return a },
+			func([]byte) (uint32, bool) { return 0, false }, map[Outcome]int{Other: 50}},
+		{"closed", func(t *testing.T) netip.AddrPort { a, _ := greeter(t, func(c net.Conn) { c.Close() }); return a }, nil,
+			map[Outcome]int{Closed: 50}},
+		{"refused", func(t *testing.T) netip.AddrPort { return rawListener(t, -1) }, nil,
+			map[Outcome]int{Refused: 50}},
+		// backlog 3 holds 4 connections; the kernel drops the other SYNs.
+		{"accept queue full", func(t *testing.T) netip.AddrPort { return rawListener(t, 3) }, nil,
+			map[Outcome]int{Queued: 4, ConnectTimeout: 46}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g, got := run(t, Config{Target: tc.target(t), Connections: 50, Concurrency: 64,
+				ConnectTimeout: 300 * time.Millisecond, GreetingTimeout: 300 * time.Millisecond, ParseGreeting: tc.parse})
+			if len(got) != len(tc.want) {
+				t.Errorf("outcomes = %v, want %v", got, tc.want)
+			}
+			for o, n := range tc.want {
+				if got[o] != n {
+					t.Errorf("%s = %d, want %d (all: %v)", o, got[o], n, got)
+				}
+			}
+			for _, r := range g.Results() {
+				if r.Outcome == Other && r.Errno != syscall.EPROTO {
+					t.Errorf("attempt %d: other with errno %v, want EPROTO", r.Seq, r.Errno)
+				}
+				if r.Outcome == Refused && r.Errno != syscall.ECONNREFUSED {
+					t.Errorf("attempt %d: refused with errno %v", r.Seq, r.Errno)
+				}
+			}
+		})
+	}
+}
+
+func TestExactCountDistinctPorts(t *testing.T) {
+	addr, accepted := greeter(t, func(c net.Conn) { c.Write([]byte("hi\n")) })
+	const n = 1500
+	g, got := run(t, Config{Target: addr, Connections: n, Concurrency: 100})
+	if got[Served] != n {
+		t.Fatalf("served = %d, want %d (%v)", got[Served], n, got)
+	}
+	ports := map[uint16]bool{}
+	for _, r := range g.Results() {
+		if r.Local.Addr() != netip.MustParseAddr("127.0.0.1") || ports[r.Local.Port()] {
+			t.Fatalf("attempt %d: local %v repeated or wrong", r.Seq, r.Local)
+		}
+		ports[r.Local.Port()] = true
+		if r.Connect <= 0 || r.Greeting <= 0 {
+			t.Fatalf("attempt %d: connect %v greeting %v", r.Seq, r.Connect, r.Greeting)
+		}
+	}
+	if s := g.Snapshot(); s.Open != n {
+		t.Errorf("open = %d, want %d", s.Open, n)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := g.Snapshot(); s.Open != 0 {
+		t.Errorf("open after Close = %d", s.Open)
+	}
+	// The server must have seen exactly n connections: never more than asked.
+	deadline := time.Now().Add(2 * time.Second)
+	for accepted() != n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a := accepted(); a != n {
+		t.Errorf("server accepted %d, want %d", a, n)
+	}
+}
+
+func TestConcurrencyBound(t *testing.T) {
+	addr := rawListener(t, 0) // accepts one into the queue, drops the rest: connects stay in flight
+	g, err := New(Config{Target: addr, Connections: 40, Concurrency: 7, ConnectTimeout: 200 * time.Millisecond,
+		GreetingTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var maxSeen int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			maxSeen = max(maxSeen, g.Snapshot().Connecting)
+			time.Sleep(time.Millisecond)
+		}
+	})
+	err = g.Open(context.Background())
+	cancel()
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	count(t, g)
+	if maxSeen > 7 || maxSeen < 2 {
+		t.Errorf("connects in flight peaked at %d, want 2..7", maxSeen)
+	}
+}
+
+func TestCancelAccountsForEveryAttempt(t *testing.T) {
+	addr := rawListener(t, 0)
+	g, err := New(Config{Target: addr, Connections: 1000, Concurrency: 20, ConnectTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	if err := g.Open(ctx); err != context.DeadlineExceeded {
+		t.Fatalf("Open = %v, want deadline exceeded", err)
+	}
+	got := count(t, g)
+	if got[Other] == 0 || len(g.Results()) >= 1000 {
+		t.Errorf("after cancel: %v of %d attempts", got, len(g.Results()))
+	}
+}
+
+func TestClientFDLimit(t *testing.T) {
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := greeter(t, func(c net.Conn) { c.Write([]byte("hi\n")) })
+	// Leave room for about 20 client sockets (the greeter needs one fd each too).
+	lim := uint64(openFDs(t) + 40)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: lim, Max: old.Max}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Setrlimit(unix.RLIMIT_NOFILE, &old)
+	g, got := run(t, Config{Target: addr, Connections: 100, Concurrency: 10})
+	if got[ClientFDLimit] == 0 || got[Served] == 0 {
+		t.Fatalf("outcomes %v: want some served then client-fd-limit", got)
+	}
+	for _, r := range g.Results() {
+		if r.Outcome == ClientFDLimit && (r.Errno != syscall.EMFILE || r.FD != -1) {
+			t.Fatalf("attempt %d: %v errno %v fd %d", r.Seq, r.Outcome, r.Errno, r.FD)
+		}
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}

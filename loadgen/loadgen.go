@@ -1,0 +1,209 @@
+// Package loadgen opens, holds and closes many TCP client connections and
+// classifies every attempt by what happened to it. A held connection costs
+// one descriptor and one Result: no goroutine, no buffer, no syscall until
+// it is closed. On Linux one goroutine drives every socket through
+// non-blocking connect() and an epoll loop of its own.
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultConnections     = 2000
+	DefaultConcurrency     = 256
+	DefaultConnectTimeout  = 2 * time.Second
+	DefaultGreetingTimeout = time.Second
+)
+
+// Outcome is what happened to one connection attempt.
+type Outcome uint8
+
+// Outcomes, in report order. Pending is only seen while an attempt is under way.
+const (
+	Pending         Outcome = iota
+	Served                  // the greeting arrived
+	Queued                  // connected, no greeting: waiting in the target's accept queue
+	ConnectTimeout          // the handshake did not complete in time (SYNs unanswered)
+	Refused                 // RST to the SYN: nothing listening
+	Closed                  // EOF or RST before or instead of the greeting
+	ClientFDLimit           // EMFILE in this process
+	SystemFDLimit           // ENFILE: fs.file-max reached
+	NoEphemeralPort         // EADDRNOTAVAIL: no local port left for this 4-tuple
+	Other                   // anything else; Result.Errno keeps the errno
+)
+
+var outcomeNames = [...]string{"pending", "served", "queued", "connect-timeout", "refused", "closed",
+	"client-fd-limit", "system-fd-limit", "no-ephemeral-port", "other"}
+
+// Outcomes lists every final outcome in report order.
+func Outcomes() []Outcome {
+	return []Outcome{Served, Queued, ConnectTimeout, Refused, Closed, ClientFDLimit, SystemFDLimit, NoEphemeralPort, Other}
+}
+
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("outcome(%d)", o)
+}
+
+// Failed reports whether the attempt ended without a connection held open.
+func (o Outcome) Failed() bool { return o != Served && o != Queued && o != Pending }
+
+// Classify maps an error from socket(), connect() or a read to an outcome by
+// its errno.
+func Classify(err error) Outcome {
+	switch {
+	case err == nil:
+		return Pending
+	case errors.Is(err, syscall.EMFILE):
+		return ClientFDLimit
+	case errors.Is(err, syscall.ENFILE):
+		return SystemFDLimit
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return NoEphemeralPort
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return Refused
+	case errors.Is(err, syscall.ETIMEDOUT):
+		return ConnectTimeout
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return Closed
+	default:
+		return Other
+	}
+}
+
+// Result is one attempt. Durations are measured on the monotonic clock.
+type Result struct {
+	Seq     uint32 // 1-based attempt number
+	FD      int32  // descriptor the attempt used; -1 if socket() failed
+	Local   netip.AddrPort
+	Outcome Outcome
+	phase   phase
+	Errno   syscall.Errno // 0 unless the outcome came from an error
+	// Start is when socket() was called, since the generator started.
+	Start time.Duration
+	// Connect is the handshake time; 0 if it never completed.
+	Connect time.Duration
+	// Greeting is from handshake to greeting; 0 if none arrived.
+	Greeting  time.Duration
+	TargetSeq uint32 // the target's accept number, from its greeting
+}
+
+type phase uint8
+
+const (
+	phaseIdle phase = iota
+	phaseConnecting
+	phaseGreeting
+	phaseDone
+)
+
+// Config describes one generator.
+type Config struct {
+	Target      netip.AddrPort
+	Connections int // exactly this many attempts; DefaultConnections when 0
+	// Rate is attempts started per second; 0 starts them as fast as Concurrency allows.
+	Rate float64
+	// Concurrency caps connects in flight; DefaultConcurrency when 0.
+	Concurrency     int
+	ConnectTimeout  time.Duration // DefaultConnectTimeout when 0
+	GreetingTimeout time.Duration // DefaultGreetingTimeout when 0
+	// ParseGreeting extracts the target's accept number from the first line
+	// the target sends; a line it rejects is outcome Other (EPROTO). When nil
+	// any line is a greeting.
+	ParseGreeting func(line []byte) (seq uint32, ok bool)
+}
+
+func (c Config) withDefaults() Config {
+	if c.Connections <= 0 {
+		c.Connections = DefaultConnections
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.GreetingTimeout <= 0 {
+		c.GreetingTimeout = DefaultGreetingTimeout
+	}
+	return c
+}
+
+// Snapshot is the generator's counters at one moment. Served+Queued+Failed
+// is the number of attempts with an outcome; Attempted-that is under way.
+type Snapshot struct {
+	Attempted  int64 // attempts started
+	Connecting int64 // connects in flight
+	Open       int64 // connected descriptors currently open
+	Served     int64
+	Queued     int64
+	Failed     int64
+}
+
+type counters struct {
+	attempted, connecting, open, served, queued, failed atomic.Int64
+}
+
+// Generator runs one batch of attempts. Open, Close and Results must be
+// called from one goroutine; Snapshot is safe from any.
+type Generator struct {
+	cfg     Config
+	results []Result
+	start   time.Time
+	c       counters
+	closed  bool
+}
+
+// New allocates the per-attempt results up front, so memory does not grow
+// during the run.
+func New(cfg Config) (*Generator, error) {
+	cfg = cfg.withDefaults()
+	if !cfg.Target.IsValid() {
+		return nil, fmt.Errorf("loadgen: invalid target address %v", cfg.Target)
+	}
+	if cfg.Connections > 1<<31-1 {
+		return nil, fmt.Errorf("loadgen: %d connections is more than one generator can track", cfg.Connections)
+	}
+	return &Generator{cfg: cfg, results: make([]Result, cfg.Connections)}, nil
+}
+
+// Config returns the configuration with defaults filled in.
+func (g *Generator) Config() Config { return g.cfg }
+
+// Snapshot reads the counters.
+func (g *Generator) Snapshot() Snapshot {
+	return Snapshot{
+		Attempted: g.c.attempted.Load(), Connecting: g.c.connecting.Load(), Open: g.c.open.Load(),
+		Served: g.c.served.Load(), Queued: g.c.queued.Load(), Failed: g.c.failed.Load(),
+	}
+}
+
+// Results returns the attempts made so far, in order. Call it after Open.
+func (g *Generator) Results() []Result {
+	n := g.c.attempted.Load()
+	return g.results[:n]
+}
+
+// Started is when Open began.
+func (g *Generator) Started() time.Time { return g.start }
+
+func (g *Generator) finish(r *Result, o Outcome, errno syscall.Errno) {
+	r.Outcome, r.Errno, r.phase = o, errno, phaseDone
+	switch o {
+	case Served:
+		g.c.served.Add(1)
+	case Queued:
+		g.c.queued.Add(1)
+	default:
+		g.c.failed.Add(1)
+	}
+}

@@ -1,0 +1,118 @@
+package target
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// ProcessConfig describes a target to start as a child process.
+type ProcessConfig struct {
+	// Exe is a binary with the "target" subcommand (connlimit itself).
+	Exe string
+	// Addr, NoFile and StatsInterval are passed to Serve in the child.
+	Addr          string
+	NoFile        uint64
+	StatsInterval time.Duration
+	// StartTimeout bounds the wait for the ready event; 10 s when 0.
+	StartTimeout time.Duration
+}
+
+// Process is a running target child. Its methods are safe for concurrent use.
+type Process struct {
+	ready Event
+	proc  *os.Process
+
+	mu     sync.Mutex
+	latest Event
+	first  *Event
+	last   *Event // the exit event, if the child sent one
+	stderr tailBuffer
+
+	exited  chan struct{} // closed once the child is reaped
+	waitErr error         // set before exited is closed
+	stop    sync.Once
+	wg      sync.WaitGroup // reaper and event reader
+}
+
+// Ready is the event the target sent once listening.
+func (p *Process) Ready() Event { return p.ready }
+
+// Latest is the most recent counters the target reported.
+func (p *Process) Latest() Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.latest
+}
+
+// FirstEMFILE is the target's record of its first failed accept for lack of
+// descriptors, or nil.
+func (p *Process) FirstEMFILE() *Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.first
+}
+
+// Exited is closed once the child has exited and been reaped.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Stderr returns the last lines the child wrote to stderr.
+func (p *Process) Stderr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+func (p *Process) onEvent(ev Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch ev.Type {
+	case EventFirstEMFILE:
+		e := ev
+		p.first = &e
+	case EventExit:
+		e := ev
+		p.last = &e
+	}
+	if ev.Type != EventReady {
+		p.latest = ev
+	}
+}
+
+// ExitError describes a target that exited before it was asked to stop.
+type ExitError struct {
+	PID      int
+	State    string // "exit status 1", "signal: killed", ...
+	Accepted int64
+	Stderr   string
+}
+
+func (e *ExitError) Error() string {
+	msg := fmt.Sprintf("target (pid %d) exited (%s) after %d accepts", e.PID, e.State, e.Accepted)
+	if e.Stderr != "" {
+		msg += ": " + e.Stderr
+	}
+	return msg
+}
+
+// tailBuffer keeps the last 2 KiB written to it.
+type tailBuffer struct{ b []byte }
+
+func (t *tailBuffer) write(p []byte) {
+	t.b = append(t.b, p...)
+	if over := len(t.b) - 2048; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+}
+
+func (t *tailBuffer) String() string { return string(t.b) }
+
+type stderrWriter struct{ p *Process }
+
+func (w stderrWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	w.p.stderr.write(b)
+	return len(b), nil
+}

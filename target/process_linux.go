@@ -1,0 +1,134 @@
+package target
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Start runs cfg.Exe as "target" in a child process that dies with this one
+// (Pdeathsig) and waits until it listens. The child reports over a pipe on
+// its fd 3. On any error the child has been killed and reaped.
+func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 10 * time.Second
+	}
+	if cfg.StatsInterval <= 0 {
+		cfg.StatsInterval = DefaultStatsInterval
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start target: %w", err)
+	}
+	args := []string{"target", "--events-fd", "3", "--stats-interval", cfg.StatsInterval.String(),
+		"--nofile", strconv.FormatUint(cfg.NoFile, 10)}
+	if cfg.Addr != "" {
+		args = append(args, "--listen", cfg.Addr)
+	}
+	p := &Process{exited: make(chan struct{})}
+	cmd := exec.Command(cfg.Exe, args...)
+	cmd.ExtraFiles = []*os.File{pw}
+	cmd.Stderr = stderrWriter{p}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err = cmd.Start()
+	pw.Close() // the child holds the write end now; EOF on pr means it is gone
+	if err != nil {
+		pr.Close()
+		return nil, fmt.Errorf("start target %s: %w", cfg.Exe, err)
+	}
+
+	readyCh := make(chan Event, 1)
+	p.wg.Go(func() {
+		defer pr.Close()
+		err := ReadEvents(pr, func(ev Event) {
+			if ev.Type == EventReady {
+				select {
+				case readyCh <- ev:
+				default:
+				}
+			}
+			p.onEvent(ev)
+		})
+		if err != nil {
+			_, _ = stderrWriter{p}.Write([]byte(err.Error() + "\n"))
+		}
+	})
+	p.wg.Go(func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	})
+	p.proc = cmd.Process
+
+	timer := time.NewTimer(cfg.StartTimeout)
+	defer timer.Stop()
+	select {
+	case p.ready = <-readyCh:
+		return p, nil
+	case <-p.exited:
+		p.wg.Wait()
+		return nil, fmt.Errorf("start target: %w", p.exitError())
+	case <-timer.C:
+		err = fmt.Errorf("start target: not listening after %v", cfg.StartTimeout)
+	case <-ctx.Done():
+		err = fmt.Errorf("start target: %w", context.Cause(ctx))
+	}
+	_ = cmd.Process.Kill()
+	p.wg.Wait()
+	return nil, err
+}
+
+// exitError describes how the child ended; call only after Exited.
+func (p *Process) exitError() *ExitError {
+	state := "exit status 0"
+	var ee *exec.ExitError
+	if errors.As(p.waitErr, &ee) {
+		state = ee.ProcessState.String()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			state = fmt.Sprintf("signal %d, %s", int(ws.Signal()), ws.Signal())
+		}
+	} else if p.waitErr != nil {
+		state = p.waitErr.Error()
+	}
+	latest := p.Latest()
+	return &ExitError{PID: p.proc.Pid, State: state, Accepted: latest.Accepted,
+		Stderr: strings.TrimSpace(p.Stderr())}
+}
+
+// Died returns an *ExitError if the child has exited (and was not stopped by
+// Stop), nil while it runs.
+func (p *Process) Died() error {
+	select {
+	case <-p.exited:
+		return p.exitError()
+	default:
+		return nil
+	}
+}
+
+// Stop asks the target to shut down (SIGTERM), kills it if it has not exited
+// within grace, and reaps it. It returns once the child is gone and its event
+// stream is drained. Calling Stop more than once is harmless.
+func (p *Process) Stop(grace time.Duration) {
+	p.stop.Do(func() {
+		select {
+		case <-p.exited:
+		default:
+			// os.Process signals through a pidfd: never a recycled PID.
+			_ = p.proc.Signal(syscall.SIGTERM)
+			t := time.NewTimer(grace)
+			select {
+			case <-p.exited:
+			case <-t.C:
+				_ = p.proc.Kill()
+			}
+			t.Stop()
+		}
+		p.wg.Wait()
+	})
+}

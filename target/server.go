@@ -1,0 +1,277 @@
+// Package target is connlimit's built-in TCP server. It runs as its own
+// process (connlimit target) with a soft RLIMIT_NOFILE of its own, greets
+// every accepted connection with its accept sequence number, echoes what it
+// reads, and reports in a machine-readable event stream exactly when and why
+// accept() stopped succeeding. Process starts and stops it as a child.
+package target
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/connlimit/connlimit/limits"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultNoFile        = 1024
+	DefaultStatsInterval = 100 * time.Millisecond
+	// MinNoFile leaves room for what every Go server holds before its first
+	// connection (stdio, netpoller, runtime cgroup files, listener, events).
+	MinNoFile = 16
+)
+
+// Backoff after an accept error, as net/http does: 5 ms doubling to 1 s.
+const (
+	backoffMin = 5 * time.Millisecond
+	backoffMax = time.Second
+)
+
+// Config describes one target server.
+type Config struct {
+	// Addr is the listen address; "127.0.0.1:0" when empty.
+	Addr string
+	// NoFile is the soft RLIMIT_NOFILE set before anything is opened; 0 keeps
+	// the current one.
+	NoFile uint64
+	// StatsInterval is how often a stats event is written; DefaultStatsInterval when 0.
+	StatsInterval time.Duration
+	// Events receives one JSON event per line; nil discards them.
+	Events io.Writer
+	// EventsFd is the descriptor number behind Events, named in the fd inventory; -1 if none.
+	EventsFd int
+	// Log receives human-readable lines; nil discards them.
+	Log io.Writer
+	// ProcRoot is where proc is mounted; limits.DefaultProcRoot when empty.
+	ProcRoot string
+}
+
+type server struct {
+	cfg    Config
+	events *eventWriter
+	inv    *limits.Inventory
+	lnFd   int
+
+	accepted     atomic.Int64
+	acceptErrors atomic.Int64
+	open         atomic.Int64
+	firstEMFILE  bool // accept loop only
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// Serve sets the descriptor limit, listens, and accepts until ctx is done.
+// It then closes the listener and every connection, waits for its goroutines,
+// writes an exit event and returns nil. Errors before listening are returned
+// with the syscall that failed.
+func Serve(ctx context.Context, cfg Config) error {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.StatsInterval <= 0 {
+		cfg.StatsInterval = DefaultStatsInterval
+	}
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = limits.DefaultProcRoot
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	nf, err := limits.ReadNoFile()
+	if cfg.NoFile > 0 {
+		nf, err = limits.SetSoft(cfg.NoFile)
+	}
+	if err != nil {
+		return fmt.Errorf("target: set soft RLIMIT_NOFILE to %d: %w", cfg.NoFile, err)
+	}
+	s := &server{cfg: cfg, events: newEventWriter(cfg.Events), conns: make(map[net.Conn]struct{})}
+	// Opened before the listener so the inventory works at EMFILE.
+	if s.inv, err = limits.OpenInventory(cfg.ProcRoot, "self"); err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	defer s.inv.Close()
+
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("target: %w (is the port in use? choose another or 0)", err)
+	}
+	s.lnFd = listenerFd(ln)
+	fds, _ := s.inv.Count()
+	if err := s.events.write(Event{Type: EventReady, PID: os.Getpid(), Addr: ln.Addr().String(),
+		NoFileSoft: nf.Soft, NoFileHard: nf.Hard, FDsOpen: fds}); err != nil {
+		ln.Close()
+		return err
+	}
+	fmt.Fprintf(cfg.Log, "target pid %d listening on %s, soft limit %d, hard %d\n", os.Getpid(), ln.Addr(), nf.Soft, nf.Hard)
+
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Go(func() { s.statsLoop(ctx) })
+	wg.Go(func() {
+		<-ctx.Done()
+		ln.Close()
+		s.closeConns()
+	})
+	err = s.acceptLoop(ctx, ln, &wg)
+	cancel()
+	wg.Wait()
+	if werr := s.events.write(s.snapshot(EventExit)); err == nil {
+		err = werr
+	}
+	return err
+}
+
+func listenerFd(ln net.Listener) int {
+	fd := -1
+	if sc, ok := ln.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			_ = rc.Control(func(f uintptr) { fd = int(f) })
+		}
+	}
+	return fd
+}
+
+// acceptLoop follows net/http's Serve: shutdown check first, back off on
+// errors that a later accept can survive, reset the delay after a success.
+func (s *server) acceptLoop(ctx context.Context, ln net.Listener, wg *sync.WaitGroup) error {
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !retryable(err) {
+				return fmt.Errorf("target: %w", err)
+			}
+			s.acceptErrors.Add(1)
+			if !s.firstEMFILE && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) {
+				s.firstEMFILE = true
+				s.recordFirstEMFILE(err)
+			}
+			delay = min(max(2*delay, backoffMin), backoffMax)
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+			continue
+		}
+		delay = 0
+		seq := s.accepted.Add(1)
+		s.open.Add(1)
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		wg.Go(func() { s.handle(c, uint64(seq)) })
+	}
+}
+
+func retryable(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
+}
+
+// handle greets and then echoes. Its buffer is small: a held connection
+// should cost the target little beyond its descriptor.
+func (s *server) handle(c net.Conn, seq uint64) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+		s.open.Add(-1)
+	}()
+	buf := make([]byte, 0, 256)
+	if _, err := c.Write(AppendGreeting(buf, seq, c.RemoteAddr().String())); err != nil {
+		return
+	}
+	buf = buf[:cap(buf)]
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (s *server) closeConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
+func (s *server) snapshot(typ string) Event {
+	fds, _ := s.inv.Count()
+	return Event{Type: typ, Accepted: s.accepted.Load(), AcceptErrors: s.acceptErrors.Load(),
+		Open: s.open.Load(), FDsOpen: fds}
+}
+
+// recordFirstEMFILE lists every descriptor at the moment of the failure and
+// reports those that are not connections.
+func (s *server) recordFirstEMFILE(err error) {
+	ev := s.snapshot(EventFirstEMFILE)
+	ev.Errno = "EMFILE"
+	if errors.Is(err, syscall.ENFILE) {
+		ev.Errno = "ENFILE"
+	}
+	fds, lerr := s.inv.List()
+	if lerr != nil {
+		fmt.Fprintf(s.cfg.Log, "target: list descriptors at EMFILE: %v\n", lerr)
+	}
+	ev.FDsOpen = len(fds)
+	for _, fd := range fds {
+		switch fd.Num {
+		case s.lnFd:
+			fd.Kind = "listener"
+		case s.cfg.EventsFd:
+			fd.Kind = "event pipe"
+		case s.inv.Fd():
+			fd.Kind = "fd inventory"
+		default:
+			if fd.Kind == limits.KindSocket {
+				continue // a connection
+			}
+		}
+		ev.OtherFDs = append(ev.OtherFDs, fd)
+	}
+	fmt.Fprintf(s.cfg.Log, "target: accept failed with %s after %d accepts: %d descriptors open, %d of them not connections\n",
+		ev.Errno, ev.Accepted, ev.FDsOpen, len(ev.OtherFDs))
+	if werr := s.events.write(ev); werr != nil {
+		fmt.Fprintf(s.cfg.Log, "target: %v\n", werr)
+	}
+}
+
+func (s *server) statsLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.StatsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.events.write(s.snapshot(EventStats)); err != nil {
+				return
+			}
+		}
+	}
+}
