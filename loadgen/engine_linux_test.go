@@ -3,8 +3,8 @@ package loadgen
 import (
 	"context"
 	"net"
-	"os"
 	"net/netip"
+	"os"
 	"sync"
 	"syscall"
 	"testing"
