@@ -15,6 +15,10 @@ import (
 // maxWait bounds one epoll_wait so cancellation is seen within this time.
 const maxWait = 20 * time.Millisecond
 
+// startBatch caps connects started between two polls, so completions are
+// seen (and timed) promptly instead of after a long burst of connect().
+const startBatch = 32
+
 // fifo holds attempt indexes in deadline order: every attempt waits the same
 // timeout from a time that only grows, so the head always expires first.
 type fifo struct {
@@ -94,8 +98,8 @@ func (e *engine) loop(ctx context.Context) error {
 			return context.Cause(ctx)
 		}
 		now := time.Since(g.start)
-		for e.next < len(g.results) && int(g.c.connecting.Load()) < g.cfg.Concurrency &&
-			(e.interval == 0 || now >= time.Duration(e.next)*e.interval) {
+		for b := 0; b < startBatch && e.next < len(g.results) && int(g.c.connecting.Load()) < g.cfg.Concurrency &&
+			(e.interval == 0 || now >= time.Duration(e.next)*e.interval); b++ {
 			e.startAttempt()
 		}
 		now = time.Since(g.start)

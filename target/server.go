@@ -59,6 +59,9 @@ type server struct {
 	events *eventWriter
 	inv    *limits.Inventory
 	lnFd   int
+	// atStart are the descriptors open before Serve listened: anything
+	// there not explained by the runtime was inherited from the parent.
+	atStart map[int]bool
 
 	accepted     atomic.Int64
 	acceptErrors atomic.Int64
@@ -99,6 +102,12 @@ func Serve(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("target: %w", err)
 	}
 	defer s.inv.Close()
+	s.atStart = map[int]bool{}
+	if fds, err := s.inv.List(); err == nil {
+		for _, fd := range fds {
+			s.atStart[fd.Num] = true
+		}
+	}
 
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
@@ -248,7 +257,11 @@ func (s *server) recordFirstEMFILE(err error) {
 		case s.inv.Fd():
 			fd.Kind = "fd inventory"
 		default:
-			if fd.Kind == limits.KindSocket {
+			switch {
+			case s.atStart[fd.Num] && (fd.Kind == limits.KindFile || fd.Kind == limits.KindPipe ||
+				fd.Kind == limits.KindSocket || fd.Kind == limits.KindOther):
+				fd.Kind = "inherited"
+			case fd.Kind == limits.KindSocket:
 				continue // a connection
 			}
 		}

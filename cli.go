@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+)
+
+// Exit codes; documented in usage and README.
+const (
+	exitOK      = 0
+	exitUsage   = 2
+	exitRuntime = 3
+)
+
+const usageText = `connlimit finds, shows and explains where a TCP server stops taking connections.
+
+Usage:
+  connlimit [run] [flags]      open connections to a built-in target until it runs out of descriptors
+  connlimit limits             show the limits that decide how many connections fit, and what they mean
+  connlimit target [flags]     run the built-in target by hand (run starts it for you)
+  connlimit help [command]
+
+Exit status:
+  0    the run completed (finding the limit is the job, not a failure)
+  2    bad usage: a flag or argument was wrong; nothing was run or written
+  3    environment or runtime failure: a limit could not be set, the target died, ...
+  130  interrupted by SIGINT (143: SIGTERM); the report was still written
+
+Run 'connlimit help run' for the run flags.
+`
+
+// exitError carries an exit status with its cause.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, a ...any) error {
+	return &exitError{exitUsage, fmt.Errorf(format, a...)}
+}
+
+func runtimeErr(err error) error { return &exitError{exitRuntime, err} }
+
+// signalError is the cancellation cause when a signal stops a run.
+type signalError struct{ sig syscall.Signal }
+
+func (e *signalError) Error() string { return "interrupted by " + e.sig.String() }
+
+// errHelp means help was printed as asked: exit 0, print nothing more.
+var errHelp = errors.New("help shown")
+
+func isSilent(err error) bool { return errors.Is(err, errHelp) }
+
+func exitCode(err error) int {
+	var ee *exitError
+	var se *signalError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return exitOK
+	case errors.As(err, &se):
+		return 128 + int(se.sig)
+	case errors.As(err, &ee):
+		return ee.code
+	default:
+		return exitRuntime
+	}
+}
+
+// run dispatches to a subcommand; with no subcommand it runs "run".
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "run"
+	if len(args) > 0 && (len(args[0]) == 0 || args[0][0] != '-') {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return runRun(ctx, args, stdout, stderr, runEnv{})
+	case "limits":
+		return runLimits(ctx, args, stdout)
+	case "target":
+		return runTarget(ctx, args, stdout, stderr)
+	case "help":
+		if len(args) > 0 {
+			return run(ctx, []string{args[0], "--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usageText)
+		return nil
+	default:
+		return usageErr("unknown command %q: want run, limits, target or help", cmd)
+	}
+}

@@ -1,0 +1,442 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/connlimit/connlimit/limits"
+	"github.com/connlimit/connlimit/loadgen"
+	"github.com/connlimit/connlimit/report"
+	"github.com/connlimit/connlimit/target"
+)
+
+// runConfig is the run command's flags.
+type runConfig struct {
+	Connections     int
+	Rate            float64
+	Concurrency     int
+	ConnectTimeout  time.Duration
+	GreetingTimeout time.Duration
+	Hold            time.Duration
+	TargetNoFile    uint64
+	TargetPort      int
+	CSV             string
+	Timeline        string
+	JSON            string
+	Interval        time.Duration
+	Quiet           bool
+}
+
+// runEnv is what tests may replace; zero values mean the real thing.
+type runEnv struct {
+	targetExe string // binary with the target subcommand; os.Executable() when ""
+	procRoot  string
+}
+
+// generatorReserve is the descriptors the generator needs besides its
+// connections: stdio, the runtime's netpoller and cgroup files, its epoll,
+// the target's pipes, report files.
+const generatorReserve = 64
+
+// Accepted ranges, named in every error about the flag.
+const (
+	maxConnections = 10_000_000
+	maxConcurrency = 1_000_000
+	maxTimeout     = 10 * time.Minute
+)
+
+var runRanges = map[string]string{
+	"connections":      fmt.Sprintf("an integer from 1 to %d", maxConnections),
+	"rate":             "connections per second, 0 (as fast as possible) or more",
+	"concurrency":      fmt.Sprintf("an integer from 1 to %d", maxConcurrency),
+	"connect-timeout":  "a duration above 0 and at most 10m, such as 2s",
+	"greeting-timeout": "a duration above 0 and at most 10m, such as 1s",
+	"hold":             "a duration from 0 to 24h, such as 1s",
+	"target-nofile":    fmt.Sprintf("an integer from %d to the hard RLIMIT_NOFILE", target.MinNoFile),
+	"target-port":      "a port from 0 (any free port) to 65535",
+	"interval":         "a duration from 10ms to 1m, such as 100ms",
+}
+
+func runFlags(cfg *runConfig) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	fs.IntVar(&cfg.Connections, "connections", loadgen.DefaultConnections, "connections to open: exactly this many attempts")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "connection attempts started per second (0 = as fast as possible)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", loadgen.DefaultConcurrency, "connects in flight at most")
+	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", loadgen.DefaultConnectTimeout, "give up on a handshake after this long")
+	fs.DurationVar(&cfg.GreetingTimeout, "greeting-timeout", loadgen.DefaultGreetingTimeout, "after connecting, wait this long for the target's greeting")
+	fs.DurationVar(&cfg.Hold, "hold", time.Second, "hold every connection open this long before closing them all")
+	fs.Uint64Var(&cfg.TargetNoFile, "target-nofile", target.DefaultNoFile, "soft RLIMIT_NOFILE of the built-in target")
+	fs.IntVar(&cfg.TargetPort, "target-port", 0, "port of the built-in target on 127.0.0.1 (0 = any free port)")
+	fs.StringVar(&cfg.CSV, "csv", "", "write one row per attempt to this CSV file")
+	fs.StringVar(&cfg.Timeline, "timeline", "", "write one row per --interval to this CSV file")
+	fs.StringVar(&cfg.JSON, "json", "", "write the summary as JSON to this file")
+	fs.DurationVar(&cfg.Interval, "interval", 100*time.Millisecond, "sampling interval of the timeline and the target's reports")
+	fs.BoolVarP(&cfg.Quiet, "quiet", "q", false, "no progress display")
+	return fs
+}
+
+// flagError turns a pflag parse error into one line naming the accepted range.
+func flagError(err error, ranges map[string]string) error {
+	msg := err.Error()
+	for name, r := range ranges {
+		if strings.Contains(msg, `"--`+name+`"`) || strings.Contains(msg, "--"+name+":") {
+			return usageErr("--%s: %s; want %s", name, lastPart(msg), r)
+		}
+	}
+	return usageErr("%s (see connlimit help)", msg)
+}
+
+// lastPart drops pflag's strconv detail: `invalid argument "x" for "--n" flag: ...`.
+func lastPart(msg string) string {
+	if i := strings.Index(msg, " for "); i > 0 {
+		return msg[:i]
+	}
+	return msg
+}
+
+// Validate checks every flag against its accepted range. Checks that need
+// the process's limits are in preflight.
+func (c *runConfig) Validate() error {
+	bad := func(name string) error { return usageErr("--%s: want %s", name, runRanges[name]) }
+	switch {
+	case c.Connections < 1 || c.Connections > maxConnections:
+		return bad("connections")
+	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		return bad("rate")
+	case c.Concurrency < 1 || c.Concurrency > maxConcurrency:
+		return bad("concurrency")
+	case c.ConnectTimeout <= 0 || c.ConnectTimeout > maxTimeout:
+		return bad("connect-timeout")
+	case c.GreetingTimeout <= 0 || c.GreetingTimeout > maxTimeout:
+		return bad("greeting-timeout")
+	case c.Hold < 0 || c.Hold > 24*time.Hour:
+		return bad("hold")
+	case c.TargetNoFile < target.MinNoFile:
+		return bad("target-nofile")
+	case c.TargetPort < 0 || c.TargetPort > 65535:
+		return bad("target-port")
+	case c.Interval < 10*time.Millisecond || c.Interval > time.Minute:
+		return bad("interval")
+	}
+	seen := map[string]string{}
+	for _, o := range []struct{ flag, path string }{{"csv", c.CSV}, {"timeline", c.Timeline}, {"json", c.JSON}} {
+		if o.path == "" {
+			continue
+		}
+		if prev, ok := seen[o.path]; ok {
+			return usageErr("--%s and --%s name the same file %s: want distinct paths", prev, o.flag, o.path)
+		}
+		seen[o.path] = o.flag
+	}
+	return nil
+}
+
+// outputs are the report files, created before the run and committed after.
+type outputs struct {
+	csv, timeline, json *report.Output
+}
+
+func openOutputs(c *runConfig) (*outputs, error) {
+	o := &outputs{}
+	for _, f := range []struct {
+		flag, path string
+		dst        **report.Output
+	}{{"csv", c.CSV, &o.csv}, {"timeline", c.Timeline, &o.timeline}, {"json", c.JSON, &o.json}} {
+		if f.path == "" {
+			continue
+		}
+		out, err := report.CreateOutput(f.path)
+		if err != nil {
+			o.abort()
+			return nil, usageErr("--%s: %v; want a path in a writable directory", f.flag, err)
+		}
+		*f.dst = out
+	}
+	return o, nil
+}
+
+func (o *outputs) all() []*report.Output {
+	var all []*report.Output
+	for _, out := range []*report.Output{o.csv, o.timeline, o.json} {
+		if out != nil {
+			all = append(all, out)
+		}
+	}
+	return all
+}
+
+func (o *outputs) abort() {
+	for _, out := range o.all() {
+		out.Abort()
+	}
+}
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env runEnv) error {
+	var cfg runConfig
+	fs := runFlags(&cfg)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprint(stdout, usageText, "\nrun flags:\n", fs.FlagUsages())
+			return errHelp
+		}
+		return flagError(err, runRanges)
+	}
+	if fs.NArg() > 0 {
+		return usageErr("run takes no arguments, got %q", fs.Args())
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if env.procRoot == "" {
+		env.procRoot = limits.DefaultProcRoot
+	}
+	if env.targetExe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return runtimeErr(fmt.Errorf("find own binary to start the target: %w", err))
+		}
+		env.targetExe = exe
+	}
+
+	// Pre-flight: read the limits (the inherited soft limit before any
+	// Setrlimit), then make sure both processes fit under the hard limit.
+	inh, inhFrom := limits.InheritedSoft(ctx)
+	nf, err := limits.ReadNoFile()
+	if err != nil {
+		return runtimeErr(err)
+	}
+	nf.Inherited, nf.InheritedFrom = inh, inhFrom
+	sysctls, _ := limits.ReadSysctls(env.procRoot) // unreadable values stay -1 and are shown so
+	if cfg.TargetNoFile > nf.Hard {
+		return usageErr("--target-nofile: %d is above the hard limit %d; want %d to %d (only root can raise the hard limit: ulimit -Hn)",
+			cfg.TargetNoFile, nf.Hard, target.MinNoFile, nf.Hard)
+	}
+	need := uint64(cfg.Connections) + generatorReserve
+	raised, err := limits.EnsureSoft(need)
+	if err != nil {
+		var hl *limits.HardLimitError
+		if errors.As(err, &hl) {
+			return runtimeErr(fmt.Errorf("the generator %v (%d connections + %d for itself); or lower --connections to %d",
+				err, cfg.Connections, generatorReserve, int(nf.Hard)-generatorReserve))
+		}
+		return runtimeErr(fmt.Errorf("raise the generator's soft limit to %d: %w", need, err))
+	}
+	nf.Soft = raised.Soft
+
+	outs, err := openOutputs(&cfg)
+	if err != nil {
+		return err
+	}
+	defer outs.abort() // after Commit this only cleans up what failed
+
+	return runWithTarget(ctx, &cfg, env, outs, nf, sysctls, stdout, stderr)
+}
+
+func runWithTarget(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf limits.NoFile,
+	sysctls limits.Sysctls, stdout, stderr io.Writer) error {
+	began := time.Now()
+	tp, err := target.Start(ctx, target.ProcessConfig{
+		Exe: env.targetExe, Addr: fmt.Sprintf("127.0.0.1:%d", cfg.TargetPort),
+		NoFile: cfg.TargetNoFile, StatsInterval: cfg.Interval,
+	})
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			return cause
+		}
+		return runtimeErr(err)
+	}
+	defer tp.Stop(2 * time.Second)
+	addr, err := netip.ParseAddrPort(tp.Ready().Addr)
+	if err != nil {
+		return runtimeErr(fmt.Errorf("target reported address %q: %w", tp.Ready().Addr, err))
+	}
+	gen, err := loadgen.New(loadgen.Config{
+		Target: addr, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
+		ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout,
+		ParseGreeting: target.ParseGreeting,
+	})
+	if err != nil {
+		return runtimeErr(err)
+	}
+
+	// The run stops early on a signal (ctx) or if the target dies.
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-tp.Exited():
+			stopRun(tp.Died())
+		case <-runCtx.Done():
+		}
+	})
+	sampler := newSampler(cfg, outs, gen, tp, began, stderr)
+	sampleCtx, stopSampling := context.WithCancel(context.Background())
+	wg.Go(func() { sampler.loop(sampleCtx) })
+
+	runErr := gen.Open(runCtx)
+	if runErr == nil && cfg.Hold > 0 {
+		t := time.NewTimer(cfg.Hold)
+		select {
+		case <-t.C:
+		case <-runCtx.Done():
+			runErr = context.Cause(runCtx)
+		}
+		t.Stop()
+	}
+	closeErr := gen.Close()
+	stopRun(nil)
+	tp.Stop(2 * time.Second)
+	stopSampling()
+	wg.Wait()
+	sampler.finish()
+	if runErr == nil {
+		runErr = closeErr
+	}
+	if runErr == nil {
+		runErr = context.Cause(runCtx)
+		if errors.Is(runErr, context.Canceled) {
+			runErr = nil // our own stopRun(nil)
+		}
+	}
+
+	sum := report.Build(report.Input{
+		Requested: cfg.Connections, Target: addr, Results: gen.Results(), GeneratorID: os.Getpid(),
+		Limits: report.Limits{Generator: nf, Sysctls: sysctls}, TargetInfo: targetInfo(tp),
+		Duration: time.Since(began), Interrupted: isSignal(runErr), Err: runErr,
+	})
+	if err := writeReports(cfg, outs, sum, addr, gen.Results(), sampler); err != nil {
+		return runtimeErr(err)
+	}
+	if err := report.WriteText(stdout, sum); err != nil {
+		return runtimeErr(err)
+	}
+	switch {
+	case runErr == nil:
+		return nil
+	case isSignal(runErr):
+		return runErr
+	default:
+		return runtimeErr(runErr)
+	}
+}
+
+func isSignal(err error) bool {
+	var se *signalError
+	return errors.As(err, &se)
+}
+
+func targetInfo(tp *target.Process) *report.Target {
+	ready, last := tp.Ready(), tp.Latest()
+	t := &report.Target{PID: ready.PID, NoFileSoft: ready.NoFileSoft, NoFileHard: ready.NoFileHard,
+		Accepted: last.Accepted, AcceptErrors: last.AcceptErrors}
+	if e := tp.FirstEMFILE(); e != nil {
+		t.FirstEMFILE = &report.FirstEMFILE{Errno: e.Errno, Accepted: e.Accepted, FDsOpen: e.FDsOpen, OtherFDs: e.OtherFDs}
+	}
+	return t
+}
+
+func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addr netip.AddrPort,
+	results []loadgen.Result, s *sampler) error {
+	if outs.csv != nil {
+		if err := report.WriteCSV(outs.csv, addr, results); err != nil {
+			return fmt.Errorf("--csv %s: %w", cfg.CSV, err)
+		}
+	}
+	if outs.timeline != nil {
+		if err := s.timelineErr; err != nil {
+			return fmt.Errorf("--timeline %s: %w", cfg.Timeline, err)
+		}
+	}
+	if outs.json != nil {
+		if err := report.WriteJSON(outs.json, sum); err != nil {
+			return fmt.Errorf("--json %s: %w", cfg.JSON, err)
+		}
+	}
+	for _, out := range outs.all() {
+		if err := out.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sampler reads both sides every --interval for the timeline and progress.
+type sampler struct {
+	gen         *loadgen.Generator
+	tp          *target.Process
+	began       time.Time
+	interval    time.Duration
+	timeline    *report.Timeline
+	timelineErr error
+	progress    *report.Progress
+}
+
+func newSampler(cfg *runConfig, outs *outputs, gen *loadgen.Generator, tp *target.Process, began time.Time, stderr io.Writer) *sampler {
+	s := &sampler{gen: gen, tp: tp, began: began, interval: cfg.Interval}
+	if outs.timeline != nil {
+		s.timeline, s.timelineErr = report.NewTimeline(outs.timeline)
+	}
+	if !cfg.Quiet {
+		s.progress = report.NewProgress(stderr, cfg.Connections, isTerminal(stderr))
+	}
+	return s
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func (s *sampler) sample() report.Sample {
+	t := s.tp.Latest()
+	return report.Sample{Elapsed: time.Since(s.began), Gen: s.gen.Snapshot(),
+		TargetAccepted: t.Accepted, TargetFDs: t.FDsOpen, TargetAcceptErrors: t.AcceptErrors}
+}
+
+func (s *sampler) record(smp report.Sample) {
+	if s.timeline != nil && s.timelineErr == nil {
+		s.timelineErr = s.timeline.Write(smp)
+	}
+}
+
+func (s *sampler) loop(ctx context.Context) {
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			smp := s.sample()
+			s.record(smp)
+			if s.progress != nil {
+				s.progress.Update(smp)
+			}
+		}
+	}
+}
+
+// finish records the last sample; call after loop has returned.
+func (s *sampler) finish() {
+	smp := s.sample()
+	s.record(smp)
+	if s.timeline != nil && s.timelineErr == nil {
+		s.timelineErr = s.timeline.Flush()
+	}
+	if s.progress != nil {
+		s.progress.Finish(smp)
+	}
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/connlimit/connlimit/target"
+)
+
+var targetRanges = map[string]string{
+	"nofile":         fmt.Sprintf("an integer from %d to the hard RLIMIT_NOFILE", target.MinNoFile),
+	"events-fd":      "an open descriptor number from 1 to 1023 (1 = stdout)",
+	"stats-interval": "a duration from 10ms to 1m",
+	"listen":         "host:port, such as 127.0.0.1:0",
+}
+
+// runTarget runs the built-in target in this process until a signal. Run
+// starts it as a child; people can also start it by hand and aim other tools
+// at it. Its events go to --events-fd as JSON lines, its log to stderr.
+func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("target", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	listen := fs.String("listen", "127.0.0.1:0", "listen address")
+	nofile := fs.Uint64("nofile", target.DefaultNoFile, "soft RLIMIT_NOFILE, set before anything is opened")
+	eventsFd := fs.Int("events-fd", 1, "descriptor that receives the JSON-lines event stream")
+	interval := fs.Duration("stats-interval", target.DefaultStatsInterval, "how often to report counters")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprint(stdout, "Usage: connlimit target [flags]\n\n", fs.FlagUsages())
+			return errHelp
+		}
+		return flagError(err, targetRanges)
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usageErr("target takes no arguments, got %q", fs.Args())
+	case *nofile < target.MinNoFile:
+		return usageErr("--nofile: want %s", targetRanges["nofile"])
+	case *eventsFd < 1 || *eventsFd > 1023:
+		return usageErr("--events-fd: want %s", targetRanges["events-fd"])
+	case *interval < 10*time.Millisecond || *interval > time.Minute:
+		return usageErr("--stats-interval: want %s", targetRanges["stats-interval"])
+	}
+	events := stdout
+	if *eventsFd != 1 {
+		f := os.NewFile(uintptr(*eventsFd), "events")
+		if f == nil {
+			return usageErr("--events-fd: %d is not open; want %s", *eventsFd, targetRanges["events-fd"])
+		}
+		defer f.Close()
+		events = f
+	}
+	err := target.Serve(ctx, target.Config{Addr: *listen, NoFile: *nofile, StatsInterval: *interval,
+		Events: events, EventsFd: *eventsFd, Log: stderr})
+	if err != nil {
+		return runtimeErr(err)
+	}
+	return nil
+}

@@ -1,0 +1,55 @@
+package report
+
+import (
+	"encoding/csv"
+	"io"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/connlimit/connlimit/loadgen"
+)
+
+// CSVHeader is the per-attempt report's header; scripts depend on it.
+var CSVHeader = []string{"seq", "fd", "local_ip", "local_port", "remote_ip", "remote_port",
+	"outcome", "errno", "connect_us", "greeting_us", "target_seq"}
+
+// WriteCSV writes one row per attempt. A value that does not apply to an
+// attempt (no descriptor, never connected, no greeting) is left empty.
+func WriteCSV(w io.Writer, remote netip.AddrPort, results []loadgen.Result) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(CSVHeader); err != nil {
+		return err
+	}
+	rip, rport := remote.Addr().String(), strconv.Itoa(int(remote.Port()))
+	row := make([]string, len(CSVHeader))
+	for i := range results {
+		r := &results[i]
+		row[0] = strconv.FormatUint(uint64(r.Seq), 10)
+		row[1] = ifInt(r.FD >= 0, int64(r.FD))
+		row[2], row[3] = "", ""
+		if r.Local.IsValid() {
+			row[2], row[3] = r.Local.Addr().String(), strconv.Itoa(int(r.Local.Port()))
+		}
+		row[4], row[5] = rip, rport
+		row[6] = r.Outcome.String()
+		row[7] = ErrnoName(r.Errno)
+		row[8] = ifInt(r.Connect > 0, micros(r.Connect))
+		row[9] = ifInt(r.Greeting > 0, micros(r.Greeting))
+		row[10] = ifInt(r.TargetSeq > 0, int64(r.TargetSeq))
+		if err := cw.Write(row); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func ifInt(ok bool, v int64) string {
+	if !ok {
+		return ""
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+func micros(d time.Duration) int64 { return int64(d / time.Microsecond) }

@@ -1,0 +1,140 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/connlimit/connlimit/loadgen"
+)
+
+var outcomeMeaning = map[string]string{
+	"served":            "connected and greeted: the target accepted it",
+	"queued":            "connected, no greeting: waiting in the target's accept queue",
+	"connect-timeout":   "handshake not completed in time: SYNs unanswered",
+	"refused":           "RST to the SYN: nothing listening",
+	"closed":            "EOF or RST before or instead of the greeting",
+	"client-fd-limit":   "EMFILE in the generator: its own RLIMIT_NOFILE",
+	"system-fd-limit":   "ENFILE: the machine's fs.file-max",
+	"no-ephemeral-port": "EADDRNOTAVAIL: no local port left for this address pair",
+	"other":             "any other error; the CSV keeps the errno",
+}
+
+var fixes = map[string]string{
+	LimitTargetFD:           "raise the target's soft limit (--target-nofile; for your own server: ulimit -n, systemd LimitNOFILE=, nginx worker_rlimit_nofile)",
+	LimitTargetNotAccepting: "find why the target stops calling accept(): an application connection cap, or a stalled accept loop",
+	LimitAcceptQueueFull:    "the accept queue is full: raise the backlog (net.core.somaxconn, listen backlog) and make the target accept faster",
+	LimitTargetClosed:       "the target accepts then closes: check its connection cap and logs",
+	LimitClientFD:           "raise the generator's soft limit (ulimit -n) or spread the load over more processes",
+	LimitSystemFD:           "raise fs.file-max (sysctl -w fs.file-max=...)",
+	LimitEphemeralPorts:     "widen net.ipv4.ip_local_port_range or add source addresses",
+	LimitRefused:            "nothing listens at the target address: start the server or fix the address",
+}
+
+// WriteText writes the summary in plain words: the limit first, then the
+// figures behind it.
+func WriteText(w io.Writer, s Summary) error {
+	b := &strings.Builder{}
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	who := "target"
+	if t := s.Target; t != nil {
+		who = fmt.Sprintf("built-in target, pid %d, soft limit %d, hard %d", t.PID, t.NoFileSoft, t.NoFileHard)
+	}
+	p("connlimit: %d connections asked of %s (%s)\n", s.Requested, s.TargetAddr, who)
+	if s.Interrupted {
+		p("INTERRUPTED: the run was stopped after %d of %d attempts; every attempt made is counted below.\n", s.Attempted, s.Requested)
+	}
+	if s.Error != "" {
+		p("ERROR: %s\n", s.Error)
+	}
+	p("\nfirst limit: %s", s.FirstLimit)
+	if s.FirstLimit != LimitNone {
+		p(" at %d connections", s.FirstLimitAt)
+	}
+	p("\n")
+	explain(p, s)
+	if fix, ok := fixes[s.FirstLimit]; ok {
+		p("  to move it: %s\n", fix)
+	}
+
+	p("\noutcomes (%d attempts):\n", s.Attempted)
+	for _, o := range loadgen.Outcomes() {
+		name := o.String()
+		p("  %-18s %8d  %s\n", name, s.Outcomes[name], outcomeMeaning[name])
+	}
+	l := s.ConnectLatencyUS
+	p("\nconnect latency: p50 %s  p90 %s  p99 %s  max %s\n", us(l.P50), us(l.P90), us(l.P99), us(l.Max))
+	p("connect rate: %.0f/s (%d handshakes in %s); run took %s\n", s.ConnectRatePerS, s.Generator.Connected,
+		dur(s.Generator.ConnectSpanS), dur(s.DurationS))
+	g := s.Limits.Generator
+	p("generator: pid %d, RLIMIT_NOFILE inherited %s, soft %d, hard %d\n", s.Generator.PID, inherited(g.Inherited), g.Soft, g.Hard)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func explain(p func(string, ...any), s Summary) {
+	t := s.Target
+	queued := s.Outcomes["queued"]
+	switch {
+	case s.FirstLimit == LimitTargetFD && t != nil && t.FirstEMFILE != nil:
+		e := t.FirstEMFILE
+		others := len(e.OtherFDs)
+		p("  The target (pid %d, soft limit %d) accepted %d connections; accept() then failed with %s:\n",
+			t.PID, t.NoFileSoft, e.Accepted, e.Errno)
+		p("  %d of %d descriptors in use = %d connections + %d others (%s).\n",
+			e.FDsOpen, t.NoFileSoft, e.FDsOpen-others, others, otherKinds(e))
+		if queued > 0 {
+			p("  %d more connections completed the handshake anyway and wait in the kernel's accept queue (queued).\n", queued)
+		}
+		p("  accept() failed %d times in all; the target backed off 5 ms doubling to 1 s between tries.\n", t.AcceptErrors)
+	case s.FirstLimit == LimitNone:
+		p("  every one of the %d connections asked for was served and held.\n", s.Requested)
+	default:
+		p("  the first attempt to end as %s came after %d attempts had succeeded.\n", firstOutcomeOf(s.FirstLimit), s.FirstLimitAt)
+	}
+}
+
+func firstOutcomeOf(limit string) string {
+	switch limit {
+	case LimitTargetNotAccepting:
+		return "queued"
+	case LimitAcceptQueueFull:
+		return "connect-timeout"
+	case LimitTargetClosed:
+		return "closed"
+	case LimitEphemeralPorts:
+		return "no-ephemeral-port"
+	}
+	return limit
+}
+
+// otherKinds groups the non-connection descriptors: "3 stdio, 1 listener, ...".
+func otherKinds(e *FirstEMFILE) string {
+	var order []string
+	n := map[string]int{}
+	for _, fd := range e.OtherFDs {
+		if n[fd.Kind] == 0 {
+			order = append(order, fd.Kind)
+		}
+		n[fd.Kind]++
+	}
+	parts := make([]string, len(order))
+	for i, k := range order {
+		parts[i] = fmt.Sprintf("%d %s", n[k], k)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func inherited(v uint64) string {
+	if v == 0 {
+		return "unknown"
+	}
+	return fmt.Sprint(v)
+}
+
+func us(v int64) string { return (time.Duration(v) * time.Microsecond).String() }
+
+func dur(sec float64) string {
+	return time.Duration(sec * float64(time.Second)).Round(time.Millisecond).String()
+}

@@ -1,0 +1,115 @@
+package report
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/connlimit/connlimit/loadgen"
+)
+
+// TimelineHeader is the --timeline CSV header; scripts depend on it.
+var TimelineHeader = []string{"elapsed_s", "attempted", "connecting", "open", "served", "queued", "failed",
+	"target_accepted", "target_fds", "target_accept_errors"}
+
+// Sample is the run's state at one moment, from both sides.
+type Sample struct {
+	Elapsed            time.Duration
+	Gen                loadgen.Snapshot
+	TargetAccepted     int64
+	TargetFDs          int
+	TargetAcceptErrors int64
+}
+
+// Timeline writes one CSV row per sample.
+type Timeline struct {
+	cw  *csv.Writer
+	row []string
+}
+
+// NewTimeline writes the header.
+func NewTimeline(w io.Writer) (*Timeline, error) {
+	t := &Timeline{cw: csv.NewWriter(w), row: make([]string, len(TimelineHeader))}
+	return t, t.cw.Write(TimelineHeader)
+}
+
+// Write adds one row.
+func (t *Timeline) Write(s Sample) error {
+	g := s.Gen
+	t.row[0] = strconv.FormatFloat(s.Elapsed.Seconds(), 'f', 3, 64)
+	for i, v := range []int64{g.Attempted, g.Connecting, g.Open, g.Served, g.Queued, g.Failed,
+		s.TargetAccepted, int64(s.TargetFDs), s.TargetAcceptErrors} {
+		t.row[i+1] = strconv.FormatInt(v, 10)
+	}
+	return t.cw.Write(t.row)
+}
+
+// Flush writes buffered rows and reports any write error.
+func (t *Timeline) Flush() error {
+	t.cw.Flush()
+	return t.cw.Error()
+}
+
+// Progress shows the run while it ramps: a bar when the writer is a
+// terminal, otherwise a plain line at most once per PlainEvery, so CI logs
+// stay readable.
+type Progress struct {
+	w     io.Writer
+	total int
+	bar   *progressbar.ProgressBar
+	every time.Duration
+	last  time.Duration
+}
+
+// PlainEvery is how often a plain progress line is printed.
+const PlainEvery = time.Second
+
+// NewProgress returns a display for a run of total attempts. tty says
+// whether w is a terminal.
+func NewProgress(w io.Writer, total int, tty bool) *Progress {
+	p := &Progress{w: w, total: total, every: PlainEvery, last: -PlainEvery}
+	if tty {
+		p.bar = progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetVisibility(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionClearOnFinish(),
+			progressbar.OptionSetDescription("connecting"))
+	}
+	return p
+}
+
+func line(s Sample, total int) string {
+	g := s.Gen
+	return fmt.Sprintf("%5.1fs attempted %d/%d open %d served %d queued %d failed %d | target accepted %d fds %d accept errors %d",
+		s.Elapsed.Seconds(), g.Attempted, total, g.Open, g.Served, g.Queued, g.Failed,
+		s.TargetAccepted, s.TargetFDs, s.TargetAcceptErrors)
+}
+
+// Update shows a new sample.
+func (p *Progress) Update(s Sample) {
+	if p.bar != nil {
+		p.bar.Describe(fmt.Sprintf("served %d queued %d failed %d | target fds %d", s.Gen.Served, s.Gen.Queued, s.Gen.Failed, s.TargetFDs))
+		_ = p.bar.Set64(s.Gen.Served + s.Gen.Queued + s.Gen.Failed)
+		return
+	}
+	if s.Elapsed-p.last >= p.every {
+		p.last = s.Elapsed
+		fmt.Fprintln(p.w, line(s, p.total))
+	}
+}
+
+// Finish shows the final sample and clears the bar.
+func (p *Progress) Finish(s Sample) {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		return
+	}
+	fmt.Fprintln(p.w, line(s, p.total))
+}
