@@ -343,7 +343,8 @@ func targetInfo(tp *target.Process) *report.Target {
 	t := &report.Target{PID: ready.PID, NoFileSoft: ready.NoFileSoft, NoFileHard: ready.NoFileHard,
 		Accepted: last.Accepted, AcceptErrors: last.AcceptErrors}
 	if e := tp.FirstEMFILE(); e != nil {
-		t.FirstEMFILE = &report.FirstEMFILE{Errno: e.Errno, Accepted: e.Accepted, FDsOpen: e.FDsOpen, OtherFDs: e.OtherFDs}
+		t.FirstEMFILE = &report.FirstEMFILE{Errno: e.Errno, Accepted: e.Accepted, FDsOpen: e.FDsOpen,
+			SlotsUsed: e.SlotsUsed, OtherFDs: e.OtherFDs, AboveLimitFDs: e.AboveLimitFDs}
 	}
 	return t
 }

@@ -85,10 +85,14 @@ type Target struct {
 
 // FirstEMFILE is the target's state when accept() first failed for lack of descriptors.
 type FirstEMFILE struct {
-	Errno    string      `json:"errno"`
-	Accepted int64       `json:"accepted"`
-	FDsOpen  int         `json:"fds_open"`
-	OtherFDs []limits.FD `json:"other_fds"`
+	Errno    string `json:"errno"`
+	Accepted int64  `json:"accepted"`
+	FDsOpen  int    `json:"fds_open"`
+	// SlotsUsed are the open descriptors numbered below the soft limit:
+	// connections + len(OtherFDs).
+	SlotsUsed     int         `json:"slots_used"`
+	OtherFDs      []limits.FD `json:"other_fds"`
+	AboveLimitFDs []limits.FD `json:"above_limit_fds"`
 }
 
 // Input is everything Build needs.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connlimit/connlimit/limits"
 	"github.com/connlimit/connlimit/loadgen"
 )
 
@@ -83,7 +84,10 @@ func explain(p func(string, ...any), s Summary) {
 		p("  The target (pid %d, soft limit %d) accepted %d connections; accept() then failed with %s:\n",
 			t.PID, t.NoFileSoft, e.Accepted, e.Errno)
 		p("  %d of %d descriptors in use = %d connections + %d others (%s).\n",
-			e.FDsOpen, t.NoFileSoft, e.FDsOpen-others, others, otherKinds(e))
+			e.SlotsUsed, t.NoFileSoft, e.SlotsUsed-others, others, otherKinds(e.OtherFDs))
+		if n := len(e.AboveLimitFDs); n > 0 {
+			p("  %d more inherited descriptors (%s) are numbered above the limit and take no slot.\n", n, fdNums(e.AboveLimitFDs))
+		}
 		if queued > 0 {
 			p("  %d more connections completed the handshake anyway and wait in the kernel's accept queue (queued).\n", queued)
 		}
@@ -110,10 +114,10 @@ func firstOutcomeOf(limit string) string {
 }
 
 // otherKinds groups the non-connection descriptors: "3 stdio, 1 listener, ...".
-func otherKinds(e *FirstEMFILE) string {
+func otherKinds(fds []limits.FD) string {
 	var order []string
 	n := map[string]int{}
-	for _, fd := range e.OtherFDs {
+	for _, fd := range fds {
 		if n[fd.Kind] == 0 {
 			order = append(order, fd.Kind)
 		}
@@ -122,6 +126,14 @@ func otherKinds(e *FirstEMFILE) string {
 	parts := make([]string, len(order))
 	for i, k := range order {
 		parts[i] = fmt.Sprintf("%d %s", n[k], k)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func fdNums(fds []limits.FD) string {
+	parts := make([]string, len(fds))
+	for i, fd := range fds {
+		parts[i] = fmt.Sprintf("fd %d", fd.Num)
 	}
 	return strings.Join(parts, ", ")
 }

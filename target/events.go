@@ -33,6 +33,11 @@ type Event struct {
 	FDsOpen      int         `json:"fds_open"`
 	Errno        string      `json:"errno,omitempty"`
 	OtherFDs     []limits.FD `json:"other_fds,omitempty"`
+	// SlotsUsed counts the descriptors numbered below the soft limit: only
+	// those count against it (the lowest free number must be below it).
+	SlotsUsed int `json:"slots_used,omitempty"`
+	// AboveLimitFDs were inherited with numbers at or above the soft limit.
+	AboveLimitFDs []limits.FD `json:"above_limit_fds,omitempty"`
 }
 
 // eventWriter serialises events from the accept loop and the stats ticker.

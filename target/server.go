@@ -59,6 +59,7 @@ type server struct {
 	events *eventWriter
 	inv    *limits.Inventory
 	lnFd   int
+	soft   uint64
 	// atStart are the descriptors open before Serve listened: anything
 	// there not explained by the runtime was inherited from the parent.
 	atStart map[int]bool
@@ -113,7 +114,7 @@ func Serve(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("target: %w (is the port in use? choose another or 0)", err)
 	}
-	s.lnFd = listenerFd(ln)
+	s.lnFd, s.soft = listenerFd(ln), nf.Soft
 	fds, _ := s.inv.Count()
 	if err := s.events.write(Event{Type: EventReady, PID: os.Getpid(), Addr: ln.Addr().String(),
 		NoFileSoft: nf.Soft, NoFileHard: nf.Hard, FDsOpen: fds}); err != nil {
@@ -249,6 +250,11 @@ func (s *server) recordFirstEMFILE(err error) {
 	}
 	ev.FDsOpen = len(fds)
 	for _, fd := range fds {
+		if uint64(fd.Num) >= s.soft {
+			ev.AboveLimitFDs = append(ev.AboveLimitFDs, fd)
+			continue
+		}
+		ev.SlotsUsed++
 		switch fd.Num {
 		case s.lnFd:
 			fd.Kind = "listener"

@@ -1,0 +1,384 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// asMain makes the test binary behave as connlimit, so tests exec real
+// processes (the CLI and the target child) without a separate build.
+const asMain = "CONNLIMIT_TEST_AS_MAIN"
+
+var testExe string
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMain) == "1" {
+		main()
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		panic(err)
+	}
+	testExe = exe
+	os.Setenv(asMain, "1") // for the targets that in-process runs start
+	os.Exit(m.Run())
+}
+
+// cli runs connlimit as a separate process and returns stdout, stderr and the exit status.
+func cli(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(testExe, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+// summaryJSON is the part of the JSON report the tests read.
+type summaryJSON struct {
+	SchemaVersion int            `json:"schema_version"`
+	Interrupted   bool           `json:"interrupted"`
+	FirstLimit    string         `json:"first_limit"`
+	FirstLimitAt  int64          `json:"first_limit_at"`
+	Attempted     int            `json:"attempted"`
+	Outcomes      map[string]int `json:"outcomes"`
+	Latency       map[string]int `json:"connect_latency_us"`
+	Target        struct {
+		PID          int    `json:"pid"`
+		NoFileSoft   uint64 `json:"nofile_soft"`
+		Accepted     int64  `json:"accepted"`
+		AcceptErrors int64  `json:"accept_errors"`
+		FirstEMFILE  *struct {
+			Accepted      int64 `json:"accepted"`
+			FDsOpen       int   `json:"fds_open"`
+			SlotsUsed     int   `json:"slots_used"`
+			AboveLimitFDs []any `json:"above_limit_fds"`
+			OtherFDs      []struct {
+				FD   int    `json:"fd"`
+				Kind string `json:"kind"`
+			} `json:"other_fds"`
+		} `json:"first_emfile"`
+	} `json:"target"`
+}
+
+func readSummary(t *testing.T, path string) summaryJSON {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s summaryJSON
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return s
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// noProcessLeft fails the test if any process started from this binary
+// (a target, a CLI run) is still alive.
+func noProcessLeft(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		left := ourProcesses()
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes left behind: %v", left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ourProcesses() []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err == nil && exe == testExe {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func TestRunFindsTargetEMFILE(t *testing.T) {
+	for _, nofile := range []int{64, 300} {
+		t.Run(strconv.Itoa(nofile), func(t *testing.T) {
+			dir := t.TempDir()
+			js, csvPath, tl := filepath.Join(dir, "s.json"), filepath.Join(dir, "c.csv"), filepath.Join(dir, "t.csv")
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), []string{"run", "--connections", "500", "--target-nofile", strconv.Itoa(nofile),
+				"--greeting-timeout", "300ms", "--hold", "0s", "--json", js, "--csv", csvPath, "--timeline", tl, "-q"},
+				&stdout, &stderr)
+			if err != nil {
+				t.Fatalf("run: %v\n%s", err, stderr.String())
+			}
+			noProcessLeft(t)
+			s := readSummary(t, js)
+			e := s.Target.FirstEMFILE
+			if s.FirstLimit != "target-fd-limit" || e == nil {
+				t.Fatalf("first_limit %q, first_emfile %v\n%s", s.FirstLimit, e, stdout.String())
+			}
+			if s.Target.NoFileSoft != uint64(nofile) || e.SlotsUsed != nofile || e.FDsOpen != nofile+len(e.AboveLimitFDs) {
+				t.Errorf("soft %d, slots used at EMFILE %d, fds open %d (%d above the limit), want %d",
+					s.Target.NoFileSoft, e.SlotsUsed, e.FDsOpen, len(e.AboveLimitFDs), nofile)
+			}
+			if got := e.Accepted + int64(len(e.OtherFDs)); got != int64(nofile) {
+				t.Errorf("accepted %d + other fds %d = %d, want the soft limit %d", e.Accepted, len(e.OtherFDs), got, nofile)
+			}
+			if s.Attempted != 500 || sum(s.Outcomes) != 500 {
+				t.Errorf("attempted %d, outcomes sum %d (%v), want 500", s.Attempted, sum(s.Outcomes), s.Outcomes)
+			}
+			if int64(s.Outcomes["served"]) != e.Accepted || s.Outcomes["queued"] != 500-int(e.Accepted) {
+				t.Errorf("outcomes %v with %d accepted at EMFILE", s.Outcomes, e.Accepted)
+			}
+			kinds := map[string]int{}
+			for _, fd := range e.OtherFDs {
+				kinds[fd.Kind]++
+			}
+			if kinds["stdio"] != 3 || kinds["listener"] != 1 || kinds["event pipe"] != 1 {
+				t.Errorf("other fds %v: want 3 stdio, 1 listener, 1 event pipe", kinds)
+			}
+			want := "accepted " + strconv.Itoa(int(e.Accepted)) + " connections; accept() then failed with EMFILE"
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("summary lacks %q:\n%s", want, stdout.String())
+			}
+			checkCSV(t, csvPath, s)
+			checkTimeline(t, tl)
+		})
+	}
+}
+
+func checkCSV(t *testing.T, path string, s summaryJSON) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rows[0], ","); got != "seq,fd,local_ip,local_port,remote_ip,remote_port,outcome,errno,connect_us,greeting_us,target_seq" {
+		t.Fatalf("header %q", got)
+	}
+	rows = rows[1:]
+	if len(rows) != s.Attempted {
+		t.Fatalf("%d rows, want one per attempt (%d)", len(rows), s.Attempted)
+	}
+	counts, ports, targetSeqs := map[string]int{}, map[string]bool{}, map[string]bool{}
+	for i, r := range rows {
+		if r[0] != strconv.Itoa(i+1) {
+			t.Fatalf("row %d: seq %s", i+1, r[0])
+		}
+		counts[r[6]]++
+		if r[3] != "" {
+			if ports[r[3]] {
+				t.Fatalf("row %d: local port %s used twice", i+1, r[3])
+			}
+			ports[r[3]] = true
+		}
+		if r[6] == "served" {
+			if r[10] == "" || targetSeqs[r[10]] {
+				t.Fatalf("row %d: served with target_seq %q (missing or repeated)", i+1, r[10])
+			}
+			targetSeqs[r[10]] = true
+		}
+	}
+	for name, n := range s.Outcomes {
+		if counts[name] != n {
+			t.Errorf("CSV has %d %s, JSON %d", counts[name], name, n)
+		}
+	}
+}
+
+func checkTimeline(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(rows[0], ",") != "elapsed_s,attempted,connecting,open,served,queued,failed,target_accepted,target_fds,target_accept_errors" {
+		t.Fatalf("timeline header %v", rows[0])
+	}
+	last := rows[len(rows)-1]
+	if len(rows) < 2 || last[1] != "500" {
+		t.Errorf("timeline: %d rows, last %v", len(rows)-1, last)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		args []string
+		flag string // the error must name it
+	}{
+		{[]string{"--connections", "0"}, "--connections"},
+		{[]string{"--connections", "-5"}, "--connections"},
+		{[]string{"--connections", "many"}, "--connections"},
+		{[]string{"--rate", "-1"}, "--rate"},
+		{[]string{"--concurrency", "0"}, "--concurrency"},
+		{[]string{"--connect-timeout", "0s"}, "--connect-timeout"},
+		{[]string{"--connect-timeout", "soon"}, "--connect-timeout"},
+		{[]string{"--greeting-timeout", "-1s"}, "--greeting-timeout"},
+		{[]string{"--hold", "-1s"}, "--hold"},
+		{[]string{"--target-nofile", "3"}, "--target-nofile"},
+		{[]string{"--target-nofile", "99999999"}, "--target-nofile"},
+		{[]string{"--target-port", "70000"}, "--target-port"},
+		{[]string{"--interval", "1ms"}, "--interval"},
+		{[]string{"--csv", filepath.Join(dir, "missing", "c.csv")}, "--csv"},
+		{[]string{"--json", filepath.Join(dir, "x"), "--csv", filepath.Join(dir, "x")}, "--json"},
+		{[]string{"--nofile", "10"}, "--nofile"},
+		{[]string{"bogus"}, "bogus"},
+		{[]string{"limits", "--connections", "5"}, "--connections"},
+		{[]string{"target", "--nofile", "2"}, "--nofile"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			stdout, stderr, code := cli(t, tc.args...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2; stderr %q", code, stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tc.flag) {
+				t.Errorf("stderr %q: want one line naming %s", stderr, tc.flag)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Errorf("files left in %s: %v", dir, ents)
+			}
+		})
+	}
+}
+
+func TestGeneratorHardLimitTooLow(t *testing.T) {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	_, stderr, code := cli(t, "--connections", strconv.FormatUint(r.Max+1, 10), "--json", filepath.Join(dir, "s.json"))
+	if code != 3 || !strings.Contains(stderr, "hard limit") || !strings.Contains(stderr, "ulimit -Hn") {
+		t.Errorf("exit %d, stderr %q: want 3 and the hard-limit fix", code, stderr)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("files left: %v", ents)
+	}
+}
+
+func TestLimitsShowsInheritedSoftLimit(t *testing.T) {
+	cmd := exec.Command("sh", "-c", `ulimit -Sn 512 && exec "$0" limits`, testExe)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for _, want := range []string{"inherited soft         512", "fs.nr_open", "fs.file-max", "ip_local_port_range",
+		"net.core.somaxconn", "tcp_max_syn_backlog", "tcp_syncookies", "tcp_syn_retries",
+		"one source address can open at most"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("limits output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestInterruptWritesReport(t *testing.T) {
+	dir := t.TempDir()
+	js := filepath.Join(dir, "s.json")
+	cmd := exec.Command(testExe, "--connections", "300", "--target-nofile", "64", "--hold", "1m", "--json", js, "-q")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // into the hold
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit %v, want status 130", err)
+	}
+	s := readSummary(t, js)
+	if !s.Interrupted || s.Attempted != 300 || sum(s.Outcomes) != 300 {
+		t.Errorf("interrupted %v attempted %d outcomes %v", s.Interrupted, s.Attempted, s.Outcomes)
+	}
+	noProcessLeft(t)
+}
+
+func TestTargetKilledMidRun(t *testing.T) {
+	dir := t.TempDir()
+	js := filepath.Join(dir, "s.json")
+	done := make(chan error, 1)
+	var stdout, stderr bytes.Buffer
+	go func() {
+		done <- run(context.Background(), []string{"run", "--connections", "2000", "--rate", "500", "--json", js, "-q"}, &stdout, &stderr)
+	}()
+	var pids []int
+	for deadline := time.Now().Add(5 * time.Second); len(pids) == 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		pids = ourProcesses()
+	}
+	if len(pids) != 1 {
+		t.Fatalf("target processes %v, want one", pids)
+	}
+	time.Sleep(300 * time.Millisecond)
+	syscall.Kill(pids[0], syscall.SIGKILL)
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("run did not notice the target died")
+	}
+	if exitCode(err) != 3 || !strings.Contains(err.Error(), "signal 9") {
+		t.Fatalf("run = %v (exit %d), want exit 3 naming signal 9", err, exitCode(err))
+	}
+	s := readSummary(t, js)
+	if s.Attempted == 0 || s.Attempted >= 2000 || sum(s.Outcomes) != s.Attempted {
+		t.Errorf("attempted %d, outcomes %v", s.Attempted, s.Outcomes)
+	}
+	noProcessLeft(t)
+}
