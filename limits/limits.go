@@ -43,8 +43,8 @@ type PortRange struct {
 // Count is how many ephemeral ports the range holds: the number of
 // connections one source address can open to one destination ip:port.
 func (r PortRange) Count() int {
-	if r.High < r.Low {
-		return 0
+	if r.Low < 0 || r.High < r.Low {
+		return 0 // unread or nonsensical
 	}
 	return r.High - r.Low + 1
 }
