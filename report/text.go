@@ -85,8 +85,8 @@ func explain(p func(string, ...any), s Summary) {
 			t.PID, t.NoFileSoft, e.Accepted, e.Errno)
 		p("  %d of %d descriptors in use = %d connections + %d others (%s).\n",
 			e.SlotsUsed, t.NoFileSoft, e.SlotsUsed-others, others, otherKinds(e.OtherFDs))
-		if n := len(e.AboveLimitFDs); n > 0 {
-			p("  %d more inherited descriptors (%s) are numbered above the limit and take no slot.\n", n, fdNums(e.AboveLimitFDs))
+		if len(e.AboveLimitFDs) > 0 {
+			p("  Not counted: inherited descriptors numbered at or above the limit take no slot (%s).\n", fdNums(e.AboveLimitFDs))
 		}
 		if queued > 0 {
 			p("  %d more connections completed the handshake anyway and wait in the kernel's accept queue (queued).\n", queued)

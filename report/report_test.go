@@ -1,0 +1,214 @@
+package report
+
+import (
+	"bytes"
+	"encoding/csv"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/connlimit/connlimit/limits"
+	"github.com/connlimit/connlimit/loadgen"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run go test ./report -update after checking):\n--- want\n%s\n--- got\n%s", path, want, got)
+	}
+}
+
+var target = netip.MustParseAddrPort("127.0.0.1:40000")
+
+// fixture: 3 served, 2 queued, one attempt that never got a socket.
+func fixtureResults() []loadgen.Result {
+	local := func(p uint16) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), p) }
+	ms := time.Millisecond
+	return []loadgen.Result{
+		{Seq: 1, FD: 7, Local: local(50001), Outcome: loadgen.Served, Start: 0, Connect: 1 * ms, Greeting: ms / 2, TargetSeq: 1},
+		{Seq: 2, FD: 8, Local: local(50002), Outcome: loadgen.Served, Start: ms, Connect: 2 * ms, Greeting: ms / 2, TargetSeq: 2},
+		{Seq: 3, FD: 9, Local: local(50003), Outcome: loadgen.Served, Start: 2 * ms, Connect: 3 * ms, Greeting: ms / 2, TargetSeq: 3},
+		{Seq: 4, FD: 10, Local: local(50004), Outcome: loadgen.Queued, Start: 3 * ms, Connect: 4 * ms},
+		{Seq: 5, FD: 11, Local: local(50005), Outcome: loadgen.Queued, Start: 4 * ms, Connect: 5 * ms},
+		{Seq: 6, FD: -1, Outcome: loadgen.ClientFDLimit, Errno: syscall.EMFILE, Start: 5 * ms},
+	}
+}
+
+func fixtureInput() Input {
+	return Input{
+		Requested: 6, Target: target, Results: fixtureResults(), GeneratorID: 100,
+		Limits: Limits{Generator: limits.NoFile{Inherited: 1024, InheritedFrom: "child shell ulimit -Sn", Soft: 2048, Hard: 4096},
+			Sysctls: limits.Sysctls{NrOpen: 1048576, FileMax: 100000, FileNrAllocated: 10, PortRange: limits.PortRange{Low: 32768, High: 60999},
+				Somaxconn: 4096, TCPMaxSynBacklog: 2048, TCPSyncookies: 1, TCPSynRetries: 6}},
+		TargetInfo: &Target{PID: 200, NoFileSoft: 16, NoFileHard: 4096, Accepted: 3, AcceptErrors: 4,
+			FirstEMFILE: &FirstEMFILE{Errno: "EMFILE", Accepted: 3, FDsOpen: 17, SlotsUsed: 16,
+				OtherFDs: []limits.FD{{Num: 0, Kind: "stdio", Link: "/dev/null"}, {Num: 1, Kind: "stdio", Link: "/dev/null"},
+					{Num: 2, Kind: "stdio", Link: "pipe:[1]"}, {Num: 3, Kind: "event pipe", Link: "pipe:[2]"},
+					{Num: 4, Kind: "cgroup", Link: "/sys/fs/cgroup/cpu.max"}, {Num: 5, Kind: "fd inventory", Link: "/proc/200/fd"},
+					{Num: 6, Kind: "epoll", Link: "anon_inode:[eventpoll]"}, {Num: 7, Kind: "eventfd", Link: "anon_inode:[eventfd]"},
+					{Num: 8, Kind: "listener", Link: "socket:[9]"}, {Num: 9, Kind: "inherited", Link: "/dev/null"},
+					{Num: 10, Kind: "inherited", Link: "/dev/null"}, {Num: 11, Kind: "inherited", Link: "/dev/null"},
+					{Num: 12, Kind: "inherited", Link: "/dev/null"}},
+				AboveLimitFDs: []limits.FD{{Num: 251, Kind: "pipe", Link: "pipe:[3]"}}}},
+		Duration: 2500 * time.Millisecond,
+	}
+}
+
+func TestBuild(t *testing.T) {
+	s := Build(fixtureInput())
+	if s.Attempted != 6 || s.Outcomes["served"] != 3 || s.Outcomes["queued"] != 2 || s.Outcomes["client-fd-limit"] != 1 {
+		t.Errorf("outcomes %v", s.Outcomes)
+	}
+	if len(s.Outcomes) != len(loadgen.Outcomes()) {
+		t.Errorf("outcomes has %d names, want every one of %d", len(s.Outcomes), len(loadgen.Outcomes()))
+	}
+	// 5 handshakes: 1..5 ms; nearest rank.
+	if want := (Latency{P50: 3000, P90: 5000, P99: 5000, Max: 5000}); s.ConnectLatencyUS != want {
+		t.Errorf("latency %+v, want %+v", s.ConnectLatencyUS, want)
+	}
+	// First socket at 0, last handshake at 4ms+5ms = 9ms: 5 in 9ms.
+	if r := s.ConnectRatePerS; r < 555 || r > 556 {
+		t.Errorf("rate %.1f, want 555.6", r)
+	}
+	if s.FirstLimit != LimitTargetFD || s.FirstLimitAt != 3 {
+		t.Errorf("first limit %s at %d", s.FirstLimit, s.FirstLimitAt)
+	}
+}
+
+func TestFirstLimitWithoutTargetEvidence(t *testing.T) {
+	tests := []struct {
+		outcomes []loadgen.Outcome
+		want     string
+		at       int64
+	}{
+		{[]loadgen.Outcome{loadgen.Served, loadgen.Served}, LimitNone, 2},
+		{[]loadgen.Outcome{loadgen.Served, loadgen.Queued, loadgen.ConnectTimeout}, LimitTargetNotAccepting, 1},
+		{[]loadgen.Outcome{loadgen.Served, loadgen.ConnectTimeout, loadgen.Queued}, LimitAcceptQueueFull, 1},
+		{[]loadgen.Outcome{loadgen.Closed}, LimitTargetClosed, 0},
+		{[]loadgen.Outcome{loadgen.Refused}, LimitRefused, 0},
+		{[]loadgen.Outcome{loadgen.Served, loadgen.Other, loadgen.ClientFDLimit}, LimitClientFD, 2},
+		{[]loadgen.Outcome{loadgen.SystemFDLimit}, LimitSystemFD, 0},
+		{[]loadgen.Outcome{loadgen.Served, loadgen.Served, loadgen.NoEphemeralPort}, LimitEphemeralPorts, 2},
+	}
+	for _, tc := range tests {
+		rs := make([]loadgen.Result, len(tc.outcomes))
+		for i, o := range tc.outcomes {
+			rs[i] = loadgen.Result{Seq: uint32(i + 1), Outcome: o}
+		}
+		if got, at := firstLimit(rs, &Target{}); got != tc.want || at != tc.at {
+			t.Errorf("%v: first limit %s at %d, want %s at %d", tc.outcomes, got, at, tc.want, tc.at)
+		}
+	}
+}
+
+func TestTextGolden(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteText(&b, Build(fixtureInput())); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "summary.txt", b.Bytes())
+}
+
+func TestJSONGolden(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteJSON(&b, Build(fixtureInput())); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "summary.json", b.Bytes())
+}
+
+func TestCSV(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteCSV(&b, target, fixtureResults()); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "attempts.csv", b.Bytes())
+	rows, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 7 || len(rows[6]) != len(CSVHeader) {
+		t.Fatalf("%d rows", len(rows))
+	}
+	if got := strings.Join(rows[6], ","); got != "6,,,,127.0.0.1,40000,client-fd-limit,EMFILE,,," {
+		t.Errorf("failed attempt row %q", got)
+	}
+}
+
+func TestTimelineAndPlainProgress(t *testing.T) {
+	var tl, prog bytes.Buffer
+	timeline, err := NewTimeline(&tl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewProgress(&prog, 10, false)
+	for i := range 25 {
+		s := Sample{Elapsed: time.Duration(i) * 100 * time.Millisecond, Gen: loadgen.Snapshot{Attempted: int64(i)}, TargetFDs: i}
+		if err := timeline.Write(s); err != nil {
+			t.Fatal(err)
+		}
+		p.Update(s)
+	}
+	p.Finish(Sample{Elapsed: 2500 * time.Millisecond})
+	if err := timeline.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(tl.String()), "\n")
+	if len(lines) != 26 || lines[0] != strings.Join(TimelineHeader, ",") || lines[25] != "2.400,24,0,0,0,0,0,0,24,0" {
+		t.Errorf("timeline %d lines, first %q last %q", len(lines), lines[0], lines[len(lines)-1])
+	}
+	// Plain lines at 0s, 1s, 2s and the final one: throttled, no carriage returns.
+	if n := strings.Count(prog.String(), "\n"); n != 4 || strings.Contains(prog.String(), "\r") {
+		t.Errorf("progress wrote %d lines:\n%q", n, prog.String())
+	}
+}
+
+func TestOutputAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.csv")
+	o, err := CreateOutput(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.WriteString("a,b\n")
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("final file visible before Commit: %v", err)
+	}
+	if err := o.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "a,b\n" {
+		t.Errorf("committed %q", b)
+	}
+	a, err := CreateOutput(filepath.Join(dir, "gone.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Abort()
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("after Commit and Abort the directory holds %v", ents)
+	}
+	for _, bad := range []string{filepath.Join(dir, "no", "such.csv"), dir} {
+		if _, err := CreateOutput(bad); err == nil {
+			t.Errorf("CreateOutput(%s) succeeded", bad)
+		}
+	}
+}

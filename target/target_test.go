@@ -1,0 +1,145 @@
+package target
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestGreetingRoundTrip(t *testing.T) {
+	tests := []struct {
+		line string
+		seq  uint32
+		ok   bool
+	}{
+		{"connlimit 1 127.0.0.1:5000", 1, true},
+		{"connlimit 4294967295 [::1]:1\n", 4294967295, true},
+		{"connlimit 4294967296 x", 0, false},
+		{"connlimit  1 x", 0, false},
+		{"connlimit 12", 0, false},
+		{"connlimit x1 y", 0, false},
+		{"HTTP/1.1 200 OK", 0, false},
+		{"", 0, false},
+	}
+	for _, tc := range tests {
+		seq, ok := ParseGreeting([]byte(tc.line))
+		if seq != tc.seq || ok != tc.ok {
+			t.Errorf("ParseGreeting(%q) = %d, %v; want %d, %v", tc.line, seq, ok, tc.seq, tc.ok)
+		}
+	}
+	line := AppendGreeting(nil, 77, "127.0.0.1:40000")
+	if seq, ok := ParseGreeting(line); !ok || seq != 77 || string(line) != "connlimit 77 127.0.0.1:40000\n" {
+		t.Errorf("AppendGreeting gave %q, parsed %d %v", line, seq, ok)
+	}
+}
+
+func FuzzParseGreeting(f *testing.F) {
+	f.Add([]byte("connlimit 5 127.0.0.1:1\n"))
+	f.Add([]byte("connlimit 99999999999 x"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		seq, ok := ParseGreeting(b)
+		if !ok {
+			return
+		}
+		again, ok2 := ParseGreeting(AppendGreeting(nil, uint64(seq), "p"))
+		if !ok2 || again != seq {
+			t.Fatalf("%q parsed as %d but its re-encoding parses as %d, %v", b, seq, again, ok2)
+		}
+	})
+}
+
+func TestReadEventsRejectsGarbage(t *testing.T) {
+	var got []Event
+	err := ReadEvents(strings.NewReader(`{"event":"ready","pid":5}`+"\n"+`not json`+"\n"), func(ev Event) { got = append(got, ev) })
+	if err == nil || !strings.Contains(err.Error(), "line 2") || len(got) != 1 || got[0].PID != 5 {
+		t.Errorf("err %v, events %+v", err, got)
+	}
+	if err := ReadEvents(strings.NewReader(`{"pid":5}`), func(Event) {}); err == nil {
+		t.Error("an event without a type was accepted")
+	}
+}
+
+func FuzzReadEvents(f *testing.F) {
+	f.Add([]byte(`{"event":"stats","accepted":3,"accept_errors":1,"open":2,"fds_open":12}` + "\n"))
+	f.Add([]byte(`{"event":"first_emfile","other_fds":[{"fd":0,"kind":"stdio","target":"/dev/null"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = ReadEvents(bytes.NewReader(b), func(ev Event) {
+			if ev.Type == "" {
+				t.Fatal("event without a type delivered")
+			}
+		})
+	})
+}
+
+// syncBuffer lets the test read the events Serve writes from its goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) events(t *testing.T) []Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var evs []Event
+	if err := ReadEvents(bytes.NewReader(s.b.Bytes()), func(ev Event) { evs = append(evs, ev) }); err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func TestServeGreetsEchoesAndReports(t *testing.T) {
+	var events syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, Config{StatsInterval: 10 * time.Millisecond, Events: &events, EventsFd: -1})
+	}()
+	var addr string
+	for deadline := time.Now().Add(5 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if evs := events.events(t); len(evs) > 0 {
+			addr = evs[0].Addr
+		}
+	}
+	if addr == "" {
+		t.Fatal("no ready event")
+	}
+	for i := 1; i <= 3; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(c)
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq, ok := ParseGreeting([]byte(line)); !ok || int(seq) != i || !strings.Contains(line, c.LocalAddr().String()) {
+			t.Errorf("greeting %q on connection %d from %s", line, i, c.LocalAddr())
+		}
+		c.Write([]byte("ping\n"))
+		if echo, _ := r.ReadString('\n'); echo != "ping\n" {
+			t.Errorf("echo %q", echo)
+		}
+		c.Close()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	evs := events.events(t)
+	last := evs[len(evs)-1]
+	if last.Type != EventExit || last.Accepted != 3 || last.Open != 0 || last.AcceptErrors != 0 {
+		t.Errorf("last event %+v", last)
+	}
+}
