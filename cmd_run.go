@@ -31,6 +31,8 @@ type runConfig struct {
 	Hold            time.Duration
 	TargetNoFile    uint64
 	TargetPort      int
+	OnEMFILE        string
+	Backlog         int
 	CSV             string
 	Timeline        string
 	JSON            string
@@ -66,6 +68,8 @@ var runRanges = map[string]string{
 	"target-nofile":    fmt.Sprintf("an integer from %d to the hard RLIMIT_NOFILE", target.MinNoFile),
 	"target-port":      "a port from 0 (any free port) to 65535",
 	"interval":         "a duration from 10ms to 1m, such as 100ms",
+	"on-emfile":        "backoff, shed or stop",
+	"backlog":          backlogRange,
 }
 
 func runFlags(cfg *runConfig) *pflag.FlagSet {
@@ -80,6 +84,8 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.DurationVar(&cfg.Hold, "hold", time.Second, "hold every connection open this long before closing them all")
 	fs.Uint64Var(&cfg.TargetNoFile, "target-nofile", target.DefaultNoFile, "soft RLIMIT_NOFILE of the built-in target")
 	fs.IntVar(&cfg.TargetPort, "target-port", 0, "port of the built-in target on 127.0.0.1 (0 = any free port)")
+	fs.StringVar(&cfg.OnEMFILE, "on-emfile", string(target.PolicyBackoff), "the target's accept policy when out of descriptors: backoff, shed or stop")
+	fs.IntVar(&cfg.Backlog, "backlog", 0, "the target's listen backlog (0 = net.core.somaxconn)")
 	fs.StringVar(&cfg.CSV, "csv", "", "write one row per attempt to this CSV file")
 	fs.StringVar(&cfg.Timeline, "timeline", "", "write one row per --interval to this CSV file")
 	fs.StringVar(&cfg.JSON, "json", "", "write the summary as JSON to this file")
@@ -130,6 +136,11 @@ func (c *runConfig) Validate() error {
 		return bad("target-port")
 	case c.Interval < 10*time.Millisecond || c.Interval > time.Minute:
 		return bad("interval")
+	case c.Backlog < 0 || c.Backlog > maxBacklog:
+		return bad("backlog")
+	}
+	if _, err := target.ParsePolicy(c.OnEMFILE); err != nil {
+		return usageErr("--on-emfile: %v", err)
 	}
 	seen := map[string]string{}
 	for _, o := range []struct{ flag, path string }{{"csv", c.CSV}, {"timeline", c.Timeline}, {"json", c.JSON}} {
@@ -251,6 +262,7 @@ func runWithTarget(ctx context.Context, cfg *runConfig, env runEnv, outs *output
 	tp, err := target.Start(ctx, target.ProcessConfig{
 		Exe: env.targetExe, Addr: fmt.Sprintf("127.0.0.1:%d", cfg.TargetPort),
 		NoFile: cfg.TargetNoFile, StatsInterval: cfg.Interval,
+		OnEMFILE: target.Policy(cfg.OnEMFILE), Backlog: cfg.Backlog,
 	})
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil {
@@ -314,7 +326,7 @@ func runWithTarget(ctx context.Context, cfg *runConfig, env runEnv, outs *output
 
 	sum := report.Build(report.Input{
 		Requested: cfg.Connections, Target: addr, Results: gen.Results(), GeneratorID: os.Getpid(),
-		Limits: report.Limits{Generator: nf, Sysctls: sysctls}, TargetInfo: targetInfo(tp),
+		Limits: report.Limits{Generator: nf, Sysctls: sysctls}, TargetInfo: targetInfo(tp, cfg),
 		Duration: time.Since(began), Interrupted: isSignal(runErr), Err: runErr,
 	})
 	if err := writeReports(cfg, outs, sum, addr, gen.Results(), sampler); err != nil {
@@ -338,10 +350,11 @@ func isSignal(err error) bool {
 	return errors.As(err, &se)
 }
 
-func targetInfo(tp *target.Process) *report.Target {
+func targetInfo(tp *target.Process, cfg *runConfig) *report.Target {
 	ready, last := tp.Ready(), tp.Latest()
 	t := &report.Target{PID: ready.PID, NoFileSoft: ready.NoFileSoft, NoFileHard: ready.NoFileHard,
-		Accepted: last.Accepted, AcceptErrors: last.AcceptErrors}
+		Accepted: last.Accepted, AcceptErrors: last.AcceptErrors, Shed: last.Shed}
+	t.OnEMFILE, t.Backlog = cfg.OnEMFILE, cfg.Backlog
 	if e := tp.FirstEMFILE(); e != nil {
 		t.FirstEMFILE = &report.FirstEMFILE{Errno: e.Errno, Accepted: e.Accepted, FDsOpen: e.FDsOpen,
 			SlotsUsed: e.SlotsUsed, OtherFDs: e.OtherFDs, AboveLimitFDs: e.AboveLimitFDs}

@@ -18,7 +18,14 @@ var targetRanges = map[string]string{
 	"events-fd":      "an open descriptor number from 1 to 1023 (1 = stdout)",
 	"stats-interval": "a duration from 10ms to 1m",
 	"listen":         "host:port, such as 127.0.0.1:0",
+	"on-emfile":      "backoff, shed or stop",
+	"backlog":        backlogRange,
 }
+
+const (
+	maxBacklog   = 1 << 20
+	backlogRange = "an integer from 0 (net.core.somaxconn) to 1048576; the kernel caps it at somaxconn"
+)
 
 // runTarget runs the built-in target in this process until a signal. Run
 // starts it as a child; people can also start it by hand and aim other tools
@@ -31,6 +38,8 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	nofile := fs.Uint64("nofile", target.DefaultNoFile, "soft RLIMIT_NOFILE, set before anything is opened")
 	eventsFd := fs.Int("events-fd", 1, "descriptor that receives the JSON-lines event stream")
 	interval := fs.Duration("stats-interval", target.DefaultStatsInterval, "how often to report counters")
+	onEMFILE := fs.String("on-emfile", string(target.PolicyBackoff), "accept policy when out of descriptors: backoff, shed or stop")
+	backlog := fs.Int("backlog", 0, "listen backlog (0 = net.core.somaxconn)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			fmt.Fprint(stdout, "Usage: connlimit target [flags]\n\n", fs.FlagUsages())
@@ -47,6 +56,12 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageErr("--events-fd: want %s", targetRanges["events-fd"])
 	case *interval < 10*time.Millisecond || *interval > time.Minute:
 		return usageErr("--stats-interval: want %s", targetRanges["stats-interval"])
+	case *backlog < 0 || *backlog > maxBacklog:
+		return usageErr("--backlog: want %s", backlogRange)
+	}
+	policy, err := target.ParsePolicy(*onEMFILE)
+	if err != nil {
+		return usageErr("--on-emfile: %v", err)
 	}
 	events := stdout
 	if *eventsFd != 1 {
@@ -57,8 +72,8 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer f.Close()
 		events = f
 	}
-	err := target.Serve(ctx, target.Config{Addr: *listen, NoFile: *nofile, StatsInterval: *interval,
-		Events: events, EventsFd: *eventsFd, Log: stderr})
+	err = target.Serve(ctx, target.Config{Addr: *listen, NoFile: *nofile, StatsInterval: *interval,
+		Events: events, EventsFd: *eventsFd, Log: stderr, OnEMFILE: policy, Backlog: *backlog})
 	if err != nil {
 		return runtimeErr(err)
 	}

@@ -71,6 +71,7 @@ type summaryJSON struct {
 		NoFileSoft   uint64 `json:"nofile_soft"`
 		Accepted     int64  `json:"accepted"`
 		AcceptErrors int64  `json:"accept_errors"`
+		Shed         int64  `json:"shed"`
 		FirstEMFILE  *struct {
 			Accepted      int64 `json:"accepted"`
 			FDsOpen       int   `json:"fds_open"`
@@ -268,6 +269,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--target-nofile", "99999999"}, "--target-nofile"},
 		{[]string{"--target-port", "70000"}, "--target-port"},
 		{[]string{"--interval", "1ms"}, "--interval"},
+		{[]string{"--on-emfile", "panic"}, "--on-emfile"},
+		{[]string{"--backlog", "-1"}, "--backlog"},
+		{[]string{"target", "--on-emfile", "x"}, "--on-emfile"},
 		{[]string{"--csv", filepath.Join(dir, "missing", "c.csv")}, "--csv"},
 		{[]string{"--json", filepath.Join(dir, "x"), "--csv", filepath.Join(dir, "x")}, "--json"},
 		{[]string{"--nofile", "10"}, "--nofile"},
@@ -381,4 +385,76 @@ func TestTargetKilledMidRun(t *testing.T) {
 		t.Errorf("attempted %d, outcomes %v", s.Attempted, s.Outcomes)
 	}
 	noProcessLeft(t)
+}
+
+// runJSON runs connlimit in-process and returns its JSON summary.
+func runJSON(t *testing.T, args ...string) summaryJSON {
+	t.Helper()
+	js := filepath.Join(t.TempDir(), "s.json")
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), append([]string{"run", "-q", "--json", js}, args...), &stdout, &stderr); err != nil {
+		t.Fatalf("run %v: %v\n%s", args, err, stderr.String())
+	}
+	noProcessLeft(t)
+	s := readSummary(t, js)
+	if sum(s.Outcomes) != s.Attempted {
+		t.Fatalf("outcomes %v do not sum to %d", s.Outcomes, s.Attempted)
+	}
+	return s
+}
+
+// Each accept policy shows its clients something different once the target
+// is out of descriptors.
+func TestAcceptPolicies(t *testing.T) {
+	const n = 300
+	common := []string{"--connections", strconv.Itoa(n), "--target-nofile", "64", "--rate", "2000",
+		"--greeting-timeout", "300ms", "--hold", "0s"}
+	tests := []struct {
+		policy string
+		check  func(t *testing.T, s summaryJSON, rest int)
+	}{
+		{"backoff", func(t *testing.T, s summaryJSON, rest int) {
+			if s.Outcomes["queued"] != rest {
+				t.Errorf("queued %d, want the %d not accepted", s.Outcomes["queued"], rest)
+			}
+		}},
+		{"shed", func(t *testing.T, s summaryJSON, rest int) {
+			if s.Outcomes["closed"] != rest || s.Target.Shed != int64(rest) {
+				t.Errorf("closed %d, target shed %d, want both %d", s.Outcomes["closed"], s.Target.Shed, rest)
+			}
+		}},
+		{"stop", func(t *testing.T, s summaryJSON, rest int) {
+			if s.Outcomes["refused"] == 0 || s.Outcomes["refused"]+s.Outcomes["closed"] != rest {
+				t.Errorf("refused %d + closed %d, want %d with some refused", s.Outcomes["refused"], s.Outcomes["closed"], rest)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.policy, func(t *testing.T) {
+			s := runJSON(t, append(common, "--on-emfile", tc.policy)...)
+			if s.FirstLimit != "target-fd-limit" || s.Target.FirstEMFILE == nil {
+				t.Fatalf("first limit %s", s.FirstLimit)
+			}
+			served := s.Outcomes["served"]
+			if int64(served) != s.Target.FirstEMFILE.Accepted {
+				t.Errorf("served %d, accepted at EMFILE %d", served, s.Target.FirstEMFILE.Accepted)
+			}
+			tc.check(t, s, n-served)
+		})
+	}
+}
+
+// A small backlog: backlog+1 connections wait in the accept queue, the
+// kernel drops the SYNs of the rest.
+func TestSmallBacklog(t *testing.T) {
+	// Paced, so the target keeps up until it runs out of descriptors.
+	s := runJSON(t, "--connections", "80", "--target-nofile", "32", "--backlog", "4", "--rate", "500",
+		"--connect-timeout", "500ms", "--greeting-timeout", "300ms", "--hold", "0s")
+	served := s.Outcomes["served"]
+	if s.FirstLimit != "target-fd-limit" {
+		t.Errorf("first limit %s, want target-fd-limit", s.FirstLimit)
+	}
+	if s.Outcomes["queued"] != 5 || s.Outcomes["connect-timeout"] != 80-served-5 {
+		t.Errorf("outcomes %v: want 5 queued (backlog 4 + 1) and the rest connect-timeout", s.Outcomes)
+	}
 }

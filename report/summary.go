@@ -80,6 +80,9 @@ type Target struct {
 	NoFileHard   uint64       `json:"nofile_hard"`
 	Accepted     int64        `json:"accepted"`
 	AcceptErrors int64        `json:"accept_errors"`
+	OnEMFILE     string       `json:"on_emfile"`
+	Backlog      int          `json:"backlog"` // 0: net.core.somaxconn
+	Shed         int64        `json:"shed"`    // closed at once by the shed policy
 	FirstEMFILE  *FirstEMFILE `json:"first_emfile"`
 }
 

@@ -91,7 +91,14 @@ func explain(p func(string, ...any), s Summary) {
 		if queued > 0 {
 			p("  %d more connections completed the handshake anyway and wait in the kernel's accept queue (queued).\n", queued)
 		}
-		p("  accept() failed %d times in all; the target backed off 5 ms doubling to 1 s between tries.\n", t.AcceptErrors)
+		switch t.OnEMFILE {
+		case "shed":
+			p("  accept() failed %d times in all; policy shed: %d connections were accepted with the spare descriptor and closed at once (clients see closed).\n", t.AcceptErrors, t.Shed)
+		case "stop":
+			p("  policy stop: the target closed its listener at the first failure; later connects are refused, queued ones reset.\n")
+		default:
+			p("  accept() failed %d times in all; the target backed off 5 ms doubling to 1 s between tries.\n", t.AcceptErrors)
+		}
 	case s.FirstLimit == LimitNone:
 		p("  every one of the %d connections asked for was served and held.\n", s.Requested)
 	default:

@@ -29,6 +29,7 @@ type Event struct {
 	NoFileHard   uint64      `json:"nofile_hard,omitempty"`
 	Accepted     int64       `json:"accepted"`
 	AcceptErrors int64       `json:"accept_errors"`
+	Shed         int64       `json:"shed,omitempty"` // connections closed at once by PolicyShed
 	Open         int64       `json:"open"`
 	FDsOpen      int         `json:"fds_open"`
 	Errno        string      `json:"errno,omitempty"`

@@ -31,6 +31,12 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	if cfg.Addr != "" {
 		args = append(args, "--listen", cfg.Addr)
 	}
+	if cfg.OnEMFILE != "" {
+		args = append(args, "--on-emfile", string(cfg.OnEMFILE))
+	}
+	if cfg.Backlog > 0 {
+		args = append(args, "--backlog", strconv.Itoa(cfg.Backlog))
+	}
 	p := &Process{exited: make(chan struct{})}
 	cmd := exec.Command(cfg.Exe, args...)
 	cmd.ExtraFiles = []*os.File{pw}

@@ -35,6 +35,35 @@ const (
 	backoffMax = time.Second
 )
 
+// Policy is what the target does when accept() fails for lack of descriptors.
+type Policy string
+
+// Accept policies at EMFILE/ENFILE.
+const (
+	// PolicyBackoff waits 5 ms doubling to 1 s between tries, as net/http
+	// does; pending clients wait in the accept queue.
+	PolicyBackoff Policy = "backoff"
+	// PolicyShed keeps one spare descriptor; at EMFILE it closes it, accepts,
+	// closes the new connection at once and reopens the spare (libuv, libev):
+	// clients get an immediate close instead of hanging.
+	PolicyShed Policy = "shed"
+	// PolicyStop closes the listener at the first EMFILE: later connects are refused.
+	PolicyStop Policy = "stop"
+)
+
+// Policies lists the accepted policy names.
+var Policies = []Policy{PolicyBackoff, PolicyShed, PolicyStop}
+
+// ParsePolicy accepts one of Policies.
+func ParsePolicy(s string) (Policy, error) {
+	for _, p := range Policies {
+		if string(p) == s {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("unknown accept policy %q: want backoff, shed or stop", s)
+}
+
 // Config describes one target server.
 type Config struct {
 	// Addr is the listen address; "127.0.0.1:0" when empty.
@@ -52,6 +81,10 @@ type Config struct {
 	Log io.Writer
 	// ProcRoot is where proc is mounted; limits.DefaultProcRoot when empty.
 	ProcRoot string
+	// OnEMFILE is the accept policy; PolicyBackoff when empty.
+	OnEMFILE Policy
+	// Backlog is the listen backlog; 0 lets Go use net.core.somaxconn.
+	Backlog int
 }
 
 type server struct {
@@ -60,12 +93,14 @@ type server struct {
 	inv    *limits.Inventory
 	lnFd   int
 	soft   uint64
+	spare  *os.File // PolicyShed's reserved descriptor
 	// atStart are the descriptors open before Serve listened: anything
 	// there not explained by the runtime was inherited from the parent.
 	atStart map[int]bool
 
 	accepted     atomic.Int64
 	acceptErrors atomic.Int64
+	shed         atomic.Int64
 	open         atomic.Int64
 	firstEMFILE  bool // accept loop only
 
@@ -90,6 +125,9 @@ func Serve(ctx context.Context, cfg Config) error {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
+	if cfg.OnEMFILE == "" {
+		cfg.OnEMFILE = PolicyBackoff
+	}
 	nf, err := limits.ReadNoFile()
 	if cfg.NoFile > 0 {
 		nf, err = limits.SetSoft(cfg.NoFile)
@@ -110,7 +148,18 @@ func Serve(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
+	if cfg.OnEMFILE == PolicyShed {
+		if s.spare, err = os.Open(os.DevNull); err != nil {
+			return fmt.Errorf("target: open spare descriptor: %w", err)
+		}
+		defer func() { s.spare.Close() }()
+	}
+	var ln net.Listener
+	if cfg.Backlog > 0 {
+		ln, err = listenBacklog(cfg.Addr, cfg.Backlog)
+	} else {
+		ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
+	}
 	if err != nil {
 		return fmt.Errorf("target: %w (is the port in use? choose another or 0)", err)
 	}
@@ -165,9 +214,22 @@ func (s *server) acceptLoop(ctx context.Context, ln net.Listener, wg *sync.WaitG
 				return fmt.Errorf("target: %w", err)
 			}
 			s.acceptErrors.Add(1)
-			if !s.firstEMFILE && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) {
+			noFDs := errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+			if noFDs && !s.firstEMFILE {
 				s.firstEMFILE = true
 				s.recordFirstEMFILE(err)
+			}
+			if noFDs && s.cfg.OnEMFILE == PolicyStop {
+				ln.Close()
+				fmt.Fprintf(s.cfg.Log, "target: listener closed at the first %v (policy stop)\n", err)
+				<-ctx.Done() // keep serving the connections already accepted
+				return nil
+			}
+			if noFDs && s.cfg.OnEMFILE == PolicyShed {
+				if err := s.shedOne(ln); err != nil {
+					return err
+				}
+				continue
 			}
 			delay = min(max(2*delay, backoffMin), backoffMax)
 			t := time.NewTimer(delay)
@@ -187,6 +249,28 @@ func (s *server) acceptLoop(ctx context.Context, ln net.Listener, wg *sync.WaitG
 		s.mu.Unlock()
 		wg.Go(func() { s.handle(c, uint64(seq)) })
 	}
+}
+
+// shedOne frees the spare slot, accepts one pending connection and closes
+// it at once, then takes the slot back. Accept blocks until a client comes
+// if the queue was empty (at the limit accept fails even then), so this
+// never spins.
+func (s *server) shedOne(ln net.Listener) error {
+	s.spare.Close()
+	c, err := ln.Accept()
+	if err == nil {
+		c.Close()
+		s.shed.Add(1)
+	}
+	spare, serr := os.Open(os.DevNull)
+	if serr != nil {
+		return fmt.Errorf("target: reopen spare descriptor: %w", serr)
+	}
+	s.spare = spare
+	if err != nil && !retryable(err) && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("target: %w", err)
+	}
+	return nil
 }
 
 func retryable(err error) bool {
@@ -233,7 +317,16 @@ func (s *server) closeConns() {
 func (s *server) snapshot(typ string) Event {
 	fds, _ := s.inv.Count()
 	return Event{Type: typ, Accepted: s.accepted.Load(), AcceptErrors: s.acceptErrors.Load(),
-		Open: s.open.Load(), FDsOpen: fds}
+		Shed: s.shed.Load(), Open: s.open.Load(), FDsOpen: fds}
+}
+
+// spareFd is the shed policy's reserved descriptor number, -1 without one.
+// Only the accept loop calls it (the spare changes there).
+func (s *server) spareFd() int {
+	if s.spare == nil {
+		return -1
+	}
+	return int(s.spare.Fd())
 }
 
 // recordFirstEMFILE lists every descriptor at the moment of the failure and
@@ -262,6 +355,8 @@ func (s *server) recordFirstEMFILE(err error) {
 			fd.Kind = "event pipe"
 		case s.inv.Fd():
 			fd.Kind = "fd inventory"
+		case s.spareFd():
+			fd.Kind = "spare (shed policy)"
 		default:
 			switch {
 			case s.atStart[fd.Num] && (fd.Kind == limits.KindFile || fd.Kind == limits.KindPipe ||
