@@ -167,28 +167,23 @@ func firstLimit(results []loadgen.Result, t *Target) (string, int64) {
 		return LimitTargetFD, t.FirstEMFILE.Accepted
 	}
 	for i := range results {
-		var v string
-		switch results[i].Outcome {
-		case loadgen.Served, loadgen.Pending, loadgen.Other:
-			continue // Other keeps its errno in the counts; it names no limit
-		case loadgen.Queued:
-			v = LimitTargetNotAccepting
-		case loadgen.ConnectTimeout:
-			v = LimitAcceptQueueFull
-		case loadgen.Closed:
-			v = LimitTargetClosed
-		case loadgen.Refused:
-			v = LimitRefused
-		case loadgen.ClientFDLimit:
-			v = LimitClientFD
-		case loadgen.SystemFDLimit:
-			v = LimitSystemFD
-		case loadgen.NoEphemeralPort:
-			v = LimitEphemeralPorts
+		// Served and Pending name no limit; nor does Other, whose errno stays in the counts.
+		if v, ok := limitOf[results[i].Outcome]; ok {
+			return v, int64(i)
 		}
-		return v, int64(i)
 	}
 	return LimitNone, int64(len(results))
+}
+
+// limitOf is the limit an outcome points to when the target gave no evidence.
+var limitOf = map[loadgen.Outcome]string{
+	loadgen.Queued:          LimitTargetNotAccepting,
+	loadgen.ConnectTimeout:  LimitAcceptQueueFull,
+	loadgen.Closed:          LimitTargetClosed,
+	loadgen.Refused:         LimitRefused,
+	loadgen.ClientFDLimit:   LimitClientFD,
+	loadgen.SystemFDLimit:   LimitSystemFD,
+	loadgen.NoEphemeralPort: LimitEphemeralPorts,
 }
 
 // WriteJSON writes the summary as indented JSON.
