@@ -47,7 +47,7 @@ func writeLimits(w io.Writer, nf limits.NoFile, sc limits.Sysctls, scErr error) 
 		return fmt.Sprint(n)
 	}
 	p("RLIMIT_NOFILE of this process (every socket is a file descriptor):\n")
-	p("  %-22s %-10s %s\n", "inherited soft", inherited(nf.Inherited), "what the shell gave ("+nf.InheritedFrom+")")
+	p("  %-22s %-10s %s\n", "inherited soft", nf.InheritedText(), "what the shell gave ("+nf.InheritedFrom+")")
 	p("  %-22s %-10d %s\n", "current soft", nf.Soft, "the Go runtime raises soft toward hard at start-up")
 	p("  %-22s %-10d %s\n", "hard", nf.Hard, fmt.Sprintf("one process can hold at most %d descriptors, so fewer connections", nf.Hard))
 	p("\nkernel:\n")
@@ -69,13 +69,6 @@ func writeLimits(w io.Writer, nf limits.NoFile, sc limits.Sysctls, scErr error) 
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func inherited(v uint64) string {
-	if v == 0 {
-		return "unknown"
-	}
-	return fmt.Sprint(v)
 }
 
 func somaxconnMeaning(n int64) string {

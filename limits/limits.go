@@ -34,6 +34,14 @@ type NoFile struct {
 	Hard          uint64 `json:"hard"`
 }
 
+// InheritedText is Inherited for people: "unknown" when it could not be learnt.
+func (n NoFile) InheritedText() string {
+	if n.Inherited == 0 {
+		return "unknown"
+	}
+	return strconv.FormatUint(n.Inherited, 10)
+}
+
 // PortRange is net.ipv4.ip_local_port_range.
 type PortRange struct {
 	Low  int `json:"low"`

@@ -176,9 +176,6 @@ func New(cfg Config) (*Generator, error) {
 	return &Generator{cfg: cfg, results: make([]Result, cfg.Connections)}, nil
 }
 
-// Config returns the configuration with defaults filled in.
-func (g *Generator) Config() Config { return g.cfg }
-
 // Snapshot reads the counters.
 func (g *Generator) Snapshot() Snapshot {
 	return Snapshot{
@@ -192,9 +189,6 @@ func (g *Generator) Results() []Result {
 	n := g.c.attempted.Load()
 	return g.results[:n]
 }
-
-// Started is when Open began.
-func (g *Generator) Started() time.Time { return g.start }
 
 func (g *Generator) finish(r *Result, o Outcome, errno syscall.Errno) {
 	r.Outcome, r.Errno, r.phase = o, errno, phaseDone

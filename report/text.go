@@ -69,7 +69,7 @@ func WriteText(w io.Writer, s Summary) error {
 	p("connect rate: %.0f/s (%d handshakes in %s); run took %s\n", s.ConnectRatePerS, s.Generator.Connected,
 		dur(s.Generator.ConnectSpanS), dur(s.DurationS))
 	g := s.Limits.Generator
-	p("generator: pid %d, RLIMIT_NOFILE inherited %s, soft %d, hard %d\n", s.Generator.PID, inherited(g.Inherited), g.Soft, g.Hard)
+	p("generator: pid %d, RLIMIT_NOFILE inherited %s, soft %d, hard %d\n", s.Generator.PID, g.InheritedText(), g.Soft, g.Hard)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -143,13 +143,6 @@ func fdNums(fds []limits.FD) string {
 		parts[i] = fmt.Sprintf("fd %d", fd.Num)
 	}
 	return strings.Join(parts, ", ")
-}
-
-func inherited(v uint64) string {
-	if v == 0 {
-		return "unknown"
-	}
-	return fmt.Sprint(v)
 }
 
 func us(v int64) string { return (time.Duration(v) * time.Microsecond).String() }

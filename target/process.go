@@ -30,7 +30,6 @@ type Process struct {
 	mu     sync.Mutex
 	latest Event
 	first  *Event
-	last   *Event // the exit event, if the child sent one
 	stderr tailBuffer
 
 	exited  chan struct{} // closed once the child is reaped
@@ -74,9 +73,6 @@ func (p *Process) onEvent(ev Event) {
 	case EventFirstEMFILE:
 		e := ev
 		p.first = &e
-	case EventExit:
-		e := ev
-		p.last = &e
 	}
 	if ev.Type != EventReady {
 		p.latest = ev
