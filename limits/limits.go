@@ -11,6 +11,7 @@ package limits
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -130,4 +131,16 @@ func parseInts(path, text string, n int) ([]int64, error) {
 		out[i] = v
 	}
 	return out, nil
+}
+
+// Listener is a listening TCP socket as the kernel reports it.
+type Listener struct {
+	Addr netip.AddrPort `json:"addr"`
+	// AcceptQueue is the connections that completed the handshake and wait
+	// for accept() (ss Recv-Q).
+	AcceptQueue uint32 `json:"accept_queue"`
+	// Backlog is the listen backlog (ss Send-Q); the queue holds Backlog+1.
+	Backlog uint32 `json:"backlog"`
+	UID     uint32 `json:"uid"`
+	Inode   uint32 `json:"inode"`
 }

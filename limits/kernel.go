@@ -1,0 +1,68 @@
+package limits
+
+import "errors"
+
+// KernelView samples the kernel's side of a run: one listener's accept queue
+// (sock_diag) and the growth of the TcpExt counters since it was opened. Both
+// readers are opened up front so that sampling needs no new descriptor.
+type KernelView struct {
+	diag    *SockDiag
+	netstat *Netstat
+	base    TCPExt
+	// Unavailable says why a part cannot be read; nil when all can.
+	Unavailable error
+}
+
+// KernelSample is one reading.
+type KernelSample struct {
+	// Listener is nil when no listener was found on the port or sock_diag is unavailable.
+	Listener *Listener
+	// TCPExt is the counters' growth since OpenKernelView.
+	TCPExt TCPExt
+}
+
+// OpenKernelView takes the counters' baseline. It never fails: parts that
+// cannot be read are named in Unavailable and left out of samples.
+func OpenKernelView(procRoot string) *KernelView {
+	k := &KernelView{}
+	var errs []error
+	var err error
+	if k.diag, err = OpenSockDiag(); err != nil {
+		errs = append(errs, err)
+	}
+	if k.netstat, err = OpenNetstat(procRoot); err != nil {
+		errs = append(errs, err)
+	} else if k.base, err = k.netstat.Read(); err != nil {
+		errs = append(errs, err)
+		k.netstat.Close()
+		k.netstat = nil
+	}
+	k.Unavailable = errors.Join(errs...)
+	return k
+}
+
+// Sample reads the listener on port and the counters now.
+func (k *KernelView) Sample(port uint16) KernelSample {
+	var s KernelSample
+	if k.diag != nil {
+		if ls, err := k.diag.Listeners(port); err == nil && len(ls) > 0 {
+			s.Listener = &ls[0]
+		}
+	}
+	if k.netstat != nil {
+		if now, err := k.netstat.Read(); err == nil {
+			s.TCPExt = now.Sub(k.base)
+		}
+	}
+	return s
+}
+
+// Close releases both readers.
+func (k *KernelView) Close() {
+	if k.diag != nil {
+		k.diag.Close()
+	}
+	if k.netstat != nil {
+		k.netstat.Close()
+	}
+}

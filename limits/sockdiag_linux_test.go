@@ -1,0 +1,90 @@
+package limits
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// listenBacklog opens a listener on 127.0.0.1 with an exact backlog that
+// never accepts, so the test controls the accept queue.
+func listenBacklog(t *testing.T, backlog int) (fd int, port uint16) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd, uint16(sa.(*unix.SockaddrInet4).Port)
+}
+
+func TestSockDiagAcceptQueue(t *testing.T) {
+	_, port := listenBacklog(t, 4)
+	d, err := OpenSockDiag()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	kv := OpenKernelView(DefaultProcRoot)
+	defer kv.Close()
+	if kv.Unavailable != nil {
+		t.Fatal(kv.Unavailable)
+	}
+
+	dial := func(n int) (ok int) {
+		for range n {
+			c, err := net.DialTimeout("tcp", netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), port).String(), 200*time.Millisecond)
+			if err != nil {
+				continue
+			}
+			t.Cleanup(func() { c.Close() })
+			ok++
+		}
+		return ok
+	}
+	queue := func() Listener {
+		t.Helper()
+		ls, err := d.Listeners(port)
+		if err != nil || len(ls) != 1 {
+			t.Fatalf("Listeners(%d) = %+v, %v; want one", port, ls, err)
+		}
+		return ls[0]
+	}
+	if l := queue(); l.AcceptQueue != 0 || l.Backlog != 4 || l.Inode == 0 || l.Addr.Port() != port {
+		t.Fatalf("fresh listener = %+v, want queue 0, backlog 4, an inode", l)
+	}
+	if ok := dial(3); ok != 3 {
+		t.Fatalf("%d of 3 connects succeeded", ok)
+	}
+	if l := queue(); l.AcceptQueue != 3 {
+		t.Fatalf("accept queue = %d after 3 unaccepted connects, want 3", l.AcceptQueue)
+	}
+	// The queue holds backlog+1; the kernel drops the SYNs of the rest.
+	if ok := dial(4); ok != 2 {
+		t.Fatalf("%d of 4 more connects succeeded, want 2 (queue full at backlog+1 = 5)", ok)
+	}
+	s := kv.Sample(port)
+	if s.Listener == nil || s.Listener.AcceptQueue != 5 {
+		t.Fatalf("sample listener = %+v, want accept queue 5", s.Listener)
+	}
+	// Host namespace: other traffic may add, never subtract.
+	if s.TCPExt.ListenOverflows < 2 || s.TCPExt.ListenDrops < 2 {
+		t.Errorf("TcpExt growth = %+v, want ListenOverflows and ListenDrops >= 2 (two dropped connects)", s.TCPExt)
+	}
+	if all, err := d.Listeners(0); err != nil || len(all) == 0 {
+		t.Errorf("Listeners(0) = %d listeners, %v", len(all), err)
+	}
+}

@@ -1,0 +1,22 @@
+//go:build !linux
+
+package limits
+
+import (
+	"fmt"
+	"runtime"
+)
+
+// SockDiag is only implemented on Linux.
+type SockDiag struct{}
+
+// OpenSockDiag is only implemented on Linux.
+func OpenSockDiag() (*SockDiag, error) {
+	return nil, fmt.Errorf("sock_diag on %s: %w", runtime.GOOS, ErrUnsupported)
+}
+
+// Close does nothing.
+func (*SockDiag) Close() error { return nil }
+
+// Listeners is only implemented on Linux.
+func (*SockDiag) Listeners(uint16) ([]Listener, error) { return nil, ErrUnsupported }
