@@ -31,13 +31,15 @@ type runConfig struct {
 	Hold            time.Duration
 	TargetNoFile    uint64
 	TargetPort      int
-	OnEMFILE        string
-	Backlog         int
-	CSV             string
-	Timeline        string
-	JSON            string
-	Interval        time.Duration
-	Quiet           bool
+	behaviorFlags
+	behavior target.Behavior // from behaviorFlags, set by Validate
+	CSV      string
+	Timeline string
+	JSON     string
+	Interval time.Duration
+	Quiet    bool
+
+	inNetNS bool // this process is the --netns child: the namespace is the run's own
 }
 
 // runEnv is what tests may replace; zero values mean the real thing.
@@ -58,7 +60,7 @@ const (
 	maxTimeout     = 10 * time.Minute
 )
 
-var runRanges = map[string]string{
+var runRanges = withBehaviorRanges(map[string]string{
 	"connections":      fmt.Sprintf("an integer from 1 to %d", maxConnections),
 	"rate":             "connections per second, 0 (as fast as possible) or more",
 	"concurrency":      fmt.Sprintf("an integer from 1 to %d", maxConcurrency),
@@ -68,9 +70,7 @@ var runRanges = map[string]string{
 	"target-nofile":    fmt.Sprintf("an integer from %d to the hard RLIMIT_NOFILE", target.MinNoFile),
 	"target-port":      "a port from 0 (any free port) to 65535",
 	"interval":         "a duration from 10ms to 1m, such as 100ms",
-	"on-emfile":        "backoff, shed or stop",
-	"backlog":          backlogRange,
-}
+})
 
 func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
@@ -84,8 +84,7 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.DurationVar(&cfg.Hold, "hold", time.Second, "hold every connection open this long before closing them all")
 	fs.Uint64Var(&cfg.TargetNoFile, "target-nofile", target.DefaultNoFile, "soft RLIMIT_NOFILE of the built-in target")
 	fs.IntVar(&cfg.TargetPort, "target-port", 0, "port of the built-in target on 127.0.0.1 (0 = any free port)")
-	fs.StringVar(&cfg.OnEMFILE, "on-emfile", string(target.PolicyBackoff), "the target's accept policy when out of descriptors: backoff, shed or stop")
-	fs.IntVar(&cfg.Backlog, "backlog", 0, "the target's listen backlog (0 = net.core.somaxconn)")
+	cfg.behaviorFlags.register(fs)
 	fs.StringVar(&cfg.CSV, "csv", "", "write one row per attempt to this CSV file")
 	fs.StringVar(&cfg.Timeline, "timeline", "", "write one row per --interval to this CSV file")
 	fs.StringVar(&cfg.JSON, "json", "", "write the summary as JSON to this file")
@@ -136,11 +135,10 @@ func (c *runConfig) Validate() error {
 		return bad("target-port")
 	case c.Interval < 10*time.Millisecond || c.Interval > time.Minute:
 		return bad("interval")
-	case c.Backlog < 0 || c.Backlog > maxBacklog:
-		return bad("backlog")
 	}
-	if _, err := target.ParsePolicy(c.OnEMFILE); err != nil {
-		return usageErr("--on-emfile: %v", err)
+	var err error
+	if c.behavior, err = c.behaviorFlags.behavior(); err != nil {
+		return err
 	}
 	seen := map[string]string{}
 	for _, o := range []struct{ flag, path string }{{"csv", c.CSV}, {"timeline", c.Timeline}, {"json", c.JSON}} {
@@ -259,10 +257,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 func runWithTarget(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf limits.NoFile,
 	sysctls limits.Sysctls, stdout, stderr io.Writer) error {
 	began := time.Now()
+	// The counters' baseline is taken before the target exists.
+	kv := limits.OpenKernelView(env.procRoot)
+	defer kv.Close()
 	tp, err := target.Start(ctx, target.ProcessConfig{
 		Exe: env.targetExe, Addr: fmt.Sprintf("127.0.0.1:%d", cfg.TargetPort),
 		NoFile: cfg.TargetNoFile, StatsInterval: cfg.Interval,
-		OnEMFILE: target.Policy(cfg.OnEMFILE), Backlog: cfg.Backlog,
+		Behavior: cfg.behavior,
 	})
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil {
@@ -295,6 +296,7 @@ func runWithTarget(ctx context.Context, cfg *runConfig, env runEnv, outs *output
 		}
 	})
 	sampler := newSampler(cfg, outs, gen, tp, began, stderr)
+	sampler.kv, sampler.port = kv, addr.Port()
 	sampleCtx, stopSampling := context.WithCancel(context.Background())
 	wg.Go(func() { sampler.loop(sampleCtx) })
 
@@ -308,6 +310,7 @@ func runWithTarget(ctx context.Context, cfg *runConfig, env runEnv, outs *output
 		}
 		t.Stop()
 	}
+	holdEnd := sampler.kernelSample() // the queue as it stands, before teardown empties it
 	closeErr := gen.Close()
 	stopRun(nil)
 	tp.Stop(2 * time.Second)
@@ -328,6 +331,7 @@ func runWithTarget(ctx context.Context, cfg *runConfig, env runEnv, outs *output
 		Requested: cfg.Connections, Target: addr, Results: gen.Results(), GeneratorID: os.Getpid(),
 		Limits: report.Limits{Generator: nf, Sysctls: sysctls}, TargetInfo: targetInfo(tp, cfg),
 		Duration: time.Since(began), Interrupted: isSignal(runErr), Err: runErr,
+		Kernel: sampler.kernelSummary(cfg, kv, holdEnd),
 	})
 	if err := writeReports(cfg, outs, sum, addr, gen.Results(), sampler); err != nil {
 		return runtimeErr(err)
@@ -354,7 +358,10 @@ func targetInfo(tp *target.Process, cfg *runConfig) *report.Target {
 	ready, last := tp.Ready(), tp.Latest()
 	t := &report.Target{PID: ready.PID, NoFileSoft: ready.NoFileSoft, NoFileHard: ready.NoFileHard,
 		Accepted: last.Accepted, AcceptErrors: last.AcceptErrors, Shed: last.Shed}
-	t.OnEMFILE, t.Backlog = cfg.OnEMFILE, cfg.Backlog
+	b := cfg.behavior
+	t.OnEMFILE, t.Backlog = string(b.OnEMFILE), b.Backlog
+	t.MaxConns, t.OnMaxConns, t.AcceptDelayS = b.MaxConns, string(b.OnMaxConns), b.AcceptDelay.Seconds()
+	t.Capped = last.Capped
 	if e := tp.FirstEMFILE(); e != nil {
 		t.FirstEMFILE = &report.FirstEMFILE{Errno: e.Errno, Accepted: e.Accepted, FDsOpen: e.FDsOpen,
 			SlotsUsed: e.SlotsUsed, OtherFDs: e.OtherFDs, AboveLimitFDs: e.AboveLimitFDs}
@@ -396,10 +403,16 @@ type sampler struct {
 	timeline    *report.Timeline
 	timelineErr error
 	progress    *report.Progress
+
+	kv          *limits.KernelView
+	port        uint16
+	mu          sync.Mutex // guards the two below: kernelSample runs in the loop and at the end of the hold
+	queueMax    int64
+	backlogSeen int64
 }
 
 func newSampler(cfg *runConfig, outs *outputs, gen *loadgen.Generator, tp *target.Process, began time.Time, stderr io.Writer) *sampler {
-	s := &sampler{gen: gen, tp: tp, began: began, interval: cfg.Interval}
+	s := &sampler{gen: gen, tp: tp, began: began, interval: cfg.Interval, queueMax: -1, backlogSeen: -1}
 	if outs.timeline != nil {
 		s.timeline, s.timelineErr = report.NewTimeline(outs.timeline)
 	}
@@ -417,7 +430,40 @@ func isTerminal(w io.Writer) bool {
 func (s *sampler) sample() report.Sample {
 	t := s.tp.Latest()
 	return report.Sample{Elapsed: time.Since(s.began), Gen: s.gen.Snapshot(),
-		TargetAccepted: t.Accepted, TargetFDs: t.FDsOpen, TargetAcceptErrors: t.AcceptErrors}
+		TargetAccepted: t.Accepted, TargetFDs: t.FDsOpen, TargetAcceptErrors: t.AcceptErrors,
+		Kernel: s.kernelSample()}
+}
+
+// kernelSample reads the listener and the counters, and keeps the longest queue.
+func (s *sampler) kernelSample() limits.KernelSample {
+	if s.kv == nil {
+		return limits.KernelSample{}
+	}
+	k := s.kv.Sample(s.port)
+	if l := k.Listener; l != nil {
+		s.mu.Lock()
+		s.queueMax = max(s.queueMax, int64(l.AcceptQueue))
+		s.backlogSeen = int64(l.Backlog)
+		s.mu.Unlock()
+	}
+	return k
+}
+
+func (s *sampler) kernelSummary(cfg *runConfig, kv *limits.KernelView, holdEnd limits.KernelSample) *report.Kernel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := &report.Kernel{Namespace: "host", ListenBacklog: s.backlogSeen, AcceptQueueMax: s.queueMax, AcceptQueueEnd: -1,
+		TCPExt: s.kv.Sample(s.port).TCPExt}
+	if cfg.inNetNS {
+		k.Namespace, k.Exact = "private", true
+	}
+	if holdEnd.Listener != nil {
+		k.AcceptQueueEnd = int64(holdEnd.Listener.AcceptQueue)
+	}
+	if kv.Unavailable != nil {
+		k.Unavailable = kv.Unavailable.Error()
+	}
+	return k
 }
 
 func (s *sampler) record(smp report.Sample) {

@@ -13,19 +13,12 @@ import (
 	"github.com/connlimit/connlimit/target"
 )
 
-var targetRanges = map[string]string{
+var targetRanges = withBehaviorRanges(map[string]string{
 	"nofile":         fmt.Sprintf("an integer from %d to the hard RLIMIT_NOFILE", target.MinNoFile),
 	"events-fd":      "an open descriptor number from 1 to 1023 (1 = stdout)",
 	"stats-interval": "a duration from 10ms to 1m",
 	"listen":         "host:port, such as 127.0.0.1:0",
-	"on-emfile":      "backoff, shed or stop",
-	"backlog":        backlogRange,
-}
-
-const (
-	maxBacklog   = 1 << 20
-	backlogRange = "an integer from 0 (net.core.somaxconn) to 1048576; the kernel caps it at somaxconn"
-)
+})
 
 // runTarget runs the built-in target in this process until a signal. Run
 // starts it as a child; people can also start it by hand and aim other tools
@@ -38,8 +31,8 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	nofile := fs.Uint64("nofile", target.DefaultNoFile, "soft RLIMIT_NOFILE, set before anything is opened")
 	eventsFd := fs.Int("events-fd", 1, "descriptor that receives the JSON-lines event stream")
 	interval := fs.Duration("stats-interval", target.DefaultStatsInterval, "how often to report counters")
-	onEMFILE := fs.String("on-emfile", string(target.PolicyBackoff), "accept policy when out of descriptors: backoff, shed or stop")
-	backlog := fs.Int("backlog", 0, "listen backlog (0 = net.core.somaxconn)")
+	var bf behaviorFlags
+	bf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			fmt.Fprint(stdout, "Usage: connlimit target [flags]\n\n", fs.FlagUsages())
@@ -56,12 +49,10 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageErr("--events-fd: want %s", targetRanges["events-fd"])
 	case *interval < 10*time.Millisecond || *interval > time.Minute:
 		return usageErr("--stats-interval: want %s", targetRanges["stats-interval"])
-	case *backlog < 0 || *backlog > maxBacklog:
-		return usageErr("--backlog: want %s", backlogRange)
 	}
-	policy, err := target.ParsePolicy(*onEMFILE)
+	behavior, err := bf.behavior()
 	if err != nil {
-		return usageErr("--on-emfile: %v", err)
+		return err
 	}
 	events := stdout
 	if *eventsFd != 1 {
@@ -73,7 +64,7 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		events = f
 	}
 	err = target.Serve(ctx, target.Config{Addr: *listen, NoFile: *nofile, StatsInterval: *interval,
-		Events: events, EventsFd: *eventsFd, Log: stderr, OnEMFILE: policy, Backlog: *backlog})
+		Events: events, EventsFd: *eventsFd, Log: stderr, Behavior: behavior})
 	if err != nil {
 		return runtimeErr(err)
 	}

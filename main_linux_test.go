@@ -63,6 +63,9 @@ type summaryJSON struct {
 	Interrupted   bool           `json:"interrupted"`
 	FirstLimit    string         `json:"first_limit"`
 	FirstLimitAt  int64          `json:"first_limit_at"`
+	Setting       string         `json:"first_limit_setting"`
+	Value         string         `json:"first_limit_value"`
+	Fix           string         `json:"first_limit_fix"`
 	Attempted     int            `json:"attempted"`
 	Outcomes      map[string]int `json:"outcomes"`
 	Latency       map[string]int `json:"connect_latency_us"`
@@ -83,6 +86,14 @@ type summaryJSON struct {
 			} `json:"other_fds"`
 		} `json:"first_emfile"`
 	} `json:"target"`
+	Kernel struct {
+		Namespace      string         `json:"namespace"`
+		Exact          bool           `json:"exact"`
+		ListenBacklog  int64          `json:"listen_backlog"`
+		AcceptQueueMax int64          `json:"accept_queue_max"`
+		AcceptQueueEnd int64          `json:"accept_queue_end"`
+		TCPExt         map[string]int `json:"tcpext_delta"`
+	} `json:"kernel"`
 }
 
 func readSummary(t *testing.T, path string) summaryJSON {
@@ -181,10 +192,29 @@ func TestRunFindsTargetEMFILE(t *testing.T) {
 			if !strings.Contains(stdout.String(), want) {
 				t.Errorf("summary lacks %q:\n%s", want, stdout.String())
 			}
+			if k := s.Kernel; k.AcceptQueueEnd != int64(s.Outcomes["queued"]) || k.ListenBacklog != somaxconn(t) || k.Namespace != "host" || k.Exact {
+				t.Errorf("kernel view %+v: want the %d queued in the accept queue, backlog = somaxconn, host namespace, not exact", k, s.Outcomes["queued"])
+			}
+			if s.Setting != "the target's RLIMIT_NOFILE (soft)" || s.Value != strconv.Itoa(nofile) || !strings.Contains(s.Fix, "ulimit -n") {
+				t.Errorf("verdict detail %q = %q, fix %q", s.Setting, s.Value, s.Fix)
+			}
 			checkCSV(t, csvPath, s)
 			checkTimeline(t, tl)
 		})
 	}
+}
+
+func somaxconn(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func checkCSV(t *testing.T, path string, s summaryJSON) {
@@ -241,12 +271,23 @@ func checkTimeline(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(rows[0], ",") != "elapsed_s,attempted,connecting,open,served,queued,failed,target_accepted,target_fds,target_accept_errors" {
+	if strings.Join(rows[0], ",") != "elapsed_s,attempted,connecting,open,served,queued,failed,target_accepted,target_fds,target_accept_errors,"+
+		"accept_queue,listen_backlog,listen_overflows,listen_drops,syncookies_sent,reqq_full_drop,reqq_full_do_cookies" {
 		t.Fatalf("timeline header %v", rows[0])
 	}
 	last := rows[len(rows)-1]
 	if len(rows) < 2 || last[1] != "500" {
 		t.Errorf("timeline: %d rows, last %v", len(rows)-1, last)
+	}
+	// The kernel's accept queue fills while the target is out of descriptors.
+	queueSeen := false
+	for _, r := range rows[1:] {
+		if n, err := strconv.Atoi(r[10]); err == nil && n > 0 && r[11] != "" {
+			queueSeen = true
+		}
+	}
+	if !queueSeen {
+		t.Errorf("no timeline row has an accept_queue above 0")
 	}
 }
 

@@ -1,11 +1,15 @@
 package limits
 
-import "errors"
+import (
+	"errors"
+	"sync"
+)
 
 // KernelView samples the kernel's side of a run: one listener's accept queue
 // (sock_diag) and the growth of the TcpExt counters since it was opened. Both
 // readers are opened up front so that sampling needs no new descriptor.
 type KernelView struct {
+	mu      sync.Mutex // Sample is called by the run's sampler and at the end of the hold
 	diag    *SockDiag
 	netstat *Netstat
 	base    TCPExt
@@ -43,6 +47,8 @@ func OpenKernelView(procRoot string) *KernelView {
 
 // Sample reads the listener on port and the counters now.
 func (k *KernelView) Sample(port uint16) KernelSample {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	var s KernelSample
 	if k.diag != nil {
 		if ls, err := k.diag.Listeners(port); err == nil && len(ls) > 0 {
@@ -59,6 +65,8 @@ func (k *KernelView) Sample(port uint16) KernelSample {
 
 // Close releases both readers.
 func (k *KernelView) Close() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	if k.diag != nil {
 		k.diag.Close()
 	}

@@ -68,6 +68,8 @@ func fixtureInput() Input {
 					{Num: 10, Kind: "inherited", Link: "/dev/null"}, {Num: 11, Kind: "inherited", Link: "/dev/null"},
 					{Num: 12, Kind: "inherited", Link: "/dev/null"}},
 				AboveLimitFDs: []limits.FD{{Num: 251, Kind: "pipe", Link: "pipe:[3]"}}}},
+		Kernel: &Kernel{Namespace: "host", ListenBacklog: 4096, AcceptQueueMax: 2, AcceptQueueEnd: 2,
+			TCPExt: limits.TCPExt{ListenOverflows: 3, ListenDrops: 3}},
 		Duration: 2500 * time.Millisecond,
 	}
 }
@@ -162,6 +164,9 @@ func TestTimelineAndPlainProgress(t *testing.T) {
 	p := NewProgress(&prog, 10, false)
 	for i := range 25 {
 		s := Sample{Elapsed: time.Duration(i) * 100 * time.Millisecond, Gen: loadgen.Snapshot{Attempted: int64(i)}, TargetFDs: i}
+		if i > 0 { // the first sample saw no listener: its cells stay empty
+			s.Kernel = limits.KernelSample{Listener: &limits.Listener{AcceptQueue: 5, Backlog: 4}, TCPExt: limits.TCPExt{ListenOverflows: int64(i)}}
+		}
 		if err := timeline.Write(s); err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +177,7 @@ func TestTimelineAndPlainProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(tl.String()), "\n")
-	if len(lines) != 26 || lines[0] != strings.Join(TimelineHeader, ",") || lines[25] != "2.400,24,0,0,0,0,0,0,24,0" {
+	if len(lines) != 26 || lines[0] != strings.Join(TimelineHeader, ",") || lines[25] != "2.400,24,0,0,0,0,0,0,24,0,5,4,24,0,0,0,0" || lines[1] != "0.000,0,0,0,0,0,0,0,0,0,,,0,0,0,0,0" {
 		t.Errorf("timeline %d lines, first %q last %q", len(lines), lines[0], lines[len(lines)-1])
 	}
 	// Plain lines at 0s, 1s, 2s and the final one: throttled, no carriage returns.

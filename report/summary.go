@@ -34,21 +34,47 @@ const (
 
 // Summary is the run in figures. Its JSON form is the --json report.
 type Summary struct {
-	SchemaVersion    int            `json:"schema_version"`
-	Interrupted      bool           `json:"interrupted"`
-	Error            string         `json:"error,omitempty"`
-	FirstLimit       string         `json:"first_limit"`
-	FirstLimitAt     int64          `json:"first_limit_at"`
-	TargetAddr       string         `json:"target_addr"`
-	Requested        int            `json:"requested"`
-	Attempted        int            `json:"attempted"`
-	Outcomes         map[string]int `json:"outcomes"`
-	ConnectLatencyUS Latency        `json:"connect_latency_us"`
-	ConnectRatePerS  float64        `json:"connect_rate_per_s"`
-	DurationS        float64        `json:"duration_s"`
-	Limits           Limits         `json:"limits"`
-	Generator        Generator      `json:"generator"`
-	Target           *Target        `json:"target"`
+	SchemaVersion int    `json:"schema_version"`
+	Interrupted   bool   `json:"interrupted"`
+	Error         string `json:"error,omitempty"`
+	FirstLimit    string `json:"first_limit"`
+	FirstLimitAt  int64  `json:"first_limit_at"`
+	// The setting behind the first limit, its value, and the change that
+	// would move it; empty for "none".
+	FirstLimitSetting string         `json:"first_limit_setting"`
+	FirstLimitValue   string         `json:"first_limit_value"`
+	FirstLimitFix     string         `json:"first_limit_fix"`
+	TargetAddr        string         `json:"target_addr"`
+	Requested         int            `json:"requested"`
+	Attempted         int            `json:"attempted"`
+	Outcomes          map[string]int `json:"outcomes"`
+	ConnectLatencyUS  Latency        `json:"connect_latency_us"`
+	ConnectRatePerS   float64        `json:"connect_rate_per_s"`
+	DurationS         float64        `json:"duration_s"`
+	Limits            Limits         `json:"limits"`
+	Generator         Generator      `json:"generator"`
+	Target            *Target        `json:"target"`
+	Kernel            *Kernel        `json:"kernel"`
+}
+
+// Kernel is the kernel's view of the target's listener during the run.
+type Kernel struct {
+	// Namespace is "private" when the run had a network namespace of its own
+	// (run --netns), else "host".
+	Namespace string `json:"namespace"`
+	// Exact is true when nothing but the run could move the counters.
+	Exact bool `json:"exact"`
+	// Unavailable names the readings that could not be made.
+	Unavailable string `json:"unavailable,omitempty"`
+	// ListenBacklog is the listener's backlog; the accept queue holds one
+	// more. -1 when the listener was not seen.
+	ListenBacklog int64 `json:"listen_backlog"`
+	// AcceptQueueMax is the longest accept queue sampled; AcceptQueueEnd the
+	// queue at the end of the hold, before teardown. -1 when not seen.
+	AcceptQueueMax int64 `json:"accept_queue_max"`
+	AcceptQueueEnd int64 `json:"accept_queue_end"`
+	// TCPExt is the growth of the TcpExt counters over the run.
+	TCPExt limits.TCPExt `json:"tcpext_delta"`
 }
 
 // Latency percentiles of the handshake, in microseconds, over connected attempts.
@@ -75,14 +101,20 @@ type Generator struct {
 
 // Target is the built-in target's own account.
 type Target struct {
-	PID          int          `json:"pid"`
-	NoFileSoft   uint64       `json:"nofile_soft"`
-	NoFileHard   uint64       `json:"nofile_hard"`
-	Accepted     int64        `json:"accepted"`
-	AcceptErrors int64        `json:"accept_errors"`
-	OnEMFILE     string       `json:"on_emfile"`
-	Backlog      int          `json:"backlog"` // 0: net.core.somaxconn
-	Shed         int64        `json:"shed"`    // closed at once by the shed policy
+	PID          int    `json:"pid"`
+	NoFileSoft   uint64 `json:"nofile_soft"`
+	NoFileHard   uint64 `json:"nofile_hard"`
+	Accepted     int64  `json:"accepted"`
+	AcceptErrors int64  `json:"accept_errors"`
+	OnEMFILE     string `json:"on_emfile"`
+	Backlog      int    `json:"backlog"` // 0: net.core.somaxconn
+	Shed         int64  `json:"shed"`    // closed at once by the shed policy
+	// MaxConns is the application connection cap (0: none), OnMaxConns what
+	// the target does there, Capped the connections it closed at the cap.
+	MaxConns     int          `json:"max_conns"`
+	OnMaxConns   string       `json:"on_max_conns"`
+	Capped       int64        `json:"capped"`
+	AcceptDelayS float64      `json:"accept_delay_s"`
 	FirstEMFILE  *FirstEMFILE `json:"first_emfile"`
 }
 
@@ -106,6 +138,7 @@ type Input struct {
 	GeneratorID int
 	Limits      Limits
 	TargetInfo  *Target // nil when the target is not ours
+	Kernel      *Kernel // nil when not sampled
 	Duration    time.Duration
 	Interrupted bool
 	Err         error
@@ -124,6 +157,7 @@ func Build(in Input) Summary {
 		Limits:        in.Limits,
 		Generator:     Generator{PID: in.GeneratorID},
 		Target:        in.TargetInfo,
+		Kernel:        in.Kernel,
 	}
 	if in.Err != nil {
 		s.Error = in.Err.Error()
@@ -156,6 +190,7 @@ func Build(in Input) Summary {
 		}
 	}
 	s.FirstLimit, s.FirstLimitAt = firstLimit(in.Results, in.TargetInfo)
+	s.FirstLimitSetting, s.FirstLimitValue, s.FirstLimitFix = s.limitDetail()
 	return s
 }
 

@@ -22,17 +22,6 @@ var outcomeMeaning = map[string]string{
 	"other":             "any other error; the CSV keeps the errno",
 }
 
-var fixes = map[string]string{
-	LimitTargetFD:           "raise the target's soft limit (--target-nofile; for your own server: ulimit -n, systemd LimitNOFILE=, nginx worker_rlimit_nofile)",
-	LimitTargetNotAccepting: "find why the target stops calling accept(): an application connection cap, or a stalled accept loop",
-	LimitAcceptQueueFull:    "the accept queue is full: raise the backlog (net.core.somaxconn, listen backlog) and make the target accept faster",
-	LimitTargetClosed:       "the target accepts then closes: check its connection cap and logs",
-	LimitClientFD:           "raise the generator's soft limit (ulimit -n) or spread the load over more processes",
-	LimitSystemFD:           "raise fs.file-max (sysctl -w fs.file-max=...)",
-	LimitEphemeralPorts:     "widen net.ipv4.ip_local_port_range or add source addresses",
-	LimitRefused:            "nothing listens at the target address: start the server or fix the address",
-}
-
 // WriteText writes the summary in plain words: the limit first, then the
 // figures behind it.
 func WriteText(w io.Writer, s Summary) error {
@@ -55,9 +44,12 @@ func WriteText(w io.Writer, s Summary) error {
 	}
 	p("\n")
 	explain(p, s)
-	if fix, ok := fixes[s.FirstLimit]; ok {
-		p("  to move it: %s\n", fix)
+	if s.FirstLimitSetting != "" {
+		p("  setting: %s = %s\n", s.FirstLimitSetting, s.FirstLimitValue)
+		p("  to move it: %s\n", s.FirstLimitFix)
 	}
+
+	writeKernel(p, s.Kernel)
 
 	p("\noutcomes (%d attempts):\n", s.Attempted)
 	for _, o := range loadgen.Outcomes() {
@@ -76,7 +68,6 @@ func WriteText(w io.Writer, s Summary) error {
 
 func explain(p func(string, ...any), s Summary) {
 	t := s.Target
-	queued := s.Outcomes["queued"]
 	switch {
 	case s.FirstLimit == LimitTargetFD && t != nil && t.FirstEMFILE != nil:
 		e := t.FirstEMFILE
@@ -87,9 +78,6 @@ func explain(p func(string, ...any), s Summary) {
 			e.SlotsUsed, t.NoFileSoft, e.SlotsUsed-others, others, otherKinds(e.OtherFDs))
 		if len(e.AboveLimitFDs) > 0 {
 			p("  Not counted: inherited descriptors numbered at or above the limit take no slot (%s).\n", fdNums(e.AboveLimitFDs))
-		}
-		if queued > 0 {
-			p("  %d more connections completed the handshake anyway and wait in the kernel's accept queue (queued).\n", queued)
 		}
 		switch t.OnEMFILE {
 		case "shed":
@@ -103,6 +91,62 @@ func explain(p func(string, ...any), s Summary) {
 		p("  every one of the %d connections asked for was served and held.\n", s.Requested)
 	default:
 		p("  the first attempt to end as %s came after %d attempts had succeeded.\n", firstOutcomeOf(s.FirstLimit), s.FirstLimitAt)
+	}
+	queueStory(p, s)
+}
+
+// queueStory tells what the accept queue did, with the kernel's counters as evidence.
+func queueStory(p func(string, ...any), s Summary) {
+	queued, timedOut := s.Outcomes["queued"], s.Outcomes["connect-timeout"]
+	k := s.Kernel
+	if queued > 0 {
+		p("  %d connections completed the handshake and waited in the accept queue", queued)
+		if k != nil && k.ListenBacklog >= 0 {
+			p(" (backlog %d + 1)", k.ListenBacklog)
+		}
+		p(": the kernel answers for a listener that does not accept, and the client cannot tell.\n")
+	}
+	if timedOut == 0 {
+		return
+	}
+	if k == nil || k.Unavailable != "" && k.TCPExt == (limits.TCPExt{}) {
+		p("  %d connects timed out: their SYNs went unanswered.\n", timedOut)
+		return
+	}
+	if o := k.TCPExt.ListenOverflows; o > 0 {
+		p("  %d connects timed out: the queue was full and the kernel dropped their SYNs (ListenOverflows +%d, retransmits included).\n", timedOut, o)
+		return
+	}
+	p("  %d connects timed out but ListenOverflows did not move: the SYNs were lost before the listener", timedOut)
+	if d := k.TCPExt.TCPReqQFullDrop; d > 0 {
+		p(" (the SYN queue was full: TCPReqQFullDrop +%d)", d)
+	}
+	p(".\n")
+}
+
+// writeKernel shows the kernel's view of the listener.
+func writeKernel(p func(string, ...any), k *Kernel) {
+	if k == nil {
+		return
+	}
+	if k.Exact {
+		p("\nkernel's view (private network namespace: the counters are this run's alone):\n")
+	} else {
+		p("\nkernel's view (%s network namespace: other traffic moves these counters too, so they may not be exact):\n", k.Namespace)
+	}
+	if k.ListenBacklog >= 0 {
+		p("  listener: backlog %d, so the accept queue holds %d; longest queue sampled %d, %d at the end of the hold\n",
+			k.ListenBacklog, k.ListenBacklog+1, k.AcceptQueueMax, k.AcceptQueueEnd)
+	} else {
+		p("  listener: not seen by sock_diag\n")
+	}
+	parts := []string{}
+	for _, c := range k.TCPExt.Fields() {
+		parts = append(parts, fmt.Sprintf("%s +%d", c.Name, c.Value))
+	}
+	p("  TcpExt growth: %s\n", strings.Join(parts, ", "))
+	if k.Unavailable != "" {
+		p("  unavailable: %s\n", k.Unavailable)
 	}
 }
 

@@ -9,12 +9,15 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/connlimit/connlimit/limits"
 	"github.com/connlimit/connlimit/loadgen"
 )
 
 // TimelineHeader is the --timeline CSV header; scripts depend on it.
 var TimelineHeader = []string{"elapsed_s", "attempted", "connecting", "open", "served", "queued", "failed",
-	"target_accepted", "target_fds", "target_accept_errors"}
+	"target_accepted", "target_fds", "target_accept_errors",
+	"accept_queue", "listen_backlog", "listen_overflows", "listen_drops", "syncookies_sent",
+	"reqq_full_drop", "reqq_full_do_cookies"}
 
 // Sample is the run's state at one moment, from both sides.
 type Sample struct {
@@ -23,6 +26,8 @@ type Sample struct {
 	TargetAccepted     int64
 	TargetFDs          int
 	TargetAcceptErrors int64
+	// Kernel is the listener's accept queue and the TcpExt growth since the start.
+	Kernel limits.KernelSample
 }
 
 // Timeline writes one CSV row per sample.
@@ -44,6 +49,15 @@ func (t *Timeline) Write(s Sample) error {
 	for i, v := range []int64{g.Attempted, g.Connecting, g.Open, g.Served, g.Queued, g.Failed,
 		s.TargetAccepted, int64(s.TargetFDs), s.TargetAcceptErrors} {
 		t.row[i+1] = strconv.FormatInt(v, 10)
+	}
+	i := 10
+	if l := s.Kernel.Listener; l != nil {
+		t.row[i], t.row[i+1] = strconv.FormatUint(uint64(l.AcceptQueue), 10), strconv.FormatUint(uint64(l.Backlog), 10)
+	} else {
+		t.row[i], t.row[i+1] = "", "" // no listener seen: unknown, not zero
+	}
+	for j, c := range s.Kernel.TCPExt.Fields() {
+		t.row[i+2+j] = strconv.FormatInt(c.Value, 10)
 	}
 	return t.cw.Write(t.row)
 }

@@ -29,7 +29,8 @@ type Event struct {
 	NoFileHard   uint64      `json:"nofile_hard,omitempty"`
 	Accepted     int64       `json:"accepted"`
 	AcceptErrors int64       `json:"accept_errors"`
-	Shed         int64       `json:"shed,omitempty"` // connections closed at once by PolicyShed
+	Shed         int64       `json:"shed,omitempty"`   // connections closed at once by PolicyShed
+	Capped       int64       `json:"capped,omitempty"` // connections closed at once at the cap by CapClose
 	Open         int64       `json:"open"`
 	FDsOpen      int         `json:"fds_open"`
 	Errno        string      `json:"errno,omitempty"`

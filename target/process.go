@@ -15,9 +15,7 @@ type ProcessConfig struct {
 	Addr          string
 	NoFile        uint64
 	StatsInterval time.Duration
-	// OnEMFILE and Backlog are passed to Serve in the child.
-	OnEMFILE Policy
-	Backlog  int
+	Behavior
 	// StartTimeout bounds the wait for the ready event; 10 s when 0.
 	StartTimeout time.Duration
 }

@@ -31,12 +31,7 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	if cfg.Addr != "" {
 		args = append(args, "--listen", cfg.Addr)
 	}
-	if cfg.OnEMFILE != "" {
-		args = append(args, "--on-emfile", string(cfg.OnEMFILE))
-	}
-	if cfg.Backlog > 0 {
-		args = append(args, "--backlog", strconv.Itoa(cfg.Backlog))
-	}
+	args = append(args, cfg.Behavior.Args()...)
 	p := &Process{exited: make(chan struct{})}
 	cmd := exec.Command(cfg.Exe, args...)
 	cmd.ExtraFiles = []*os.File{pw}

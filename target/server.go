@@ -81,10 +81,7 @@ type Config struct {
 	Log io.Writer
 	// ProcRoot is where proc is mounted; limits.DefaultProcRoot when empty.
 	ProcRoot string
-	// OnEMFILE is the accept policy; PolicyBackoff when empty.
-	OnEMFILE Policy
-	// Backlog is the listen backlog; 0 lets Go use net.core.somaxconn.
-	Backlog int
+	Behavior
 }
 
 type server struct {
@@ -101,8 +98,10 @@ type server struct {
 	accepted     atomic.Int64
 	acceptErrors atomic.Int64
 	shed         atomic.Int64
+	capped       atomic.Int64 // closed at once at the connection cap (CapClose)
 	open         atomic.Int64
-	firstEMFILE  bool // accept loop only
+	firstEMFILE  bool          // accept loop only
+	slotFreed    chan struct{} // a connection ended; CapWait waits on it
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -128,6 +127,9 @@ func Serve(ctx context.Context, cfg Config) error {
 	if cfg.OnEMFILE == "" {
 		cfg.OnEMFILE = PolicyBackoff
 	}
+	if cfg.OnMaxConns == "" {
+		cfg.OnMaxConns = CapWait
+	}
 	nf, err := limits.ReadNoFile()
 	if cfg.NoFile > 0 {
 		nf, err = limits.SetSoft(cfg.NoFile)
@@ -135,7 +137,8 @@ func Serve(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("target: set soft RLIMIT_NOFILE to %d: %w", cfg.NoFile, err)
 	}
-	s := &server{cfg: cfg, events: newEventWriter(cfg.Events), conns: make(map[net.Conn]struct{})}
+	s := &server{cfg: cfg, events: newEventWriter(cfg.Events), conns: make(map[net.Conn]struct{}),
+		slotFreed: make(chan struct{}, 1)}
 	// Opened before the listener so the inventory works at EMFILE.
 	if s.inv, err = limits.OpenInventory(cfg.ProcRoot, "self"); err != nil {
 		return fmt.Errorf("target: %w", err)
@@ -205,6 +208,9 @@ func listenerFd(ln net.Listener) int {
 func (s *server) acceptLoop(ctx context.Context, ln net.Listener, wg *sync.WaitGroup) error {
 	var delay time.Duration
 	for {
+		if !s.pace(ctx, ln) {
+			return nil
+		}
 		c, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -242,6 +248,11 @@ func (s *server) acceptLoop(ctx context.Context, ln net.Listener, wg *sync.WaitG
 			continue
 		}
 		delay = 0
+		if s.atCap() && s.cfg.OnMaxConns == CapClose {
+			c.Close()
+			s.capped.Add(1)
+			continue
+		}
 		seq := s.accepted.Add(1)
 		s.open.Add(1)
 		s.mu.Lock()
@@ -249,6 +260,43 @@ func (s *server) acceptLoop(ctx context.Context, ln net.Listener, wg *sync.WaitG
 		s.mu.Unlock()
 		wg.Go(func() { s.handle(c, uint64(seq)) })
 	}
+}
+
+func (s *server) atCap() bool {
+	return s.cfg.MaxConns > 0 && s.open.Load() >= int64(s.cfg.MaxConns)
+}
+
+// pace runs before each accept: the accept delay, then the connection cap.
+// It returns false when the loop should end.
+func (s *server) pace(ctx context.Context, ln net.Listener) bool {
+	if d := s.cfg.AcceptDelay; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
+	if !s.atCap() {
+		return true
+	}
+	switch s.cfg.OnMaxConns {
+	case CapStop:
+		ln.Close()
+		fmt.Fprintf(s.cfg.Log, "target: listener closed at the connection cap %d (policy stop)\n", s.cfg.MaxConns)
+		<-ctx.Done() // keep serving the connections already accepted
+		return false
+	case CapWait:
+		for s.atCap() {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-s.slotFreed:
+			}
+		}
+	}
+	return true // CapClose: accept, then close
 }
 
 // shedOne frees the spare slot, accepts one pending connection and closes
@@ -287,6 +335,10 @@ func (s *server) handle(c net.Conn, seq uint64) {
 		s.mu.Unlock()
 		c.Close()
 		s.open.Add(-1)
+		select {
+		case s.slotFreed <- struct{}{}:
+		default:
+		}
 	}()
 	buf := make([]byte, 0, 256)
 	if _, err := c.Write(AppendGreeting(buf, seq, c.RemoteAddr().String())); err != nil {
@@ -317,7 +369,7 @@ func (s *server) closeConns() {
 func (s *server) snapshot(typ string) Event {
 	fds, _ := s.inv.Count()
 	return Event{Type: typ, Accepted: s.accepted.Load(), AcceptErrors: s.acceptErrors.Load(),
-		Shed: s.shed.Load(), Open: s.open.Load(), FDsOpen: fds}
+		Shed: s.shed.Load(), Capped: s.capped.Load(), Open: s.open.Load(), FDsOpen: fds}
 }
 
 // spareFd is the shed policy's reserved descriptor number, -1 without one.

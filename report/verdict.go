@@ -1,0 +1,60 @@
+package report
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// limitDetail names the setting behind the first limit, its value as this
+// run saw it, and the change that would move it.
+func (s *Summary) limitDetail() (setting, value, fix string) {
+	t, k, sys := s.Target, s.Kernel, s.Limits.Sysctls
+	unknown := "unknown"
+	switch s.FirstLimit {
+	case LimitTargetFD:
+		value = unknown
+		if t != nil {
+			value = strconv.FormatUint(t.NoFileSoft, 10)
+		}
+		return "the target's RLIMIT_NOFILE (soft)", value,
+			"raise the target's soft limit: ulimit -n / systemd LimitNOFILE= / nginx worker_rlimit_nofile (built-in target: --target-nofile)"
+	case LimitTargetNotAccepting:
+		if t != nil && t.MaxConns > 0 {
+			return "the target's connection cap (--max-conns, at the cap: " + t.OnMaxConns + ")", strconv.Itoa(t.MaxConns),
+				"raise the application's connection cap, or stop it from holding connections it does not need"
+		}
+		return "the target's accept loop", "not calling accept() with descriptors to spare",
+			"find why the target stops accepting: an application connection cap (maxclients, max_connections) or a stalled accept loop"
+	case LimitAcceptQueueFull:
+		value = unknown
+		switch {
+		case k != nil && k.ListenBacklog >= 0:
+			value = fmt.Sprintf("%d (the queue holds %d)", k.ListenBacklog, k.ListenBacklog+1)
+		case sys.Somaxconn >= 0:
+			value = fmt.Sprintf("at most net.core.somaxconn = %d", sys.Somaxconn)
+		}
+		return "the listen backlog (the smaller of listen()'s backlog and net.core.somaxconn)", value,
+			"make the target accept faster, or raise the backlog: net.core.somaxconn and the server's listen backlog (built-in target: --backlog)"
+	case LimitTargetClosed:
+		if t != nil && t.MaxConns > 0 {
+			return "the target's connection cap (--max-conns, at the cap: " + t.OnMaxConns + ")", strconv.Itoa(t.MaxConns),
+				"raise the application's connection cap (maxclients, max_connections)"
+		}
+		return "the target's own connection handling", "closes or resets accepted connections",
+			"read the target's logs: a connection cap (maxclients, max_connections) or an error closes them"
+	case LimitClientFD:
+		return "the generator's RLIMIT_NOFILE (soft)", strconv.FormatUint(s.Limits.Generator.Soft, 10),
+			"raise the generator's soft limit: ulimit -n (connlimit: --nofile), or spread the load over more processes"
+	case LimitSystemFD:
+		return "fs.file-max", strconv.FormatInt(sys.FileMax, 10),
+			"raise the system-wide limit: sysctl -w fs.file-max=N, or close descriptors elsewhere"
+	case LimitEphemeralPorts:
+		r := sys.PortRange
+		return "net.ipv4.ip_local_port_range", fmt.Sprintf("%d %d (%d ports per source address and target ip:port)", r.Low, r.High, r.Count()),
+			"add source addresses (--source-ips) or target ports, or widen net.ipv4.ip_local_port_range"
+	case LimitRefused:
+		return "a listener at the target address", s.TargetAddr + ": none (or it was closed)",
+			"start the server or fix the address; a server that closes its listener under load needs its logs read"
+	}
+	return "", "", ""
+}

@@ -1,0 +1,71 @@
+package target
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Behavior is how the target treats clients at its limits. Run passes it
+// through to its target child as flags.
+type Behavior struct {
+	// OnEMFILE is the accept policy out of descriptors; PolicyBackoff when empty.
+	OnEMFILE Policy
+	// Backlog is the listen backlog; 0 lets Go use net.core.somaxconn.
+	Backlog int
+	// MaxConns is an application connection cap, as servers have
+	// (maxclients, max_connections); 0 for none.
+	MaxConns int
+	// OnMaxConns is what the target does at MaxConns; CapWait when empty.
+	OnMaxConns CapPolicy
+	// AcceptDelay is spent before each accept: a slow accept loop.
+	AcceptDelay time.Duration
+}
+
+// CapPolicy is what the target does once MaxConns connections are open.
+type CapPolicy string
+
+// Policies at the application connection cap.
+const (
+	// CapWait stops calling accept() until a connection ends, as
+	// golang.org/x/net/netutil.LimitListener does: clients queue.
+	CapWait CapPolicy = "wait"
+	// CapClose accepts and closes at once, as Redis does past maxclients.
+	CapClose CapPolicy = "close"
+	// CapStop closes the listener: later connects are refused.
+	CapStop CapPolicy = "stop"
+)
+
+// CapPolicies lists the accepted names.
+var CapPolicies = []CapPolicy{CapWait, CapClose, CapStop}
+
+// ParseCapPolicy accepts one of CapPolicies.
+func ParseCapPolicy(s string) (CapPolicy, error) {
+	for _, p := range CapPolicies {
+		if string(p) == s {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("unknown policy %q: want wait, close or stop", s)
+}
+
+// Args renders b as flags of the target subcommand.
+func (b Behavior) Args() []string {
+	var args []string
+	if b.OnEMFILE != "" {
+		args = append(args, "--on-emfile", string(b.OnEMFILE))
+	}
+	if b.Backlog > 0 {
+		args = append(args, "--backlog", strconv.Itoa(b.Backlog))
+	}
+	if b.MaxConns > 0 {
+		args = append(args, "--max-conns", strconv.Itoa(b.MaxConns))
+	}
+	if b.OnMaxConns != "" {
+		args = append(args, "--on-max-conns", string(b.OnMaxConns))
+	}
+	if b.AcceptDelay > 0 {
+		args = append(args, "--accept-delay", b.AcceptDelay.String())
+	}
+	return args
+}
