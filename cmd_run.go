@@ -30,6 +30,8 @@ type runConfig struct {
 	GreetingTimeout time.Duration
 	Hold            time.Duration
 	TargetNoFile    uint64
+	NoFile          uint64 // the generator's own soft limit; 0 = raise it as the run needs
+	Procs           string
 	TargetPort      int
 	behaviorFlags
 	behavior target.Behavior // from behaviorFlags, set by Validate
@@ -70,7 +72,13 @@ var runRanges = withBehaviorRanges(map[string]string{
 	"target-nofile":    fmt.Sprintf("an integer from %d to the hard RLIMIT_NOFILE", target.MinNoFile),
 	"target-port":      "a port from 0 (any free port) to 65535",
 	"interval":         "a duration from 10ms to 1m, such as 100ms",
+	"nofile":           fmt.Sprintf("0 (raise as needed) or an integer from %d to the hard RLIMIT_NOFILE", minGeneratorNoFile),
+	"procs":            "auto or 1 (one generator process; several are not built yet)",
 })
+
+// minGeneratorNoFile leaves the generator its own few descriptors (stdio,
+// netpoller, sampler readers, the target's pipe) under a --nofile.
+const minGeneratorNoFile = 16
 
 func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
@@ -83,6 +91,8 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.DurationVar(&cfg.GreetingTimeout, "greeting-timeout", loadgen.DefaultGreetingTimeout, "after connecting, wait this long for the target's greeting")
 	fs.DurationVar(&cfg.Hold, "hold", time.Second, "hold every connection open this long before closing them all")
 	fs.Uint64Var(&cfg.TargetNoFile, "target-nofile", target.DefaultNoFile, "soft RLIMIT_NOFILE of the built-in target")
+	fs.Uint64Var(&cfg.NoFile, "nofile", 0, "the generator's own soft RLIMIT_NOFILE, to show a client-side limit (0 = raise it as needed)")
+	fs.StringVar(&cfg.Procs, "procs", "auto", "generator processes: auto or 1")
 	fs.IntVar(&cfg.TargetPort, "target-port", 0, "port of the built-in target on 127.0.0.1 (0 = any free port)")
 	cfg.behaviorFlags.register(fs)
 	fs.StringVar(&cfg.CSV, "csv", "", "write one row per attempt to this CSV file")
@@ -131,6 +141,10 @@ func (c *runConfig) Validate() error {
 		return bad("hold")
 	case c.TargetNoFile < target.MinNoFile:
 		return bad("target-nofile")
+	case c.NoFile != 0 && c.NoFile < minGeneratorNoFile:
+		return bad("nofile")
+	case c.Procs != "auto" && c.Procs != "1":
+		return bad("procs")
 	case c.TargetPort < 0 || c.TargetPort > 65535:
 		return bad("target-port")
 	case c.Interval < 10*time.Millisecond || c.Interval > time.Minute:
@@ -233,17 +247,22 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 		return usageErr("--target-nofile: %d is above the hard limit %d; want %d to %d (only root can raise the hard limit: ulimit -Hn)",
 			cfg.TargetNoFile, nf.Hard, target.MinNoFile, nf.Hard)
 	}
-	need := uint64(cfg.Connections) + generatorReserve
-	raised, err := limits.EnsureSoft(need)
-	if err != nil {
-		var hl *limits.HardLimitError
-		if errors.As(err, &hl) {
-			return runtimeErr(fmt.Errorf("the generator %v (%d connections + %d for itself); or lower --connections to %d",
-				err, cfg.Connections, generatorReserve, int(nf.Hard)-generatorReserve))
-		}
-		return runtimeErr(fmt.Errorf("raise the generator's soft limit to %d: %w", need, err))
+	if cfg.NoFile > nf.Hard {
+		return usageErr("--nofile: %d is above the hard limit %d; want %s", cfg.NoFile, nf.Hard, runRanges["nofile"])
 	}
-	nf.Soft = raised.Soft
+	if cfg.NoFile == 0 {
+		need := uint64(cfg.Connections) + generatorReserve
+		raised, err := limits.EnsureSoft(need)
+		if err != nil {
+			var hl *limits.HardLimitError
+			if errors.As(err, &hl) {
+				return runtimeErr(fmt.Errorf("the generator %v (%d connections + %d for itself); or lower --connections to %d",
+					err, cfg.Connections, generatorReserve, int(nf.Hard)-generatorReserve))
+			}
+			return runtimeErr(fmt.Errorf("raise the generator's soft limit to %d: %w", need, err))
+		}
+		nf.Soft = raised.Soft
+	}
 
 	outs, err := openOutputs(&cfg)
 	if err != nil {
@@ -300,7 +319,18 @@ func runWithTarget(ctx context.Context, cfg *runConfig, env runEnv, outs *output
 	sampleCtx, stopSampling := context.WithCancel(context.Background())
 	wg.Go(func() { sampler.loop(sampleCtx) })
 
-	runErr := gen.Open(runCtx)
+	var runErr error
+	if cfg.NoFile > 0 {
+		// Lowered only now: starting the target and the samplers needed descriptors.
+		lowered, err := limits.SetSoft(cfg.NoFile)
+		if err != nil {
+			runErr = fmt.Errorf("set the generator's soft limit to --nofile %d: %w", cfg.NoFile, err)
+		}
+		nf.Soft = lowered.Soft
+	}
+	if runErr == nil {
+		runErr = gen.Open(runCtx)
+	}
 	if runErr == nil && cfg.Hold > 0 {
 		t := time.NewTimer(cfg.Hold)
 		select {

@@ -87,6 +87,21 @@ func explain(p func(string, ...any), s Summary) {
 		default:
 			p("  accept() failed %d times in all; the target backed off 5 ms doubling to 1 s between tries.\n", t.AcceptErrors)
 		}
+	case s.FirstLimit == LimitClientFD:
+		g := s.Limits.Generator
+		p("  The generator (pid %d, soft limit %d) ran out of descriptors first: socket() failed with EMFILE after %d connections;\n",
+			s.Generator.PID, g.Soft, s.FirstLimitAt)
+		if own := int64(g.Soft) - s.FirstLimitAt; own > 0 {
+			p("  the other %d descriptors were its own (stdio, runtime, its samplers, the target's pipe).\n", own)
+		}
+		if t != nil {
+			p("  The target had room: it accepted %d with a soft limit of %d. This limit is the client's, not the server's:\n", t.Accepted, t.NoFileSoft)
+			p("  a load tester that reports \"too many open files\" may be measuring itself.\n")
+		}
+	case s.FirstLimit == LimitEphemeralPorts:
+		r := s.Limits.Sysctls.PortRange
+		p("  connect() failed with EADDRNOTAVAIL after %d connections: each connection to %s needs its own local port,\n", s.FirstLimitAt, s.TargetAddr)
+		p("  and net.ipv4.ip_local_port_range %d-%d holds %d. The target never saw these attempts.\n", r.Low, r.High, r.Count())
 	case s.FirstLimit == LimitNone:
 		p("  every one of the %d connections asked for was served and held.\n", s.Requested)
 	default:
