@@ -55,7 +55,10 @@ func (e *signalError) Error() string { return "interrupted by " + e.sig.String()
 // errHelp means help was printed as asked: exit 0, print nothing more.
 var errHelp = errors.New("help shown")
 
-func isSilent(err error) bool { return errors.Is(err, errHelp) }
+// errReported means a child already printed the outcome; only its exit status remains.
+var errReported = errors.New("reported by the child run")
+
+func isSilent(err error) bool { return errors.Is(err, errHelp) || errors.Is(err, errReported) }
 
 func exitCode(err error) int {
 	var ee *exitError

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,11 @@ type runConfig struct {
 	JSON     string
 	Interval time.Duration
 	Quiet    bool
+
+	NetNS     bool
+	PortRange string
+	Somaxconn int
+	ports     limits.PortRange // parsed PortRange
 
 	inNetNS bool // this process is the --netns child: the namespace is the run's own
 }
@@ -74,7 +80,27 @@ var runRanges = withBehaviorRanges(map[string]string{
 	"interval":         "a duration from 10ms to 1m, such as 100ms",
 	"nofile":           fmt.Sprintf("0 (raise as needed) or an integer from %d to the hard RLIMIT_NOFILE", minGeneratorNoFile),
 	"procs":            "auto or 1 (one generator process; several are not built yet)",
+	"port-range":       "LOW-HIGH with 1024 <= LOW < HIGH <= 65535, such as 40000-40199; only with --netns",
+	"somaxconn":        "an integer from 1 to 1048576; only with --netns",
 })
+
+// netnsTargetPort is the built-in target's port in a --netns namespace,
+// where nothing else listens.
+const netnsTargetPort = 80
+
+// parsePortRange reads LOW-HIGH.
+func parsePortRange(s string) (limits.PortRange, error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	l, err1 := strconv.Atoi(lo)
+	h, err2 := strconv.Atoi(hi)
+	switch {
+	case !ok || err1 != nil || err2 != nil:
+		return limits.PortRange{}, fmt.Errorf("%q is not LOW-HIGH", s)
+	case l < 1024 || h > 65535 || l >= h:
+		return limits.PortRange{}, fmt.Errorf("%d-%d is out of range", l, h)
+	}
+	return limits.PortRange{Low: l, High: h}, nil
+}
 
 // minGeneratorNoFile leaves the generator its own few descriptors (stdio,
 // netpoller, sampler readers, the target's pipe) under a --nofile.
@@ -98,6 +124,11 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.StringVar(&cfg.CSV, "csv", "", "write one row per attempt to this CSV file")
 	fs.StringVar(&cfg.Timeline, "timeline", "", "write one row per --interval to this CSV file")
 	fs.StringVar(&cfg.JSON, "json", "", "write the summary as JSON to this file")
+	fs.BoolVar(&cfg.NetNS, "netns", false, "run in a network namespace of its own (root): exact kernel counters, settable net sysctls")
+	fs.StringVar(&cfg.PortRange, "port-range", "", "net.ipv4.ip_local_port_range in the --netns namespace, such as 40000-40199")
+	fs.IntVar(&cfg.Somaxconn, "somaxconn", 0, "net.core.somaxconn in the --netns namespace")
+	fs.BoolVar(&cfg.inNetNS, "netns-child", false, "internal: this is the namespaced child of --netns")
+	_ = fs.MarkHidden("netns-child")
 	fs.DurationVar(&cfg.Interval, "interval", 100*time.Millisecond, "sampling interval of the timeline and the target's reports")
 	fs.BoolVarP(&cfg.Quiet, "quiet", "q", false, "no progress display")
 	return fs
@@ -153,6 +184,21 @@ func (c *runConfig) Validate() error {
 	var err error
 	if c.behavior, err = c.behaviorFlags.behavior(); err != nil {
 		return err
+	}
+	if c.PortRange != "" {
+		if c.ports, err = parsePortRange(c.PortRange); err != nil {
+			return usageErr("--port-range: %v; want %s", err, runRanges["port-range"])
+		}
+	}
+	if c.Somaxconn < 0 || c.Somaxconn > maxBacklog {
+		return bad("somaxconn")
+	}
+	if !c.NetNS {
+		for flag, set := range map[string]bool{"port-range": c.PortRange != "", "somaxconn": c.Somaxconn != 0} {
+			if set {
+				return usageErr("--%s: valid only with --netns (it would change the host's setting)", flag)
+			}
+		}
 	}
 	seen := map[string]string{}
 	for _, o := range []struct{ flag, path string }{{"csv", c.CSV}, {"timeline", c.Timeline}, {"json", c.JSON}} {
@@ -232,6 +278,18 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 			return runtimeErr(fmt.Errorf("find own binary to start the target: %w", err))
 		}
 		env.targetExe = exe
+	}
+	switch {
+	case cfg.NetNS && !cfg.inNetNS:
+		return runInNetNS(ctx, env.targetExe, args, stdout, stderr)
+	case cfg.inNetNS:
+		if err := setupNetNS(env.procRoot, cfg.ports, cfg.Somaxconn); err != nil {
+			return runtimeErr(fmt.Errorf("--netns: %w", err))
+		}
+		if cfg.TargetPort == 0 {
+			// Below any --port-range, so no client port is lost to the listener.
+			cfg.TargetPort = netnsTargetPort
+		}
 	}
 
 	// Pre-flight: read the limits (the inherited soft limit before any

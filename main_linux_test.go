@@ -499,3 +499,119 @@ func TestSmallBacklog(t *testing.T) {
 		t.Errorf("outcomes %v: want 5 queued (backlog 4 + 1) and the rest connect-timeout", s.Outcomes)
 	}
 }
+
+// TestVerdicts produces every first_limit a run can produce on loopback
+// without root. ephemeral-ports needs a private namespace (TestNetNS...);
+// system-fd-limit would exhaust the machine's fs.file-max, which is shared.
+func TestVerdicts(t *testing.T) {
+	quick := []string{"--greeting-timeout", "300ms", "--hold", "0s"}
+	tests := []struct {
+		verdict string
+		args    []string
+		at      int64 // -1: not exact
+		check   func(t *testing.T, s summaryJSON)
+	}{
+		{"none", []string{"--connections", "50"}, 50, func(t *testing.T, s summaryJSON) {
+			if s.Outcomes["served"] != 50 || s.Setting != "" || s.Fix != "" {
+				t.Errorf("outcomes %v, setting %q, fix %q", s.Outcomes, s.Setting, s.Fix)
+			}
+		}},
+		{"target-fd-limit", []string{"--connections", "100", "--target-nofile", "32"}, -1, func(t *testing.T, s summaryJSON) {
+			if s.Target.FirstEMFILE == nil || s.FirstLimitAt != s.Target.FirstEMFILE.Accepted || s.Value != "32" {
+				t.Errorf("at %d, first EMFILE %+v, value %q", s.FirstLimitAt, s.Target.FirstEMFILE, s.Value)
+			}
+		}},
+		{"target-not-accepting", []string{"--connections", "30", "--max-conns", "10"}, 10, func(t *testing.T, s summaryJSON) {
+			if s.Outcomes["served"] != 10 || s.Outcomes["queued"] != 20 || s.Value != "10" || s.Target.FirstEMFILE != nil {
+				t.Errorf("outcomes %v, value %q", s.Outcomes, s.Value)
+			}
+		}},
+		{"target-closed", []string{"--connections", "30", "--max-conns", "10", "--on-max-conns", "close"}, 10, func(t *testing.T, s summaryJSON) {
+			if s.Outcomes["served"] != 10 || s.Outcomes["closed"] != 20 {
+				t.Errorf("outcomes %v", s.Outcomes)
+			}
+		}},
+		{"refused", []string{"--connections", "30", "--max-conns", "10", "--on-max-conns", "stop", "--rate", "1000"}, 10, func(t *testing.T, s summaryJSON) {
+			if s.Outcomes["served"] != 10 || s.Outcomes["refused"] == 0 || s.Outcomes["refused"]+s.Outcomes["closed"] != 20 {
+				t.Errorf("outcomes %v: want 10 served, the rest refused (a queued one reset: closed)", s.Outcomes)
+			}
+		}},
+		{"accept-queue-full", []string{"--connections", "30", "--backlog", "2", "--accept-delay", "200ms",
+			"--connect-timeout", "300ms", "--greeting-timeout", "5s"}, -1, func(t *testing.T, s summaryJSON) {
+			timedOut := s.Outcomes["connect-timeout"]
+			// Each timed-out connect sent one SYN (the first retransmit is at 1 s);
+			// in the host namespace other traffic may add drops, never remove them.
+			if s.Outcomes["served"] < 3 || timedOut < 20 || s.Kernel.TCPExt["ListenOverflows"] < timedOut ||
+				s.Kernel.ListenBacklog != 2 || s.Kernel.AcceptQueueMax > 3 {
+				t.Errorf("outcomes %v, kernel %+v", s.Outcomes, s.Kernel)
+			}
+		}},
+		{"client-fd-limit", []string{"--connections", "200", "--nofile", "100"}, -1, func(t *testing.T, s summaryJSON) {
+			if n := s.Outcomes["client-fd-limit"]; n == 0 || s.Outcomes["served"]+n != 200 || s.Value != "100" || s.FirstLimitAt > 100 {
+				t.Errorf("outcomes %v, at %d, value %q", s.Outcomes, s.FirstLimitAt, s.Value)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.verdict, func(t *testing.T) {
+			// The case's own flags come last: pflag keeps the last value.
+			s := runJSON(t, append(append([]string{}, quick...), tc.args...)...)
+			if s.FirstLimit != tc.verdict || (tc.at >= 0 && s.FirstLimitAt != tc.at) {
+				t.Fatalf("first limit %s at %d, want %s at %d; outcomes %v", s.FirstLimit, s.FirstLimitAt, tc.verdict, tc.at, s.Outcomes)
+			}
+			if tc.verdict != "none" && (s.Setting == "" || s.Value == "" || s.Fix == "") {
+				t.Errorf("verdict without its setting %q, value %q or fix %q", s.Setting, s.Value, s.Fix)
+			}
+			tc.check(t, s)
+		})
+	}
+}
+
+// netnsOrSkip skips tests that need a private network namespace when this
+// process cannot create one (not root): CI runs as root.
+func netnsOrSkip(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI runs as root: the --netns tests must run there")
+		}
+		t.Skip("--netns needs root")
+	}
+}
+
+func TestNetNSEphemeralPorts(t *testing.T) {
+	netnsOrSkip(t)
+	s := runJSON(t, "--netns", "--port-range", "40000-40099", "--connections", "150", "--hold", "0s")
+	if s.FirstLimit != "ephemeral-ports" || s.FirstLimitAt != 100 || s.Outcomes["served"] != 100 || s.Outcomes["no-ephemeral-port"] != 50 {
+		t.Errorf("first limit %s at %d, outcomes %v: want ephemeral-ports at 100 with 100 ports", s.FirstLimit, s.FirstLimitAt, s.Outcomes)
+	}
+	if !strings.Contains(s.Value, "40000 40099 (100 ports") || s.Kernel.Namespace != "private" || !s.Kernel.Exact {
+		t.Errorf("value %q, kernel %+v", s.Value, s.Kernel)
+	}
+}
+
+// TestNetNSExactCounters: with somaxconn 4 the accept queue holds 5, and in a
+// private namespace ListenOverflows counts exactly the dropped SYNs: one per
+// timed-out connect, since the timeout comes before the first retransmit.
+func TestNetNSExactCounters(t *testing.T) {
+	netnsOrSkip(t)
+	s := runJSON(t, "--netns", "--somaxconn", "4", "--max-conns", "10", "--connections", "60",
+		"--connect-timeout", "500ms", "--greeting-timeout", "300ms", "--hold", "0s")
+	timedOut := s.Outcomes["connect-timeout"]
+	if s.FirstLimit != "target-not-accepting" || s.Outcomes["served"] != 10 || s.Outcomes["queued"] != 5 || timedOut != 45 {
+		t.Errorf("first limit %s, outcomes %v: want 10 served, 5 queued (somaxconn 4 + 1), 45 connect-timeout", s.FirstLimit, s.Outcomes)
+	}
+	if k := s.Kernel; k.ListenBacklog != 4 || k.AcceptQueueEnd != 5 || k.TCPExt["ListenOverflows"] != timedOut || !k.Exact {
+		t.Errorf("kernel %+v: want backlog 4, queue 5, ListenOverflows == %d exactly", k, timedOut)
+	}
+	noProcessLeft(t)
+}
+
+func TestNetNSFlagsNeedNetNS(t *testing.T) {
+	for _, args := range [][]string{{"--port-range", "40000-40099"}, {"--somaxconn", "8"}} {
+		_, stderr, code := cli(t, append([]string{"run"}, args...)...)
+		if code != 2 || !strings.Contains(stderr, args[0]+": valid only with --netns") {
+			t.Errorf("%v: exit %d, %q", args, code, stderr)
+		}
+	}
+}

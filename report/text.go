@@ -104,8 +104,36 @@ func explain(p func(string, ...any), s Summary) {
 		p("  and net.ipv4.ip_local_port_range %d-%d holds %d. The target never saw these attempts.\n", r.Low, r.High, r.Count())
 	case s.FirstLimit == LimitNone:
 		p("  every one of the %d connections asked for was served and held.\n", s.Requested)
-	default:
-		p("  the first attempt to end as %s came after %d attempts had succeeded.\n", firstOutcomeOf(s.FirstLimit), s.FirstLimitAt)
+	case s.FirstLimit == LimitTargetNotAccepting:
+		p("  After %d connections the target stopped calling accept() with descriptors to spare (no EMFILE):\n", s.FirstLimitAt)
+		if t != nil && t.MaxConns > 0 {
+			p("  it reached its connection cap of %d (--max-conns; at the cap: %s).\n", t.MaxConns, t.OnMaxConns)
+		} else {
+			p("  an application connection cap, or an accept loop that stalled.\n")
+		}
+	case s.FirstLimit == LimitTargetClosed:
+		p("  After %d connections the target accepted connections and closed them at once", s.FirstLimitAt)
+		if t != nil && t.MaxConns > 0 {
+			p(": its connection cap of %d (--max-conns; at the cap: close) closed %d", t.MaxConns, t.Capped)
+		}
+		p(".\n")
+	case s.FirstLimit == LimitRefused:
+		p("  After %d connections connects were refused (RST to the SYN): nothing listened at %s any more", s.FirstLimitAt, s.TargetAddr)
+		if t != nil && t.MaxConns > 0 && t.OnMaxConns == "stop" {
+			p(": the target closed its listener at its connection cap of %d", t.MaxConns)
+		}
+		p(".\n")
+	case s.FirstLimit == LimitAcceptQueueFull:
+		p("  After %d connections connects timed out while the target still had descriptors: it accepted more slowly than\n", s.FirstLimitAt)
+		p("  connections arrived, the accept queue filled, and the kernel dropped the SYNs that found it full")
+		if t != nil && t.AcceptDelayS > 0 {
+			p(" (the target spends %s before each accept: --accept-delay)", dur(t.AcceptDelayS))
+		}
+		p(".\n")
+	case s.FirstLimit == LimitSystemFD:
+		p("  After %d connections socket() failed with ENFILE: the whole machine is out of file handles (fs.file-max %d),\n",
+			s.FirstLimitAt, s.Limits.Sysctls.FileMax)
+		p("  not one process: every process that opens a file now fails too.\n")
 	}
 	queueStory(p, s)
 }
@@ -163,20 +191,6 @@ func writeKernel(p func(string, ...any), k *Kernel) {
 	if k.Unavailable != "" {
 		p("  unavailable: %s\n", k.Unavailable)
 	}
-}
-
-func firstOutcomeOf(limit string) string {
-	switch limit {
-	case LimitTargetNotAccepting:
-		return "queued"
-	case LimitAcceptQueueFull:
-		return "connect-timeout"
-	case LimitTargetClosed:
-		return "closed"
-	case LimitEphemeralPorts:
-		return "no-ephemeral-port"
-	}
-	return limit
 }
 
 // otherKinds groups the non-connection descriptors: "3 stdio, 1 listener, ...".

@@ -51,7 +51,7 @@ func (s *Summary) limitDetail() (setting, value, fix string) {
 	case LimitEphemeralPorts:
 		r := sys.PortRange
 		return "net.ipv4.ip_local_port_range", fmt.Sprintf("%d %d (%d ports per source address and target ip:port)", r.Low, r.High, r.Count()),
-			"add source addresses (--source-ips) or target ports, or widen net.ipv4.ip_local_port_range"
+			"bind to more source addresses (127.0.0.2, ...) or spread over more target ports, or widen net.ipv4.ip_local_port_range"
 	case LimitRefused:
 		return "a listener at the target address", s.TargetAddr + ": none (or it was closed)",
 			"start the server or fix the address; a server that closes its listener under load needs its logs read"
