@@ -319,6 +319,15 @@ func TestBadInput(t *testing.T) {
 		{[]string{"bogus"}, "bogus"},
 		{[]string{"limits", "--connections", "5"}, "--connections"},
 		{[]string{"target", "--nofile", "2"}, "--nofile"},
+		{[]string{"--nofile", "99999999"}, "--nofile"},
+		{[]string{"--procs", "3"}, "--procs"},
+		{[]string{"--max-conns", "-1"}, "--max-conns"},
+		{[]string{"--on-max-conns", "drop"}, "--on-max-conns"},
+		{[]string{"target", "--accept-delay", "1h"}, "--accept-delay"},
+		{[]string{"--netns", "--port-range", "40000"}, "--port-range"},
+		{[]string{"--netns", "--port-range", "80-90"}, "--port-range"},
+		{[]string{"--netns", "--somaxconn", "-4"}, "--somaxconn"},
+		{[]string{"--somaxconn", "16"}, "--somaxconn"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -531,7 +540,7 @@ func TestVerdicts(t *testing.T) {
 				t.Errorf("outcomes %v", s.Outcomes)
 			}
 		}},
-		{"refused", []string{"--connections", "30", "--max-conns", "10", "--on-max-conns", "stop", "--rate", "1000"}, 10, func(t *testing.T, s summaryJSON) {
+		{"refused", []string{"--connections", "30", "--max-conns", "10", "--on-max-conns", "stop", "--rate", "200"}, 10, func(t *testing.T, s summaryJSON) {
 			if s.Outcomes["served"] != 10 || s.Outcomes["refused"] == 0 || s.Outcomes["refused"]+s.Outcomes["closed"] != 20 {
 				t.Errorf("outcomes %v: want 10 served, the rest refused (a queued one reset: closed)", s.Outcomes)
 			}

@@ -112,11 +112,16 @@ func explain(p func(string, ...any), s Summary) {
 			p("  an application connection cap, or an accept loop that stalled.\n")
 		}
 	case s.FirstLimit == LimitTargetClosed:
-		p("  After %d connections the target accepted connections and closed them at once", s.FirstLimitAt)
-		if t != nil && t.MaxConns > 0 {
-			p(": its connection cap of %d (--max-conns; at the cap: close) closed %d", t.MaxConns, t.Capped)
+		switch {
+		case t != nil && t.MaxConns > 0 && t.OnMaxConns == "stop":
+			p("  After %d connections the target closed its listener at its connection cap of %d (--max-conns; at the cap: stop):\n", s.FirstLimitAt, t.MaxConns)
+			p("  the kernel reset the connections waiting in its accept queue (closed); later connects are refused.\n")
+		case t != nil && t.MaxConns > 0:
+			p("  After %d connections the target accepted connections and closed them at once: its connection cap of %d\n", s.FirstLimitAt, t.MaxConns)
+			p("  (--max-conns; at the cap: %s) closed %d.\n", t.OnMaxConns, t.Capped)
+		default:
+			p("  After %d connections the target (or the kernel for it) closed or reset connections before its greeting.\n", s.FirstLimitAt)
 		}
-		p(".\n")
 	case s.FirstLimit == LimitRefused:
 		p("  After %d connections connects were refused (RST to the SYN): nothing listened at %s any more", s.FirstLimitAt, s.TargetAddr)
 		if t != nil && t.MaxConns > 0 && t.OnMaxConns == "stop" {
@@ -181,7 +186,7 @@ func writeKernel(p func(string, ...any), k *Kernel) {
 		p("  listener: backlog %d, so the accept queue holds %d; longest queue sampled %d, %d at the end of the hold\n",
 			k.ListenBacklog, k.ListenBacklog+1, k.AcceptQueueMax, k.AcceptQueueEnd)
 	} else {
-		p("  listener: not seen by sock_diag\n")
+		p("  listener: not seen by sock_diag while sampling (closed early, or in another network namespace)\n")
 	}
 	parts := []string{}
 	for _, c := range k.TCPExt.Fields() {
