@@ -602,9 +602,11 @@ func TestNetNSEphemeralPorts(t *testing.T) {
 // TestNetNSExactCounters: with somaxconn 4 the accept queue holds 5, and in a
 // private namespace ListenOverflows counts exactly the dropped SYNs: one per
 // timed-out connect, since the timeout comes before the first retransmit.
+// Paced, so the target keeps up until its cap rather than losing the race
+// to a burst that fills the queue first.
 func TestNetNSExactCounters(t *testing.T) {
 	netnsOrSkip(t)
-	s := runJSON(t, "--netns", "--somaxconn", "4", "--max-conns", "10", "--connections", "60",
+	s := runJSON(t, "--netns", "--somaxconn", "4", "--max-conns", "10", "--connections", "60", "--rate", "200",
 		"--connect-timeout", "500ms", "--greeting-timeout", "300ms", "--hold", "0s")
 	timedOut := s.Outcomes["connect-timeout"]
 	if s.FirstLimit != "target-not-accepting" || s.Outcomes["served"] != 10 || s.Outcomes["queued"] != 5 || timedOut != 45 {

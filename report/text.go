@@ -183,8 +183,12 @@ func writeKernel(p func(string, ...any), k *Kernel) {
 		p("\nkernel's view (%s network namespace: other traffic moves these counters too, so they may not be exact):\n", k.Namespace)
 	}
 	if k.ListenBacklog >= 0 {
-		p("  listener: backlog %d, so the accept queue holds %d; longest queue sampled %d, %d at the end of the hold\n",
-			k.ListenBacklog, k.ListenBacklog+1, k.AcceptQueueMax, k.AcceptQueueEnd)
+		end := "the listener was gone at the end of the hold"
+		if k.AcceptQueueEnd >= 0 {
+			end = fmt.Sprintf("%d at the end of the hold", k.AcceptQueueEnd)
+		}
+		p("  listener: backlog %d, so the accept queue holds %d; longest queue in the samples %d, %s\n",
+			k.ListenBacklog, k.ListenBacklog+1, k.AcceptQueueMax, end)
 	} else {
 		p("  listener: not seen by sock_diag while sampling (closed early, or in another network namespace)\n")
 	}
