@@ -498,14 +498,25 @@ func TestAcceptPolicies(t *testing.T) {
 // kernel drops the SYNs of the rest.
 func TestSmallBacklog(t *testing.T) {
 	// Paced, so the target keeps up until it runs out of descriptors.
-	s := runJSON(t, "--connections", "80", "--target-nofile", "32", "--backlog", "4", "--rate", "500",
-		"--connect-timeout", "500ms", "--greeting-timeout", "300ms", "--hold", "0s")
-	served := s.Outcomes["served"]
+	// In a private namespace (as root) ListenOverflows is exact: one dropped
+	// SYN per timed-out connect, the timeout coming before the first retransmit.
+	args := []string{"--connections", "80", "--target-nofile", "32", "--backlog", "4", "--rate", "500",
+		"--connect-timeout", "500ms", "--greeting-timeout", "300ms", "--hold", "0s"}
+	private := os.Geteuid() == 0
+	if private {
+		args = append(args, "--netns")
+	}
+	s := runJSON(t, args...)
+	served, timedOut := s.Outcomes["served"], s.Outcomes["connect-timeout"]
 	if s.FirstLimit != "target-fd-limit" {
 		t.Errorf("first limit %s, want target-fd-limit", s.FirstLimit)
 	}
-	if s.Outcomes["queued"] != 5 || s.Outcomes["connect-timeout"] != 80-served-5 {
+	if s.Outcomes["queued"] != 5 || timedOut != 80-served-5 {
 		t.Errorf("outcomes %v: want 5 queued (backlog 4 + 1) and the rest connect-timeout", s.Outcomes)
+	}
+	overflows := s.Kernel.TCPExt["ListenOverflows"]
+	if private && overflows != timedOut || !private && overflows < timedOut {
+		t.Errorf("ListenOverflows +%d for %d timed-out connects (private namespace: %v)", overflows, timedOut, private)
 	}
 }
 
@@ -616,6 +627,43 @@ func TestNetNSExactCounters(t *testing.T) {
 		t.Errorf("kernel %+v: want backlog 4, queue 5, ListenOverflows == %d exactly", k, timedOut)
 	}
 	noProcessLeft(t)
+}
+
+// TestNetNSNeedsRoot runs connlimit as nobody: --netns must fail with the
+// reason and the way out, exit 3, before anything is written.
+func TestNetNSNeedsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("dropping to nobody needs root")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} { // TempDir's parent is 0700 too
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exe := filepath.Join(dir, "connlimit")
+	b, err := os.ReadFile(testExe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(exe, "run", "--netns", "--json", filepath.Join(dir, "s.json"))
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("run --netns as nobody: %v, want exit 3; stderr %q", err, stderr.String())
+	}
+	if msg := stderr.String(); !strings.Contains(msg, "--netns") || !strings.Contains(msg, "needs root") || strings.Count(msg, "\n") != 1 {
+		t.Errorf("stderr %q: want one line naming --netns and root", msg)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "s.json")); !os.IsNotExist(err) {
+		t.Errorf("s.json exists after the refused run: %v", err)
+	}
 }
 
 func TestNetNSFlagsNeedNetNS(t *testing.T) {

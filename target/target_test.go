@@ -98,22 +98,29 @@ func (s *syncBuffer) events(t *testing.T) []Event {
 	return evs
 }
 
-func TestServeGreetsEchoesAndReports(t *testing.T) {
-	var events syncBuffer
+// serve runs Serve in this process until stop is called, and returns its address.
+func serve(t *testing.T, cfg Config) (addr string, events *syncBuffer, stop func() error) {
+	t.Helper()
+	events = &syncBuffer{}
+	cfg.Events, cfg.EventsFd, cfg.StatsInterval = events, -1, 10*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- Serve(ctx, Config{StatsInterval: 10 * time.Millisecond, Events: &events, EventsFd: -1})
-	}()
-	var addr string
+	go func() { done <- Serve(ctx, cfg) }()
 	for deadline := time.Now().Add(5 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if evs := events.events(t); len(evs) > 0 {
 			addr = evs[0].Addr
 		}
 	}
+	stop = func() error { cancel(); return <-done }
 	if addr == "" {
+		stop()
 		t.Fatal("no ready event")
 	}
+	return addr, events, stop
+}
+
+func TestServeGreetsEchoesAndReports(t *testing.T) {
+	addr, events, stop := serve(t, Config{})
 	for i := 1; i <= 3; i++ {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -133,13 +140,49 @@ func TestServeGreetsEchoesAndReports(t *testing.T) {
 		}
 		c.Close()
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	evs := events.events(t)
 	last := evs[len(evs)-1]
 	if last.Type != EventExit || last.Accepted != 3 || last.Open != 0 || last.AcceptErrors != 0 {
 		t.Errorf("last event %+v", last)
+	}
+}
+
+// At its connection cap with policy wait the target stops accepting, and
+// takes the next queued client as soon as a connection ends.
+func TestCapWaitResumes(t *testing.T) {
+	addr, events, stop := serve(t, Config{Behavior: Behavior{MaxConns: 2, OnMaxConns: CapWait}})
+	greeted := func(c net.Conn, within time.Duration) bool {
+		c.SetReadDeadline(time.Now().Add(within))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		_, ok := ParseGreeting([]byte(line))
+		return err == nil && ok
+	}
+	var conns []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	if !greeted(conns[0], 5*time.Second) || !greeted(conns[1], 5*time.Second) {
+		t.Fatal("the first two connections were not greeted")
+	}
+	if greeted(conns[2], 200*time.Millisecond) {
+		t.Fatal("the third connection was accepted above the cap of 2")
+	}
+	conns[0].Close()
+	if !greeted(conns[2], 5*time.Second) {
+		t.Fatal("the third connection was not accepted once a slot was freed")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if evs := events.events(t); evs[len(evs)-1].Accepted != 3 {
+		t.Errorf("exit event %+v, want 3 accepted", evs[len(evs)-1])
 	}
 }
