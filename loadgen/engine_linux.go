@@ -1,11 +1,11 @@
 package loadgen
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/netip"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -46,30 +46,68 @@ type engine struct {
 	next     int // index of the next attempt to start
 	pending  int // attempts without an outcome
 	connQ    fifo
-	greetQ   fifo
-	partial  map[int32][]byte // greeting bytes read before the newline
-	buf      [512]byte
+	replyQ   fifo
+	got      map[int32][]byte // reply bytes read so far; after serving, the first bytes of an unasked-for message
+	unsent   map[int32][]byte // request bytes the socket has not taken yet
+	instant  bool             // the probe serves at connect, so bytes later are the target's own words
+	buf      [4096]byte
 	interval time.Duration // between attempt starts; 0 = no rate limit
 }
 
-// Open makes every attempt, waits for each to connect and greet or fail, and
-// returns with the connected ones held open. If ctx ends first, attempts not
-// yet started are not made, connects in flight end as Other (ECANCELED),
-// connections still awaiting a greeting count as Queued, and Open returns
-// context.Cause(ctx); Results still accounts for every attempt it started.
+// Open makes every attempt, waits for each to connect and satisfy the probe
+// or fail, and returns with the connected ones held open. If ctx ends first,
+// attempts not yet started are not made, connects in flight end as Other
+// (ECANCELED), connections still awaiting a reply count as Queued, and Open
+// returns context.Cause(ctx); Results still accounts for every attempt it
+// started. Open may be called once.
 func (g *Generator) Open(ctx context.Context) error {
+	if g.e != nil {
+		return errors.New("loadgen: Open called twice")
+	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return os.NewSyscallError("epoll_create1", err)
 	}
-	defer unix.Close(epfd)
-	e := &engine{g: g, epfd: epfd, partial: map[int32][]byte{}}
+	e := &engine{g: g, epfd: epfd, got: map[int32][]byte{}, unsent: map[int32][]byte{}}
+	e.instant = !g.cfg.Probe.Judge(nil).More
 	e.sa, e.family = sockaddr(g.cfg.Target)
 	if g.cfg.Rate > 0 {
 		e.interval = time.Duration(float64(time.Second) / g.cfg.Rate)
 	}
+	g.e = e
 	g.start = time.Now()
 	return e.loop(ctx)
+}
+
+// Hold keeps the connections open for d, watching the served ones: one the
+// target closes or resets becomes Closed, with what it said first as the
+// reason. It returns early with context.Cause(ctx) if ctx ends.
+func (g *Generator) Hold(ctx context.Context, d time.Duration) error {
+	e := g.e
+	if e == nil || g.closed {
+		return nil
+	}
+	events := make([]unix.EpollEvent, 512)
+	deadline := time.Now().Add(d)
+	for {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil
+		}
+		n, err := unix.EpollWait(e.epfd, events, int((min(left, maxWait)+time.Millisecond-1)/time.Millisecond))
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return os.NewSyscallError("epoll_wait", err)
+		}
+		for _, ev := range events[:n] {
+			e.handle(ev)
+		}
+	}
 }
 
 func sockaddr(ap netip.AddrPort) (unix.Sockaddr, int) {
@@ -132,8 +170,8 @@ func (e *engine) waitMillis(now time.Duration) int {
 	if !e.connQ.empty() {
 		wake = min(wake, g.results[e.connQ.peek()].Start+g.cfg.ConnectTimeout)
 	}
-	if !e.greetQ.empty() {
-		r := &g.results[e.greetQ.peek()]
+	if !e.replyQ.empty() {
+		r := &g.results[e.replyQ.peek()]
 		wake = min(wake, r.Start+r.Connect+g.cfg.GreetingTimeout)
 	}
 	if wake <= now {
@@ -176,9 +214,7 @@ func (e *engine) startAttempt() {
 }
 
 func (e *engine) fail(r *Result, err error) {
-	var errno syscall.Errno
-	errors.As(err, &errno)
-	e.done(r, Classify(err), errno)
+	e.done(r, Classify(err), errnoOf(err))
 }
 
 func (e *engine) done(r *Result, o Outcome, errno syscall.Errno) {
@@ -203,13 +239,22 @@ func (e *engine) handle(ev unix.EpollEvent) {
 			return
 		}
 		e.connected(i, r, true)
-	case phaseGreeting:
-		e.readGreeting(i, r)
+	case phaseReply:
+		if ev.Events&unix.EPOLLOUT != 0 && len(e.unsent[i]) > 0 && !e.send(i, r) {
+			return
+		}
+		if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			e.readReply(i, r)
+			return
+		}
+		e.arm(i, r, unix.EPOLL_CTL_MOD)
+	case phaseHeld:
+		e.readHeld(i, r)
 	}
 }
 
-// connected records the handshake and arms the socket for the greeting;
-// registered says whether the socket is already in the epoll set.
+// connected records the handshake, sends the probe's request and waits for
+// its verdict; registered says whether the socket is already in the epoll set.
 func (e *engine) connected(i int32, r *Result, registered bool) {
 	g := e.g
 	g.c.open.Add(1)
@@ -217,74 +262,164 @@ func (e *engine) connected(i int32, r *Result, registered bool) {
 	if sa, err := unix.Getsockname(int(r.FD)); err == nil {
 		r.Local = addrPort(sa)
 	}
-	r.phase = phaseGreeting
+	r.phase = phaseReply
 	op := unix.EPOLL_CTL_ADD
 	if registered {
 		op = unix.EPOLL_CTL_MOD
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: r.FD, Pad: i}
-	if err := unix.EpollCtl(e.epfd, op, int(r.FD), &ev); err != nil {
-		e.closeOpen(r)
-		e.fail(r, err)
+	if req := g.cfg.Probe.Request(); len(req) > 0 {
+		e.unsent[i] = req
+		if !e.send(i, r) {
+			return
+		}
+	}
+	if j := g.cfg.Probe.Judge(nil); !j.More {
+		e.verdict(i, r, j, op)
 		return
 	}
-	e.greetQ.push(i)
+	if e.arm(i, r, op) {
+		e.replyQ.push(i)
+	}
 }
 
-// readGreeting reads what the target sent. The socket is one-shot armed, so
-// it is re-armed only while the line is incomplete.
-func (e *engine) readGreeting(i int32, r *Result) {
-	g := e.g
+// send writes what the socket takes of the request; false if the attempt ended.
+func (e *engine) send(i int32, r *Result) bool {
+	rest := e.unsent[i]
+	n, err := unix.Write(int(r.FD), rest)
+	switch {
+	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
+		return true
+	case err != nil:
+		e.end(i, r, Classify(err), errnoOf(err))
+		return false
+	case n == len(rest):
+		delete(e.unsent, i)
+	default:
+		e.unsent[i] = rest[n:]
+	}
+	return true
+}
+
+// arm asks for the next event on a connected socket (one-shot); false if the attempt ended.
+func (e *engine) arm(i int32, r *Result, op int) bool {
+	events := uint32(unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT)
+	if len(e.unsent[i]) > 0 {
+		events |= unix.EPOLLOUT
+	}
+	ev := unix.EpollEvent{Events: events, Fd: r.FD, Pad: i}
+	if err := unix.EpollCtl(e.epfd, op, int(r.FD), &ev); err != nil {
+		e.end(i, r, Classify(err), errnoOf(err))
+		return false
+	}
+	return true
+}
+
+// readReply reads what the target sent and asks the probe about it.
+func (e *engine) readReply(i int32, r *Result) {
 	n, err := unix.Read(int(r.FD), e.buf[:])
 	switch {
 	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
-		e.rearm(i, r)
+		e.arm(i, r, unix.EPOLL_CTL_MOD)
 		return
 	case err != nil:
-		e.closeOpen(r)
-		e.fail(r, err)
+		e.keepReason(i, e.got[i])
+		e.end(i, r, Classify(err), errnoOf(err))
 		return
 	case n == 0:
-		e.closeOpen(r)
-		e.done(r, Closed, 0)
+		e.keepReason(i, e.got[i])
+		e.end(i, r, Closed, 0)
 		return
 	}
-	data := e.buf[:n]
-	if p, ok := e.partial[i]; ok {
-		data = append(p, data...)
-	}
-	nl := bytes.IndexByte(data, '\n')
-	if nl < 0 {
-		if len(data) > len(e.buf) {
-			delete(e.partial, i)
-			e.closeOpen(r)
-			e.done(r, Other, unix.EPROTO) // no line in a reasonable length: not our protocol
-			return
-		}
-		e.partial[i] = append([]byte(nil), data...)
-		e.rearm(i, r)
+	got := append(e.got[i], e.buf[:n]...)
+	j := e.g.cfg.Probe.Judge(got)
+	if !j.More {
+		e.verdict(i, r, j, unix.EPOLL_CTL_MOD)
 		return
 	}
-	delete(e.partial, i)
-	r.Greeting = time.Since(g.start) - r.Start - r.Connect
-	if g.cfg.ParseGreeting != nil {
-		seq, ok := g.cfg.ParseGreeting(data[:nl])
-		if !ok {
-			e.closeOpen(r)
-			e.done(r, Other, unix.EPROTO)
-			return
-		}
-		r.TargetSeq = seq
+	if len(got) > maxReply {
+		e.g.reasons[i] = "no verdict in " + strconv.Itoa(maxReply) + " bytes"
+		e.end(i, r, Other, unix.EPROTO)
+		return
 	}
-	e.done(r, Served, 0)
+	e.got[i] = got
+	e.arm(i, r, unix.EPOLL_CTL_MOD)
 }
 
-func (e *engine) rearm(i int32, r *Result) {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: r.FD, Pad: i}
-	if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_MOD, int(r.FD), &ev); err != nil {
-		e.closeOpen(r)
-		e.fail(r, err)
+// verdict ends the reply phase: a served connection is held and watched,
+// anything else is closed.
+func (e *engine) verdict(i int32, r *Result, j Judgement, op int) {
+	g := e.g
+	delete(e.got, i)
+	delete(e.unsent, i)
+	if !e.instant {
+		r.Greeting = time.Since(g.start) - r.Start - r.Connect
 	}
+	r.Status, r.TargetSeq = j.Status, j.TargetSeq
+	if j.Reason != "" {
+		g.reasons[i] = j.Reason
+	}
+	if j.Outcome != Served {
+		e.end(i, r, j.Outcome, j.Errno)
+		return
+	}
+	e.done(r, Served, 0)
+	r.phase = phaseHeld
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: r.FD, Pad: i}
+	if err := unix.EpollCtl(e.epfd, op, int(r.FD), &ev); err != nil {
+		e.closeOpen(r)
+		g.demote(r, errnoOf(err))
+	}
+}
+
+// readHeld drains a served connection; EOF or an error means the target
+// closed it, and it becomes Closed.
+func (e *engine) readHeld(i int32, r *Result) {
+	g := e.g
+	for {
+		n, err := unix.Read(int(r.FD), e.buf[:])
+		switch {
+		case errors.Is(err, unix.EAGAIN):
+			ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: r.FD, Pad: i}
+			if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_MOD, int(r.FD), &ev); err != nil {
+				e.closeOpen(r)
+				g.demote(r, errnoOf(err))
+			}
+			return
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil || n == 0:
+			e.keepReason(i, e.got[i])
+			delete(e.got, i)
+			e.closeOpen(r)
+			g.demote(r, errnoOf(err))
+			return
+		}
+		// Only a probe that served at connect keeps what the target says
+		// unasked ("max clients reached"); otherwise it is the rest of a reply.
+		if e.instant && len(e.got[i]) < 120 {
+			e.got[i] = append(e.got[i], e.buf[:min(n, 120)]...)
+		}
+	}
+}
+
+func (e *engine) keepReason(i int32, b []byte) {
+	if len(b) > 0 {
+		e.g.reasons[i] = Printable(b)
+	}
+}
+
+// end closes a connected socket that will not be held and records its outcome.
+func (e *engine) end(i int32, r *Result, o Outcome, errno syscall.Errno) {
+	delete(e.got, i)
+	delete(e.unsent, i)
+	e.closeOpen(r)
+	e.done(r, o, errno)
+}
+
+func errnoOf(err error) syscall.Errno {
+	var errno syscall.Errno
+	errors.As(err, &errno)
+	return errno
 }
 
 // closeOpen closes a connected socket that will not be held.
@@ -310,17 +445,18 @@ func (e *engine) expire(now time.Duration) {
 		}
 		e.connQ.pop()
 	}
-	for !e.greetQ.empty() {
-		i := e.greetQ.peek()
+	for !e.replyQ.empty() {
+		i := e.replyQ.peek()
 		r := &g.results[i]
-		if r.phase == phaseGreeting {
+		if r.phase == phaseReply {
 			if r.Start+r.Connect+g.cfg.GreetingTimeout > now {
 				break
 			}
-			delete(e.partial, i)
+			delete(e.got, i)
+			delete(e.unsent, i)
 			e.done(r, Queued, 0)
 		}
-		e.greetQ.pop()
+		e.replyQ.pop()
 	}
 }
 
@@ -334,7 +470,7 @@ func (e *engine) abort() {
 			unix.Close(int(r.FD))
 			g.c.connecting.Add(-1)
 			e.done(r, Other, unix.ECANCELED)
-		case phaseGreeting:
+		case phaseReply:
 			e.done(r, Queued, 0)
 		}
 	}
@@ -347,6 +483,9 @@ func (g *Generator) Close() error {
 		return nil
 	}
 	g.closed = true
+	if g.e != nil {
+		defer unix.Close(g.e.epfd)
+	}
 	var first error
 	rst := &unix.Linger{Onoff: 1, Linger: 0}
 	for i := range g.Results() {

@@ -1,8 +1,12 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"sync"
@@ -37,7 +41,8 @@ func rawListener(t *testing.T, backlog int) netip.AddrPort {
 	return addrPort(sa)
 }
 
-// greeter accepts everything and runs fn on each connection until the test ends.
+// greeter accepts everything and runs fn on each connection, in a goroutine
+// of its own, until the test ends; the connections are closed then.
 func greeter(t *testing.T, fn func(net.Conn)) (netip.AddrPort, func() int) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -45,11 +50,11 @@ func greeter(t *testing.T, fn func(net.Conn)) (netip.AddrPort, func() int) {
 		t.Fatal(err)
 	}
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
+		acceptor, handlers sync.WaitGroup
+		mu                 sync.Mutex
+		conns              []net.Conn
 	)
-	wg.Go(func() {
+	acceptor.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -58,15 +63,16 @@ func greeter(t *testing.T, fn func(net.Conn)) (netip.AddrPort, func() int) {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
-			fn(c)
+			handlers.Go(func() { fn(c) })
 		}
 	})
 	t.Cleanup(func() {
 		ln.Close()
-		wg.Wait()
+		acceptor.Wait()
 		for _, c := range conns {
 			c.Close()
 		}
+		handlers.Wait()
 	})
 	accepted := func() int {
 		mu.Lock()
@@ -140,7 +146,7 @@ func TestOutcomes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			g, got := run(t, Config{Target: tc.target(t), Connections: 50, Concurrency: 64,
-				ConnectTimeout: 300 * time.Millisecond, GreetingTimeout: 300 * time.Millisecond, ParseGreeting: tc.parse})
+				ConnectTimeout: 300 * time.Millisecond, GreetingTimeout: 300 * time.Millisecond, Probe: GreetingProbe{Parse: tc.parse}})
 			if len(got) != len(tc.want) {
 				t.Errorf("outcomes = %v, want %v", got, tc.want)
 			}
@@ -274,4 +280,116 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+func TestProbes(t *testing.T) {
+	echo := func(c net.Conn) { io.Copy(c, c) }
+	upper := func(c net.Conn) {
+		b := make([]byte, 1024)
+		n, _ := c.Read(b)
+		c.Write(bytes.ToUpper(b[:n]))
+	}
+	maxClients := func(c net.Conn) {
+		c.Write([]byte("-ERR max number of clients reached\r\n"))
+		c.Close()
+	}
+	silent := func(net.Conn) {}
+	closeLater := func(c net.Conn) {
+		c.Write([]byte("connlimit 1 x\n"))
+		time.Sleep(50 * time.Millisecond)
+		c.Close()
+	}
+	httpServer := func(status int) func(t *testing.T) netip.AddrPort {
+		return func(t *testing.T) netip.AddrPort {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }))
+			t.Cleanup(srv.Close)
+			return netip.MustParseAddrPort(srv.Listener.Addr().String())
+		}
+	}
+	with := func(fn func(net.Conn)) func(t *testing.T) netip.AddrPort {
+		return func(t *testing.T) netip.AddrPort { a, _ := greeter(t, fn); return a }
+	}
+	tests := []struct {
+		name   string
+		target func(t *testing.T) netip.AddrPort
+		probe  Probe
+		want   Outcome
+		status uint16
+		reason string
+	}{
+		{"echo", with(echo), NewEchoProbe(100), Served, 0, ""},
+		{"echo altered", with(upper), NewEchoProbe(10), Other, 0, "echo differs at byte 0: ABCDEFGHIJ"},
+		{"http 200", httpServer(200), NewHTTPProbe("localhost", "/"), Served, 200, ""},
+		{"http 404 is an answer", httpServer(404), NewHTTPProbe("localhost", "/x"), Served, 404, ""},
+		{"http 503 is a refusal", httpServer(503), NewHTTPProbe("localhost", "/"), Closed, 503, "HTTP/1.1 503 Service Unavailable"},
+		{"http to a greeter", with(func(c net.Conn) { c.Write([]byte("connlimit 1 x\n")) }), NewHTTPProbe("h", "/"), Other, 0, "not an HTTP status line: connlimit 1 x"},
+		{"connect: max clients line then close", with(maxClients), ConnectProbe{}, Closed, 0, "-ERR max number of clients reached"},
+		{"connect: held open", with(silent), ConnectProbe{}, Served, 0, ""},
+		{"greeting, then closed during the hold", with(closeLater), GreetingProbe{}, Closed, 0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := New(Config{Target: tc.target(t), Connections: 20, Concurrency: 20,
+				ConnectTimeout: time.Second, GreetingTimeout: time.Second, Probe: tc.probe})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			if err := g.Open(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.Hold(context.Background(), 300*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			got := count(t, g)
+			if got[tc.want] != 20 {
+				t.Fatalf("outcomes %v, want 20 %s", got, tc.want)
+			}
+			for i, r := range g.Results() {
+				if r.Status != tc.status || g.Reason(i) != tc.reason {
+					t.Fatalf("attempt %d: status %d reason %q, want %d %q", r.Seq, r.Status, g.Reason(i), tc.status, tc.reason)
+				}
+			}
+			if s := g.Snapshot(); tc.want == Served && s.Open != 20 || tc.want != Served && s.Open != 0 {
+				t.Errorf("open = %d with every attempt %s", s.Open, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseStatusLine(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		code uint16
+		ok   bool
+	}{
+		{"HTTP/1.1 200 OK\r", 200, true},
+		{"HTTP/1.0 503", 503, true},
+		{"HTTP/2 404 Not Found", 404, true},
+		{"HTTP/1.1 99 Low", 0, false},
+		{"HTTP/1.1 2000 x", 0, false},
+		{"HTTP/1.1 abc", 0, false},
+		{"SSH-2.0-OpenSSH", 0, false},
+		{"", 0, false},
+	} {
+		code, ok := ParseStatusLine([]byte(tc.line))
+		if code != tc.code || ok != tc.ok {
+			t.Errorf("ParseStatusLine(%q) = %d, %v; want %d, %v", tc.line, code, ok, tc.code, tc.ok)
+		}
+	}
+}
+
+func FuzzProbeJudges(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\n"))
+	f.Add([]byte("connlimit 3 x\n"))
+	f.Add([]byte("abcdefghij"))
+	probes := []Probe{NewHTTPProbe("h", "/"), GreetingProbe{}, NewEchoProbe(10), ConnectProbe{}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, p := range probes {
+			j := p.Judge(b)
+			if !j.More && j.Outcome != Served && j.Outcome != Closed && j.Outcome != Other {
+				t.Fatalf("%T judged %q as %v", p, b, j.Outcome)
+			}
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"time"
 )
 
 var errUnsupported = errors.New("not supported on this operating system")
@@ -18,3 +19,8 @@ func (g *Generator) Open(context.Context) error {
 
 // Close is only implemented on Linux.
 func (g *Generator) Close() error { return nil }
+
+type engine struct{}
+
+// Hold is only implemented on Linux.
+func (g *Generator) Hold(context.Context, time.Duration) error { return nil }

@@ -87,12 +87,14 @@ type Result struct {
 	Local   netip.AddrPort
 	Outcome Outcome
 	phase   phase
+	Status  uint16        // HTTP status from the http probe; 0 otherwise
 	Errno   syscall.Errno // 0 unless the outcome came from an error
 	// Start is when socket() was called, since the generator started.
 	Start time.Duration
 	// Connect is the handshake time; 0 if it never completed.
 	Connect time.Duration
-	// Greeting is from handshake to greeting; 0 if none arrived.
+	// Greeting is from handshake to the probe's verdict on the reply (the
+	// greeting, the echo, the HTTP status line); 0 if none came.
 	Greeting  time.Duration
 	TargetSeq uint32 // the target's accept number, from its greeting
 }
@@ -102,7 +104,8 @@ type phase uint8
 const (
 	phaseIdle phase = iota
 	phaseConnecting
-	phaseGreeting
+	phaseReply // connected, waiting for the probe's verdict
+	phaseHeld  // served; watched for the target closing it
 	phaseDone
 )
 
@@ -115,11 +118,11 @@ type Config struct {
 	// Concurrency caps connects in flight; DefaultConcurrency when 0.
 	Concurrency     int
 	ConnectTimeout  time.Duration // DefaultConnectTimeout when 0
-	GreetingTimeout time.Duration // DefaultGreetingTimeout when 0
-	// ParseGreeting extracts the target's accept number from the first line
-	// the target sends; a line it rejects is outcome Other (EPROTO). When nil
-	// any line is a greeting.
-	ParseGreeting func(line []byte) (seq uint32, ok bool)
+	// GreetingTimeout bounds the wait for the probe's verdict after connecting;
+	// DefaultGreetingTimeout when 0.
+	GreetingTimeout time.Duration
+	// Probe tells served from queued; GreetingProbe{} (any line) when nil.
+	Probe Probe
 }
 
 func (c Config) withDefaults() Config {
@@ -134,6 +137,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.GreetingTimeout <= 0 {
 		c.GreetingTimeout = DefaultGreetingTimeout
+	}
+	if c.Probe == nil {
+		c.Probe = GreetingProbe{}
 	}
 	return c
 }
@@ -153,14 +159,16 @@ type counters struct {
 	attempted, connecting, open, served, queued, failed atomic.Int64
 }
 
-// Generator runs one batch of attempts. Open, Close and Results must be
-// called from one goroutine; Snapshot is safe from any.
+// Generator runs one batch of attempts. Open, Hold, Close, Results and
+// Reason must be called from one goroutine; Snapshot is safe from any.
 type Generator struct {
 	cfg     Config
 	results []Result
+	reasons map[int32]string // the target's words when it refused; rare, so not in Result
 	start   time.Time
 	c       counters
 	closed  bool
+	e       *engine // set by Open, released by Close
 }
 
 // New allocates the per-attempt results up front, so memory does not grow
@@ -173,8 +181,12 @@ func New(cfg Config) (*Generator, error) {
 	if cfg.Connections > 1<<31-1 {
 		return nil, fmt.Errorf("loadgen: %d connections is more than one generator can track", cfg.Connections)
 	}
-	return &Generator{cfg: cfg, results: make([]Result, cfg.Connections)}, nil
+	return &Generator{cfg: cfg, results: make([]Result, cfg.Connections), reasons: map[int32]string{}}, nil
 }
+
+// Reason is what the target said, or why the probe failed, for attempt i
+// (0-based); "" when there is nothing to say.
+func (g *Generator) Reason(i int) string { return g.reasons[int32(i)] }
 
 // Snapshot reads the counters.
 func (g *Generator) Snapshot() Snapshot {
@@ -188,6 +200,13 @@ func (g *Generator) Snapshot() Snapshot {
 func (g *Generator) Results() []Result {
 	n := g.c.attempted.Load()
 	return g.results[:n]
+}
+
+// demote turns a served connection the target closed during the hold into Closed.
+func (g *Generator) demote(r *Result, errno syscall.Errno) {
+	g.c.served.Add(-1)
+	g.c.failed.Add(1)
+	r.Outcome, r.Errno, r.phase = Closed, errno, phaseDone
 }
 
 func (g *Generator) finish(r *Result, o Outcome, errno syscall.Errno) {
