@@ -11,6 +11,7 @@ import (
 // Exit codes; documented in usage and README.
 const (
 	exitOK      = 0
+	exitGate    = 1
 	exitUsage   = 2
 	exitRuntime = 3
 )
@@ -24,7 +25,8 @@ Usage:
   connlimit help [command]
 
 Exit status:
-  0    the run completed (finding the limit is the job, not a failure)
+  0    the run completed (finding the limit is the job, not a failure) and every gate passed
+  1    a CI gate failed (--require-served, --expect-limit, --max-connect-p99): one line per gate
   2    bad usage: a flag or argument was wrong; nothing was run or written
   3    environment or runtime failure: a limit could not be set, the target died, ...
   130  interrupted by SIGINT (143: SIGTERM); the report was still written

@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/netip"
+	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
-	"golang.org/x/term"
 
 	"github.com/connlimit/connlimit/limits"
 	"github.com/connlimit/connlimit/loadgen"
@@ -41,6 +40,18 @@ type runConfig struct {
 	JSON     string
 	Interval time.Duration
 	Quiet    bool
+
+	// External target, probe and CI gates.
+	Target        string
+	TargetPIDs    []int
+	AllowRemote   bool
+	Probe         string
+	Payload       int
+	HTTPPath      string
+	RequireServed int
+	ExpectLimit   string
+	MaxConnectP99 time.Duration
+	gates         report.Gates
 
 	NetNS     bool
 	PortRange string
@@ -82,7 +93,18 @@ var runRanges = withBehaviorRanges(map[string]string{
 	"procs":            "auto or 1 (one generator process; several are not built yet)",
 	"port-range":       "LOW-HIGH with 1024 <= LOW < HIGH <= 65535, such as 40000-40199; only with --netns",
 	"somaxconn":        "an integer from 1 to 1048576; only with --netns",
+	"target":           "HOST:PORT of a running server, such as 127.0.0.1:8080 (loopback unless --allow-remote)",
+	"target-pid":       "the PID of a running process (repeatable)",
+	"probe":            "connect, greeting, echo or http",
+	"payload":          "bytes from 1 to 65536",
+	"http-path":        "a path starting with /, such as /healthz",
+	"require-served":   "an integer from 0 to --connections",
+	"expect-limit":     strings.Join(report.LimitWords(), ", "),
+	"max-connect-p99":  "a duration above 0, such as 50ms",
 })
+
+// builtinOnly are the flags that describe the built-in target.
+var builtinOnly = []string{"target-nofile", "target-port", "on-emfile", "backlog", "max-conns", "on-max-conns", "accept-delay", "netns"}
 
 // netnsTargetPort is the built-in target's port in a --netns namespace,
 // where nothing else listens.
@@ -124,6 +146,15 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.StringVar(&cfg.CSV, "csv", "", "write one row per attempt to this CSV file")
 	fs.StringVar(&cfg.Timeline, "timeline", "", "write one row per --interval to this CSV file")
 	fs.StringVar(&cfg.JSON, "json", "", "write the summary as JSON to this file")
+	fs.StringVar(&cfg.Target, "target", "", "HOST:PORT of a running server to test instead of the built-in target")
+	fs.IntSliceVar(&cfg.TargetPIDs, "target-pid", nil, "the process(es) behind --target, when they cannot be found by socket inode")
+	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "let --target name an address that is not loopback (a connection flood at someone's server is an attack: be sure)")
+	fs.StringVar(&cfg.Probe, "probe", "", "how a connection counts as served: connect, greeting (built-in default), echo or http (--target default: connect)")
+	fs.IntVar(&cfg.Payload, "payload", 16, "bytes the echo probe sends and wants back")
+	fs.StringVar(&cfg.HTTPPath, "http-path", "/", "path the http probe asks for")
+	fs.IntVar(&cfg.RequireServed, "require-served", 0, "CI gate: exit 1 if fewer connections were served")
+	fs.StringVar(&cfg.ExpectLimit, "expect-limit", "", "CI gate: exit 1 unless first_limit is this verdict (none: no limit may be hit)")
+	fs.DurationVar(&cfg.MaxConnectP99, "max-connect-p99", 0, "CI gate: exit 1 if the connect latency p99 is above this")
 	fs.BoolVar(&cfg.NetNS, "netns", false, "run in a network namespace of its own (root): exact kernel counters, settable net sysctls")
 	fs.StringVar(&cfg.PortRange, "port-range", "", "net.ipv4.ip_local_port_range in the --netns namespace, such as 40000-40199")
 	fs.IntVar(&cfg.Somaxconn, "somaxconn", 0, "net.core.somaxconn in the --netns namespace")
@@ -192,6 +223,43 @@ func (c *runConfig) Validate() error {
 	}
 	if c.Somaxconn < 0 || c.Somaxconn > maxBacklog {
 		return bad("somaxconn")
+	}
+	switch c.Probe {
+	case "":
+		c.Probe = "greeting"
+		if c.Target != "" {
+			c.Probe = "connect"
+		}
+	case "connect", "greeting", "echo", "http":
+	default:
+		return usageErr("--probe: unknown probe %q; want %s", c.Probe, runRanges["probe"])
+	}
+	if c.Target == "" && (c.Probe == "echo" || c.Probe == "http") {
+		return usageErr("--probe %s: needs --target (the built-in target speaks first, with its greeting); want connect or greeting", c.Probe)
+	}
+	switch {
+	case c.Payload < 1 || c.Payload > 65536:
+		return bad("payload")
+	case !strings.HasPrefix(c.HTTPPath, "/") || strings.ContainsAny(c.HTTPPath, " \r\n"):
+		return bad("http-path")
+	case c.RequireServed < 0 || c.RequireServed > c.Connections:
+		return bad("require-served")
+	case c.MaxConnectP99 < 0:
+		return bad("max-connect-p99")
+	}
+	for _, pid := range c.TargetPIDs {
+		if pid < 1 {
+			return usageErr("--target-pid: %d; want %s", pid, runRanges["target-pid"])
+		}
+	}
+	if c.ExpectLimit != "" && !slices.Contains(report.LimitWords(), c.ExpectLimit) {
+		return usageErr("--expect-limit: unknown verdict %q; want one of %s", c.ExpectLimit, runRanges["expect-limit"])
+	}
+	c.gates.RequireServed, c.gates.ExpectLimit, c.gates.MaxConnectP99 = c.RequireServed, c.ExpectLimit, c.MaxConnectP99
+	if c.Target != "" {
+		if _, _, err := net.SplitHostPort(c.Target); err != nil {
+			return usageErr("--target: %v; want %s", err, runRanges["target"])
+		}
 	}
 	if !c.NetNS {
 		for flag, set := range map[string]bool{"port-range": c.PortRange != "", "somaxconn": c.Somaxconn != 0} {
@@ -269,6 +337,14 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if cfg.Target != "" {
+		for _, name := range builtinOnly {
+			if fs.Changed(name) {
+				return usageErr("--%s describes the built-in target; it cannot be used with --target", name)
+			}
+		}
+	}
+	cfg.gates.HasRequireServed = fs.Changed("require-served")
 	if env.procRoot == "" {
 		env.procRoot = limits.DefaultProcRoot
 	}
@@ -328,263 +404,5 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 	}
 	defer outs.abort() // after Commit this only cleans up what failed
 
-	return runWithTarget(ctx, &cfg, env, outs, nf, sysctls, stdout, stderr)
-}
-
-func runWithTarget(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf limits.NoFile,
-	sysctls limits.Sysctls, stdout, stderr io.Writer) error {
-	began := time.Now()
-	// The counters' baseline is taken before the target exists.
-	kv := limits.OpenKernelView(env.procRoot)
-	defer kv.Close()
-	tp, err := target.Start(ctx, target.ProcessConfig{
-		Exe: env.targetExe, Addr: fmt.Sprintf("127.0.0.1:%d", cfg.TargetPort),
-		NoFile: cfg.TargetNoFile, StatsInterval: cfg.Interval,
-		Behavior: cfg.behavior,
-	})
-	if err != nil {
-		if cause := context.Cause(ctx); cause != nil {
-			return cause
-		}
-		return runtimeErr(err)
-	}
-	defer tp.Stop(2 * time.Second)
-	addr, err := netip.ParseAddrPort(tp.Ready().Addr)
-	if err != nil {
-		return runtimeErr(fmt.Errorf("target reported address %q: %w", tp.Ready().Addr, err))
-	}
-	gen, err := loadgen.New(loadgen.Config{
-		Target: addr, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
-		ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout,
-		ParseGreeting: target.ParseGreeting,
-	})
-	if err != nil {
-		return runtimeErr(err)
-	}
-
-	// The run stops early on a signal (ctx) or if the target dies.
-	runCtx, stopRun := context.WithCancelCause(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		select {
-		case <-tp.Exited():
-			stopRun(tp.Died())
-		case <-runCtx.Done():
-		}
-	})
-	sampler := newSampler(cfg, outs, gen, tp, began, stderr)
-	sampler.kv, sampler.port = kv, addr.Port()
-	sampleCtx, stopSampling := context.WithCancel(context.Background())
-	wg.Go(func() { sampler.loop(sampleCtx) })
-
-	var runErr error
-	if cfg.NoFile > 0 {
-		// Lowered only now: starting the target and the samplers needed descriptors.
-		lowered, err := limits.SetSoft(cfg.NoFile)
-		if err != nil {
-			runErr = fmt.Errorf("set the generator's soft limit to --nofile %d: %w", cfg.NoFile, err)
-		}
-		nf.Soft = lowered.Soft
-	}
-	if runErr == nil {
-		runErr = gen.Open(runCtx)
-	}
-	if runErr == nil && cfg.Hold > 0 {
-		t := time.NewTimer(cfg.Hold)
-		select {
-		case <-t.C:
-		case <-runCtx.Done():
-			runErr = context.Cause(runCtx)
-		}
-		t.Stop()
-	}
-	holdEnd := sampler.kernelSample() // the queue as it stands, before teardown empties it
-	closeErr := gen.Close()
-	stopRun(nil)
-	tp.Stop(2 * time.Second)
-	stopSampling()
-	wg.Wait()
-	sampler.finish()
-	if runErr == nil {
-		runErr = closeErr
-	}
-	if runErr == nil {
-		runErr = context.Cause(runCtx)
-		if errors.Is(runErr, context.Canceled) {
-			runErr = nil // our own stopRun(nil)
-		}
-	}
-
-	sum := report.Build(report.Input{
-		Requested: cfg.Connections, Target: addr, Results: gen.Results(), GeneratorID: os.Getpid(),
-		Limits: report.Limits{Generator: nf, Sysctls: sysctls}, TargetInfo: targetInfo(tp, cfg),
-		Duration: time.Since(began), Interrupted: isSignal(runErr), Err: runErr,
-		Kernel: sampler.kernelSummary(cfg, kv, holdEnd),
-	})
-	if err := writeReports(cfg, outs, sum, addr, gen.Results(), sampler); err != nil {
-		return runtimeErr(err)
-	}
-	if err := report.WriteText(stdout, sum); err != nil {
-		return runtimeErr(err)
-	}
-	switch {
-	case runErr == nil:
-		return nil
-	case isSignal(runErr):
-		return runErr
-	default:
-		return runtimeErr(runErr)
-	}
-}
-
-func isSignal(err error) bool {
-	var se *signalError
-	return errors.As(err, &se)
-}
-
-func targetInfo(tp *target.Process, cfg *runConfig) *report.Target {
-	ready, last := tp.Ready(), tp.Latest()
-	t := &report.Target{PID: ready.PID, NoFileSoft: ready.NoFileSoft, NoFileHard: ready.NoFileHard,
-		Accepted: last.Accepted, AcceptErrors: last.AcceptErrors, Shed: last.Shed}
-	b := cfg.behavior
-	t.OnEMFILE, t.Backlog = string(b.OnEMFILE), b.Backlog
-	t.MaxConns, t.OnMaxConns, t.AcceptDelayS = b.MaxConns, string(b.OnMaxConns), b.AcceptDelay.Seconds()
-	t.Capped = last.Capped
-	if e := tp.FirstEMFILE(); e != nil {
-		t.FirstEMFILE = &report.FirstEMFILE{Errno: e.Errno, Accepted: e.Accepted, FDsOpen: e.FDsOpen,
-			SlotsUsed: e.SlotsUsed, OtherFDs: e.OtherFDs, AboveLimitFDs: e.AboveLimitFDs}
-	}
-	return t
-}
-
-func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addr netip.AddrPort,
-	results []loadgen.Result, s *sampler) error {
-	if outs.csv != nil {
-		if err := report.WriteCSV(outs.csv, addr, results); err != nil {
-			return fmt.Errorf("--csv %s: %w", cfg.CSV, err)
-		}
-	}
-	if outs.timeline != nil {
-		if err := s.timelineErr; err != nil {
-			return fmt.Errorf("--timeline %s: %w", cfg.Timeline, err)
-		}
-	}
-	if outs.json != nil {
-		if err := report.WriteJSON(outs.json, sum); err != nil {
-			return fmt.Errorf("--json %s: %w", cfg.JSON, err)
-		}
-	}
-	for _, out := range outs.all() {
-		if err := out.Commit(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// sampler reads both sides every --interval for the timeline and progress.
-type sampler struct {
-	gen         *loadgen.Generator
-	tp          *target.Process
-	began       time.Time
-	interval    time.Duration
-	timeline    *report.Timeline
-	timelineErr error
-	progress    *report.Progress
-
-	kv          *limits.KernelView
-	port        uint16
-	mu          sync.Mutex // guards the two below: kernelSample runs in the loop and at the end of the hold
-	queueMax    int64
-	backlogSeen int64
-}
-
-func newSampler(cfg *runConfig, outs *outputs, gen *loadgen.Generator, tp *target.Process, began time.Time, stderr io.Writer) *sampler {
-	s := &sampler{gen: gen, tp: tp, began: began, interval: cfg.Interval, queueMax: -1, backlogSeen: -1}
-	if outs.timeline != nil {
-		s.timeline, s.timelineErr = report.NewTimeline(outs.timeline)
-	}
-	if !cfg.Quiet {
-		s.progress = report.NewProgress(stderr, cfg.Connections, isTerminal(stderr))
-	}
-	return s
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-func (s *sampler) sample() report.Sample {
-	t := s.tp.Latest()
-	return report.Sample{Elapsed: time.Since(s.began), Gen: s.gen.Snapshot(),
-		TargetAccepted: t.Accepted, TargetFDs: t.FDsOpen, TargetAcceptErrors: t.AcceptErrors,
-		Kernel: s.kernelSample()}
-}
-
-// kernelSample reads the listener and the counters, and keeps the longest queue.
-func (s *sampler) kernelSample() limits.KernelSample {
-	if s.kv == nil {
-		return limits.KernelSample{}
-	}
-	k := s.kv.Sample(s.port)
-	if l := k.Listener; l != nil {
-		s.mu.Lock()
-		s.queueMax = max(s.queueMax, int64(l.AcceptQueue))
-		s.backlogSeen = int64(l.Backlog)
-		s.mu.Unlock()
-	}
-	return k
-}
-
-func (s *sampler) kernelSummary(cfg *runConfig, kv *limits.KernelView, holdEnd limits.KernelSample) *report.Kernel {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := &report.Kernel{Namespace: "host", ListenBacklog: s.backlogSeen, AcceptQueueMax: s.queueMax, AcceptQueueEnd: -1,
-		TCPExt: s.kv.Sample(s.port).TCPExt}
-	if cfg.inNetNS {
-		k.Namespace, k.Exact = "private", true
-	}
-	if holdEnd.Listener != nil {
-		k.AcceptQueueEnd = int64(holdEnd.Listener.AcceptQueue)
-	}
-	if kv.Unavailable != nil {
-		k.Unavailable = kv.Unavailable.Error()
-	}
-	return k
-}
-
-func (s *sampler) record(smp report.Sample) {
-	if s.timeline != nil && s.timelineErr == nil {
-		s.timelineErr = s.timeline.Write(smp)
-	}
-}
-
-func (s *sampler) loop(ctx context.Context) {
-	t := time.NewTicker(s.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			smp := s.sample()
-			s.record(smp)
-			if s.progress != nil {
-				s.progress.Update(smp)
-			}
-		}
-	}
-}
-
-// finish records the last sample; call after loop has returned.
-func (s *sampler) finish() {
-	smp := s.sample()
-	s.record(smp)
-	if s.timeline != nil && s.timelineErr == nil {
-		s.timelineErr = s.timeline.Flush()
-	}
-	if s.progress != nil {
-		s.progress.Finish(smp)
-	}
+	return runLoad(ctx, &cfg, env, outs, nf, sysctls, stdout, stderr)
 }

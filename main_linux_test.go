@@ -228,7 +228,7 @@ func checkCSV(t *testing.T, path string, s summaryJSON) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(rows[0], ","); got != "seq,fd,local_ip,local_port,remote_ip,remote_port,outcome,errno,connect_us,greeting_us,target_seq" {
+	if got := strings.Join(rows[0], ","); got != "seq,fd,local_ip,local_port,remote_ip,remote_port,outcome,errno,connect_us,greeting_us,target_seq,http_status,reason" {
 		t.Fatalf("header %q", got)
 	}
 	rows = rows[1:]

@@ -74,3 +74,13 @@ func (k *KernelView) Close() {
 		k.netstat.Close()
 	}
 }
+
+// Listeners lists the TCP listeners on port, as Sample does.
+func (k *KernelView) Listeners(port uint16) ([]Listener, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.diag == nil {
+		return nil, k.Unavailable
+	}
+	return k.diag.Listeners(port)
+}

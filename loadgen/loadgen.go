@@ -116,8 +116,8 @@ type Config struct {
 	// Rate is attempts started per second; 0 starts them as fast as Concurrency allows.
 	Rate float64
 	// Concurrency caps connects in flight; DefaultConcurrency when 0.
-	Concurrency     int
-	ConnectTimeout  time.Duration // DefaultConnectTimeout when 0
+	Concurrency    int
+	ConnectTimeout time.Duration // DefaultConnectTimeout when 0
 	// GreetingTimeout bounds the wait for the probe's verdict after connecting;
 	// DefaultGreetingTimeout when 0.
 	GreetingTimeout time.Duration

@@ -12,11 +12,12 @@ import (
 
 // CSVHeader is the per-attempt report's header; scripts depend on it.
 var CSVHeader = []string{"seq", "fd", "local_ip", "local_port", "remote_ip", "remote_port",
-	"outcome", "errno", "connect_us", "greeting_us", "target_seq"}
+	"outcome", "errno", "connect_us", "greeting_us", "target_seq", "http_status", "reason"}
 
 // WriteCSV writes one row per attempt. A value that does not apply to an
 // attempt (no descriptor, never connected, no greeting) is left empty.
-func WriteCSV(w io.Writer, remote netip.AddrPort, results []loadgen.Result) error {
+// reason (may be nil) gives what the target said for attempt i (0-based).
+func WriteCSV(w io.Writer, remote netip.AddrPort, results []loadgen.Result, reason func(i int) string) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(CSVHeader); err != nil {
 		return err
@@ -37,6 +38,11 @@ func WriteCSV(w io.Writer, remote netip.AddrPort, results []loadgen.Result) erro
 		row[8] = ifInt(r.Connect > 0, micros(r.Connect))
 		row[9] = ifInt(r.Greeting > 0, micros(r.Greeting))
 		row[10] = ifInt(r.TargetSeq > 0, int64(r.TargetSeq))
+		row[11] = ifInt(r.Status > 0, int64(r.Status))
+		row[12] = ""
+		if reason != nil {
+			row[12] = reason(i)
+		}
 		if err := cw.Write(row); err != nil {
 			return err
 		}

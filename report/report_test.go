@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -68,6 +69,17 @@ func fixtureInput() Input {
 					{Num: 10, Kind: "inherited", Link: "/dev/null"}, {Num: 11, Kind: "inherited", Link: "/dev/null"},
 					{Num: 12, Kind: "inherited", Link: "/dev/null"}},
 				AboveLimitFDs: []limits.FD{{Num: 251, Kind: "pipe", Link: "pipe:[3]"}}}},
+		Probe: "greeting",
+		Processes: []Process{{PID: 200, Name: "connlimit", Cmdline: "connlimit target --events-fd 3", FoundBy: "socket inode 9",
+			Readable: true, NoFileSoft: 16, NoFileHard: 4096, FDsMax: 17, FDsEnd: 17, SlotsUsedMax: 16, AtLimit: true},
+			{PID: 300, Name: "helper", FoundBy: "socket inode 9", Note: "cannot watch it: permission denied"}},
+		Reason: func(i int) string {
+			if i == 5 {
+				return "EMFILE at socket()"
+			}
+			return ""
+		},
+		Gates: Gates{RequireServed: 3, HasRequireServed: true, ExpectLimit: LimitNone},
 		Kernel: &Kernel{Namespace: "host", ListenBacklog: 4096, AcceptQueueMax: 2, AcceptQueueEnd: 2,
 			TCPExt: limits.TCPExt{ListenOverflows: 3, ListenDrops: 3}},
 		Duration: 2500 * time.Millisecond,
@@ -96,26 +108,35 @@ func TestBuild(t *testing.T) {
 }
 
 func TestFirstLimitWithoutTargetEvidence(t *testing.T) {
+	full := []Process{{PID: 1, Readable: true}, {PID: 2, Readable: true, AtLimit: true}}
+	room := []Process{{PID: 1, Readable: true}}
 	tests := []struct {
 		outcomes []loadgen.Outcome
 		want     string
 		at       int64
+		procs    []Process
 	}{
-		{[]loadgen.Outcome{loadgen.Served, loadgen.Served}, LimitNone, 2},
-		{[]loadgen.Outcome{loadgen.Served, loadgen.Queued, loadgen.ConnectTimeout}, LimitTargetNotAccepting, 1},
-		{[]loadgen.Outcome{loadgen.Served, loadgen.ConnectTimeout, loadgen.Queued}, LimitAcceptQueueFull, 1},
-		{[]loadgen.Outcome{loadgen.Closed}, LimitTargetClosed, 0},
-		{[]loadgen.Outcome{loadgen.Refused}, LimitRefused, 0},
-		{[]loadgen.Outcome{loadgen.Served, loadgen.Other, loadgen.ClientFDLimit}, LimitClientFD, 2},
-		{[]loadgen.Outcome{loadgen.SystemFDLimit}, LimitSystemFD, 0},
-		{[]loadgen.Outcome{loadgen.Served, loadgen.Served, loadgen.NoEphemeralPort}, LimitEphemeralPorts, 2},
+		{[]loadgen.Outcome{loadgen.Served, loadgen.Served}, LimitNone, 2, nil},
+		// A process behind the target seen out of descriptors explains target-side failures only.
+		{[]loadgen.Outcome{loadgen.Served, loadgen.Queued}, LimitTargetFD, 1, full},
+		{[]loadgen.Outcome{loadgen.Served, loadgen.Closed}, LimitTargetFD, 1, full},
+		{[]loadgen.Outcome{loadgen.Served, loadgen.Queued}, LimitTargetNotAccepting, 1, room},
+		{[]loadgen.Outcome{loadgen.ClientFDLimit}, LimitClientFD, 0, full},
+		{[]loadgen.Outcome{loadgen.Refused}, LimitRefused, 0, full},
+		{[]loadgen.Outcome{loadgen.Served, loadgen.Queued, loadgen.ConnectTimeout}, LimitTargetNotAccepting, 1, nil},
+		{[]loadgen.Outcome{loadgen.Served, loadgen.ConnectTimeout, loadgen.Queued}, LimitAcceptQueueFull, 1, nil},
+		{[]loadgen.Outcome{loadgen.Closed}, LimitTargetClosed, 0, nil},
+		{[]loadgen.Outcome{loadgen.Refused}, LimitRefused, 0, nil},
+		{[]loadgen.Outcome{loadgen.Served, loadgen.Other, loadgen.ClientFDLimit}, LimitClientFD, 2, nil},
+		{[]loadgen.Outcome{loadgen.SystemFDLimit}, LimitSystemFD, 0, nil},
+		{[]loadgen.Outcome{loadgen.Served, loadgen.Served, loadgen.NoEphemeralPort}, LimitEphemeralPorts, 2, nil},
 	}
 	for _, tc := range tests {
 		rs := make([]loadgen.Result, len(tc.outcomes))
 		for i, o := range tc.outcomes {
 			rs[i] = loadgen.Result{Seq: uint32(i + 1), Outcome: o}
 		}
-		if got, at := firstLimit(rs, &Target{}); got != tc.want || at != tc.at {
+		if got, at := firstLimit(rs, &Target{}, tc.procs); got != tc.want || at != tc.at {
 			t.Errorf("%v: first limit %s at %d, want %s at %d", tc.outcomes, got, at, tc.want, tc.at)
 		}
 	}
@@ -139,7 +160,12 @@ func TestJSONGolden(t *testing.T) {
 
 func TestCSV(t *testing.T) {
 	var b bytes.Buffer
-	if err := WriteCSV(&b, target, fixtureResults()); err != nil {
+	if err := WriteCSV(&b, target, fixtureResults(), func(i int) string {
+		if i == 5 {
+			return "said, with a comma"
+		}
+		return ""
+	}); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "attempts.csv", b.Bytes())
@@ -150,7 +176,7 @@ func TestCSV(t *testing.T) {
 	if len(rows) != 7 || len(rows[6]) != len(CSVHeader) {
 		t.Fatalf("%d rows", len(rows))
 	}
-	if got := strings.Join(rows[6], ","); got != "6,,,,127.0.0.1,40000,client-fd-limit,EMFILE,,," {
+	if got := strings.Join(rows[6], ","); got != "6,,,,127.0.0.1,40000,client-fd-limit,EMFILE,,,,,said, with a comma" {
 		t.Errorf("failed attempt row %q", got)
 	}
 }
@@ -215,5 +241,61 @@ func TestOutputAtomic(t *testing.T) {
 		if _, err := CreateOutput(bad); err == nil {
 			t.Errorf("CreateOutput(%s) succeeded", bad)
 		}
+	}
+}
+
+// Every verdict but none names its setting, a value and a fix.
+func TestLimitDetail(t *testing.T) {
+	base := Build(fixtureInput())
+	for _, v := range LimitWords() {
+		s := base
+		s.FirstLimit = v
+		setting, value, fix := s.limitDetail()
+		if (v == LimitNone) != (setting == "" && value == "" && fix == "") {
+			t.Errorf("%s: setting %q value %q fix %q", v, setting, value, fix)
+		}
+	}
+	s := base
+	s.FirstLimit, s.Limits.Sysctls.FileMax = LimitSystemFD, 12345
+	if setting, value, fix := s.limitDetail(); setting != "fs.file-max" || value != "12345" || !strings.Contains(fix, "sysctl -w fs.file-max") {
+		t.Errorf("system-fd-limit: %q = %q, %q", setting, value, fix)
+	}
+	var b bytes.Buffer
+	if err := WriteText(&b, s); err != nil || !strings.Contains(b.String(), "socket() failed with ENFILE") {
+		t.Errorf("system-fd-limit text: %v\n%s", err, b.String())
+	}
+}
+
+func TestGates(t *testing.T) {
+	s := Build(fixtureInput()) // 3 served, first limit target-fd-limit, p99 5ms
+	tests := []struct {
+		gates  Gates
+		passed []bool
+	}{
+		{Gates{}, nil},
+		{Gates{RequireServed: 3, HasRequireServed: true}, []bool{true}},
+		{Gates{RequireServed: 4, HasRequireServed: true}, []bool{false}},
+		{Gates{RequireServed: 0, HasRequireServed: true, ExpectLimit: LimitTargetFD}, []bool{true, true}},
+		{Gates{ExpectLimit: LimitNone}, []bool{false}},
+		{Gates{MaxConnectP99: 5 * time.Millisecond}, []bool{true}},
+		{Gates{MaxConnectP99: 4 * time.Millisecond, ExpectLimit: LimitRefused}, []bool{false, false}},
+	}
+	for _, tc := range tests {
+		rs := tc.gates.Check(s)
+		var passed []bool
+		for _, r := range rs {
+			passed = append(passed, r.Passed)
+			if r.Gate == "" || r.Bound == "" || r.Got == "" {
+				t.Errorf("%+v: gate result without its words: %+v", tc.gates, r)
+			}
+		}
+		if !slices.Equal(passed, tc.passed) || Failed(rs) != slices.Contains(tc.passed, false) {
+			t.Errorf("%+v: passed %v, want %v", tc.gates, passed, tc.passed)
+		}
+	}
+	none := s
+	none.Generator.Connected = 0
+	if rs := (Gates{MaxConnectP99: time.Hour}).Check(none); rs[0].Passed {
+		t.Error("a p99 gate passed with no handshake completed")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/connlimit/connlimit/limits"
@@ -53,8 +54,58 @@ type Summary struct {
 	DurationS         float64        `json:"duration_s"`
 	Limits            Limits         `json:"limits"`
 	Generator         Generator      `json:"generator"`
-	Target            *Target        `json:"target"`
-	Kernel            *Kernel        `json:"kernel"`
+	// Probe is how a connection was judged served: connect, greeting, echo or http.
+	Probe  string  `json:"probe"`
+	Target *Target `json:"target"`
+	// TargetProcesses are the processes behind the target's listening
+	// socket, watched from outside during the run.
+	TargetProcesses []Process `json:"target_processes"`
+	// Reasons are what the target said when it refused or closed, most frequent first.
+	Reasons []Reason     `json:"reasons"`
+	Kernel  *Kernel      `json:"kernel"`
+	Gates   []GateResult `json:"gates"`
+}
+
+// Process is one process behind the target's listener.
+type Process struct {
+	PID     int    `json:"pid"`
+	Name    string `json:"name"`
+	Cmdline string `json:"cmdline"`
+	// FoundBy says how it was found: "socket inode N" or "--target-pid".
+	FoundBy string `json:"found_by"`
+	// Readable is false when its /proc entries could not be read; Note says why.
+	Readable   bool   `json:"readable"`
+	Note       string `json:"note,omitempty"`
+	NoFileSoft uint64 `json:"nofile_soft"`
+	NoFileHard uint64 `json:"nofile_hard"`
+	// FDsMax is the most descriptors seen open, FDsEnd those at the end of the hold.
+	FDsMax int `json:"fds_max"`
+	FDsEnd int `json:"fds_end"`
+	// SlotsUsedMax is the most descriptors numbered below the soft limit:
+	// only those count against it.
+	SlotsUsedMax int `json:"slots_used_max"`
+	// AtLimit is true if a sample found every descriptor slot below the soft limit used.
+	AtLimit bool `json:"at_limit"`
+}
+
+// Label names the process for people: its command line (nginx shows
+// "nginx: worker process" there), else its name.
+func (p Process) Label() string {
+	l := p.Cmdline
+	if l == "" {
+		l = p.Name
+	}
+	if len(l) > 48 {
+		l = l[:45] + "..."
+	}
+	return l
+}
+
+// Reason is one thing the target said, with how many attempts it ended.
+type Reason struct {
+	Outcome string `json:"outcome"`
+	Reason  string `json:"reason"`
+	Count   int    `json:"count"`
 }
 
 // Kernel is the kernel's view of the target's listener during the run.
@@ -138,7 +189,11 @@ type Input struct {
 	GeneratorID int
 	Limits      Limits
 	TargetInfo  *Target // nil when the target is not ours
-	Kernel      *Kernel // nil when not sampled
+	Processes   []Process
+	Probe       string
+	Reason      func(i int) string // what the target said for attempt i; may be nil
+	Kernel      *Kernel            // nil when not sampled
+	Gates       Gates
 	Duration    time.Duration
 	Interrupted bool
 	Err         error
@@ -147,17 +202,20 @@ type Input struct {
 // Build computes the summary. It does not modify in.Results.
 func Build(in Input) Summary {
 	s := Summary{
-		SchemaVersion: SchemaVersion,
-		Interrupted:   in.Interrupted,
-		TargetAddr:    in.Target.String(),
-		Requested:     in.Requested,
-		Attempted:     len(in.Results),
-		Outcomes:      map[string]int{},
-		DurationS:     in.Duration.Seconds(),
-		Limits:        in.Limits,
-		Generator:     Generator{PID: in.GeneratorID},
-		Target:        in.TargetInfo,
-		Kernel:        in.Kernel,
+		SchemaVersion:   SchemaVersion,
+		Interrupted:     in.Interrupted,
+		TargetAddr:      in.Target.String(),
+		Requested:       in.Requested,
+		Attempted:       len(in.Results),
+		Outcomes:        map[string]int{},
+		DurationS:       in.Duration.Seconds(),
+		Limits:          in.Limits,
+		Generator:       Generator{PID: in.GeneratorID},
+		Target:          in.TargetInfo,
+		Kernel:          in.Kernel,
+		Probe:           in.Probe,
+		TargetProcesses: in.Processes,
+		Reasons:         []Reason{},
 	}
 	if in.Err != nil {
 		s.Error = in.Err.Error()
@@ -189,25 +247,71 @@ func Build(in Input) Summary {
 			s.ConnectRatePerS = float64(len(lat)) / span.Seconds()
 		}
 	}
-	s.FirstLimit, s.FirstLimitAt = firstLimit(in.Results, in.TargetInfo)
+	if in.Reason != nil {
+		s.Reasons = topReasons(in.Results, in.Reason)
+	}
+	s.FirstLimit, s.FirstLimitAt = firstLimit(in.Results, in.TargetInfo, in.Processes)
 	s.FirstLimitSetting, s.FirstLimitValue, s.FirstLimitFix = s.limitDetail()
+	s.Gates = in.Gates.Check(s)
 	return s
 }
 
 // firstLimit names the limit the run met first and the count at which it
 // did: the target's accepted connections at its first EMFILE, or else the
-// number of attempts that had succeeded before the first that did not.
-func firstLimit(results []loadgen.Result, t *Target) (string, int64) {
+// number of attempts that had succeeded before the first that did not. A
+// target-side failure while a process behind the target was seen out of
+// descriptors is that process's fd limit.
+func firstLimit(results []loadgen.Result, t *Target, procs []Process) (string, int64) {
 	if t != nil && t.FirstEMFILE != nil {
 		return LimitTargetFD, t.FirstEMFILE.Accepted
 	}
 	for i := range results {
 		// Served and Pending name no limit; nor does Other, whose errno stays in the counts.
-		if v, ok := limitOf[results[i].Outcome]; ok {
-			return v, int64(i)
+		v, ok := limitOf[results[i].Outcome]
+		if !ok {
+			continue
 		}
+		if targetSide[v] && atLimit(procs) != nil {
+			v = LimitTargetFD
+		}
+		return v, int64(i)
 	}
 	return LimitNone, int64(len(results))
+}
+
+// targetSide are the verdicts a target out of descriptors can cause.
+var targetSide = map[string]bool{LimitTargetNotAccepting: true, LimitAcceptQueueFull: true, LimitTargetClosed: true}
+
+// atLimit is the first process seen at its descriptor limit, or nil.
+func atLimit(procs []Process) *Process {
+	for i := range procs {
+		if procs[i].AtLimit {
+			return &procs[i]
+		}
+	}
+	return nil
+}
+
+// topReasons counts what the target said, most frequent first, at most five.
+func topReasons(results []loadgen.Result, reason func(int) string) []Reason {
+	type key struct{ o, r string }
+	n := map[key]int{}
+	for i := range results {
+		if r := reason(i); r != "" {
+			n[key{results[i].Outcome.String(), r}]++
+		}
+	}
+	out := make([]Reason, 0, len(n))
+	for k, c := range n {
+		out = append(out, Reason{Outcome: k.o, Reason: k.r, Count: c})
+	}
+	slices.SortFunc(out, func(a, b Reason) int {
+		if a.Count != b.Count {
+			return b.Count - a.Count
+		}
+		return strings.Compare(a.Reason, b.Reason)
+	})
+	return out[:min(len(out), 5)]
 }
 
 // limitOf is the limit an outcome points to when the target gave no evidence.

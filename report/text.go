@@ -11,11 +11,11 @@ import (
 )
 
 var outcomeMeaning = map[string]string{
-	"served":            "connected and greeted: the target accepted it",
-	"queued":            "connected, no greeting: waiting in the target's accept queue",
+	"served":            "the probe was answered (greeting, echo, HTTP status) and the connection held",
+	"queued":            "connected, no answer to the probe: waiting in the target's accept queue",
 	"connect-timeout":   "handshake not completed in time: SYNs unanswered",
 	"refused":           "RST to the SYN: nothing listening",
-	"closed":            "EOF or RST before or instead of the greeting",
+	"closed":            "EOF or RST instead of an answer or during the hold; a refusal (503) too",
 	"client-fd-limit":   "EMFILE in the generator: its own RLIMIT_NOFILE",
 	"system-fd-limit":   "ENFILE: the machine's fs.file-max",
 	"no-ephemeral-port": "EADDRNOTAVAIL: no local port left for this address pair",
@@ -27,9 +27,12 @@ var outcomeMeaning = map[string]string{
 func WriteText(w io.Writer, s Summary) error {
 	b := &strings.Builder{}
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
-	who := "target"
+	who := "an external target"
 	if t := s.Target; t != nil {
 		who = fmt.Sprintf("built-in target, pid %d, soft limit %d, hard %d", t.PID, t.NoFileSoft, t.NoFileHard)
+	}
+	if s.Probe != "" {
+		who += ", probe " + s.Probe
 	}
 	p("connlimit: %d connections asked of %s (%s)\n", s.Requested, s.TargetAddr, who)
 	if s.Interrupted {
@@ -49,6 +52,7 @@ func WriteText(w io.Writer, s Summary) error {
 		p("  to move it: %s\n", s.FirstLimitFix)
 	}
 
+	writeProcesses(p, s)
 	writeKernel(p, s.Kernel)
 
 	p("\noutcomes (%d attempts):\n", s.Attempted)
@@ -62,6 +66,16 @@ func WriteText(w io.Writer, s Summary) error {
 		dur(s.Generator.ConnectSpanS), dur(s.DurationS))
 	g := s.Limits.Generator
 	p("generator: pid %d, RLIMIT_NOFILE inherited %s, soft %d, hard %d\n", s.Generator.PID, g.InheritedText(), g.Soft, g.Hard)
+	if len(s.Gates) > 0 {
+		p("\ngates:\n")
+		for _, r := range s.Gates {
+			verdict := "PASS"
+			if !r.Passed {
+				verdict = "FAIL"
+			}
+			p("  %s %s: want %s, got %s\n", verdict, r.Gate, r.Bound, r.Got)
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -69,6 +83,11 @@ func WriteText(w io.Writer, s Summary) error {
 func explain(p func(string, ...any), s Summary) {
 	t := s.Target
 	switch {
+	case s.FirstLimit == LimitTargetFD && (t == nil || t.FirstEMFILE == nil) && atLimit(s.TargetProcesses) != nil:
+		pr := atLimit(s.TargetProcesses)
+		p("  %s, pid %d: %d of %d descriptor slots used (soft limit %d, %d open in all): accept() fails with EMFILE there.\n",
+			pr.Label(), pr.PID, pr.SlotsUsedMax, pr.NoFileSoft, pr.NoFileSoft, pr.FDsMax)
+		p("  After %d connections the clients saw the effect: connections the target could not take.\n", s.FirstLimitAt)
 	case s.FirstLimit == LimitTargetFD && t != nil && t.FirstEMFILE != nil:
 		e := t.FirstEMFILE
 		others := len(e.OtherFDs)
@@ -106,9 +125,12 @@ func explain(p func(string, ...any), s Summary) {
 		p("  every one of the %d connections asked for was served and held.\n", s.Requested)
 	case s.FirstLimit == LimitTargetNotAccepting:
 		p("  After %d connections the target stopped calling accept() with descriptors to spare (no EMFILE):\n", s.FirstLimitAt)
-		if t != nil && t.MaxConns > 0 {
+		switch ps := procsText(s.TargetProcesses); {
+		case t != nil && t.MaxConns > 0:
 			p("  it reached its connection cap of %d (--max-conns; at the cap: %s).\n", t.MaxConns, t.OnMaxConns)
-		} else {
+		case ps != "":
+			p("  the process has descriptors to spare (%s):\n  an application connection cap, or an accept loop that stalled.\n", ps)
+		default:
 			p("  an application connection cap, or an accept loop that stalled.\n")
 		}
 	case s.FirstLimit == LimitTargetClosed:
@@ -120,7 +142,15 @@ func explain(p func(string, ...any), s Summary) {
 			p("  After %d connections the target accepted connections and closed them at once: its connection cap of %d\n", s.FirstLimitAt, t.MaxConns)
 			p("  (--max-conns; at the cap: %s) closed %d.\n", t.OnMaxConns, t.Capped)
 		default:
-			p("  After %d connections the target (or the kernel for it) closed or reset connections before its greeting.\n", s.FirstLimitAt)
+			p("  After %d connections the target (or the kernel for it) closed or reset connections instead of serving them.\n", s.FirstLimitAt)
+			if ps := procsText(s.TargetProcesses); ps != "" {
+				p("  It had descriptors to spare (%s): an application connection cap.\n", ps)
+			}
+		}
+		for _, r := range s.Reasons {
+			if r.Outcome == "closed" {
+				p("  The target said %q before closing %d connections.\n", r.Reason, r.Count)
+			}
 		}
 	case s.FirstLimit == LimitRefused:
 		p("  After %d connections connects were refused (RST to the SYN): nothing listened at %s any more", s.FirstLimitAt, s.TargetAddr)
@@ -231,4 +261,24 @@ func us(v int64) string { return (time.Duration(v) * time.Microsecond).String() 
 
 func dur(sec float64) string {
 	return time.Duration(sec * float64(time.Second)).Round(time.Millisecond).String()
+}
+
+// writeProcesses shows the processes behind the target's listener.
+func writeProcesses(p func(string, ...any), s Summary) {
+	if len(s.TargetProcesses) == 0 {
+		return
+	}
+	p("\nprocesses behind %s:\n", s.TargetAddr)
+	for _, pr := range s.TargetProcesses {
+		if !pr.Readable {
+			p("  pid %d %s (%s): %s\n", pr.PID, pr.Label(), pr.FoundBy, pr.Note)
+			continue
+		}
+		mark := ""
+		if pr.AtLimit {
+			mark = "  AT ITS DESCRIPTOR LIMIT"
+		}
+		p("  pid %d %s (%s): RLIMIT_NOFILE soft %d, hard %d; at most %d descriptors open, %d at the end of the hold%s\n",
+			pr.PID, pr.Label(), pr.FoundBy, pr.NoFileSoft, pr.NoFileHard, pr.FDsMax, pr.FDsEnd, mark)
+	}
 }

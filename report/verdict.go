@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // limitDetail names the setting behind the first limit, its value as this
@@ -13,7 +14,9 @@ func (s *Summary) limitDetail() (setting, value, fix string) {
 	switch s.FirstLimit {
 	case LimitTargetFD:
 		value = unknown
-		if t != nil {
+		if p := atLimit(s.TargetProcesses); p != nil && (t == nil || t.FirstEMFILE == nil) {
+			value = fmt.Sprintf("%d (%s, pid %d)", p.NoFileSoft, p.Label(), p.PID)
+		} else if t != nil {
 			value = strconv.FormatUint(t.NoFileSoft, 10)
 		}
 		return "the target's RLIMIT_NOFILE (soft)", value,
@@ -23,7 +26,11 @@ func (s *Summary) limitDetail() (setting, value, fix string) {
 			return "the target's connection cap (--max-conns, at the cap: " + t.OnMaxConns + ")", strconv.Itoa(t.MaxConns),
 				"raise the application's connection cap, or stop it from holding connections it does not need"
 		}
-		return "the target's accept loop", "not calling accept() with descriptors to spare",
+		value = "not calling accept() with descriptors to spare"
+		if ps := procsText(s.TargetProcesses); ps != "" {
+			value += ": " + ps
+		}
+		return "the target's accept loop", value,
 			"find why the target stops accepting: an application connection cap (maxclients, max_connections) or a stalled accept loop"
 	case LimitAcceptQueueFull:
 		value = unknown
@@ -40,7 +47,11 @@ func (s *Summary) limitDetail() (setting, value, fix string) {
 			return "the target's connection cap (--max-conns, at the cap: " + t.OnMaxConns + ")", strconv.Itoa(t.MaxConns),
 				"raise the application's connection cap (maxclients, max_connections)"
 		}
-		return "the target's own connection handling", "closes or resets accepted connections",
+		value = "closes or resets accepted connections"
+		if len(s.Reasons) > 0 {
+			value += fmt.Sprintf(", saying %q", s.Reasons[0].Reason)
+		}
+		return "the target's own connection handling", value,
 			"read the target's logs: a connection cap (maxclients, max_connections) or an error closes them"
 	case LimitClientFD:
 		return "the generator's RLIMIT_NOFILE (soft)", strconv.FormatUint(s.Limits.Generator.Soft, 10),
@@ -57,4 +68,15 @@ func (s *Summary) limitDetail() (setting, value, fix string) {
 			"start the server or fix the address; a server that closes its listener under load needs its logs read"
 	}
 	return "", "", ""
+}
+
+// procsText is "name (pid N): X of Y descriptors open" for each readable process.
+func procsText(ps []Process) string {
+	var parts []string
+	for _, p := range ps {
+		if p.Readable {
+			parts = append(parts, fmt.Sprintf("%s (pid %d): at most %d of %d descriptors open", p.Label(), p.PID, p.FDsMax, p.NoFileSoft))
+		}
+	}
+	return strings.Join(parts, "; ")
 }

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/connlimit/connlimit/limits"
+	"github.com/connlimit/connlimit/loadgen"
+	"github.com/connlimit/connlimit/report"
+	"github.com/connlimit/connlimit/target"
+)
+
+// runLoad runs one load against the built-in target or --target, then
+// writes every report.
+func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf limits.NoFile,
+	sysctls limits.Sysctls, stdout, stderr io.Writer) error {
+	began := time.Now()
+	// The counters' baseline is taken before the target exists.
+	kv := limits.OpenKernelView(env.procRoot)
+	defer kv.Close()
+	var side *targetSide
+	var err error
+	if cfg.Target != "" {
+		side, err = resolveExternal(ctx, cfg, kv)
+	} else {
+		side, err = startBuiltin(ctx, cfg, env)
+	}
+	if err != nil {
+		return err
+	}
+	defer side.close()
+	side.procs = watchProcesses(env.procRoot, kv, side.addr, cfg.TargetPIDs)
+	addr, tp := side.addr, side.tp
+	gen, err := loadgen.New(loadgen.Config{
+		Target: addr, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
+		ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout,
+		Probe: probeFor(cfg, side),
+	})
+	if err != nil {
+		return runtimeErr(err)
+	}
+
+	// The run stops early on a signal (ctx) or if the target dies.
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	if tp != nil {
+		wg.Go(func() {
+			select {
+			case <-tp.Exited():
+				stopRun(tp.Died())
+			case <-runCtx.Done():
+			}
+		})
+	}
+	sampler := newSampler(cfg, outs, gen, side, began, stderr)
+	sampler.kv, sampler.port = kv, addr.Port()
+	sampleCtx, stopSampling := context.WithCancel(context.Background())
+	wg.Go(func() { sampler.loop(sampleCtx) })
+
+	var runErr error
+	if cfg.NoFile > 0 {
+		// Lowered only now: starting the target and the samplers needed descriptors.
+		lowered, err := limits.SetSoft(cfg.NoFile)
+		if err != nil {
+			runErr = fmt.Errorf("set the generator's soft limit to --nofile %d: %w", cfg.NoFile, err)
+		}
+		nf.Soft = lowered.Soft
+	}
+	if runErr == nil {
+		runErr = gen.Open(runCtx)
+	}
+	if runErr == nil && cfg.Hold > 0 {
+		runErr = gen.Hold(runCtx, cfg.Hold)
+	}
+	// The queue and the processes as they stand, before teardown empties them.
+	holdEnd := sampler.kernelSample()
+	procsEnd := sampler.procSamples()
+	for _, p := range side.procs {
+		p.stop()
+	}
+	closeErr := gen.Close()
+	stopRun(nil)
+	if tp != nil {
+		tp.Stop(2 * time.Second)
+	}
+	stopSampling()
+	wg.Wait()
+	sampler.finish()
+	if runErr == nil {
+		runErr = closeErr
+	}
+	if runErr == nil {
+		runErr = context.Cause(runCtx)
+		if errors.Is(runErr, context.Canceled) {
+			runErr = nil // our own stopRun(nil)
+		}
+	}
+
+	sum := report.Build(report.Input{
+		Requested: cfg.Connections, Target: addr, Results: gen.Results(), GeneratorID: os.Getpid(),
+		Limits: report.Limits{Generator: nf, Sysctls: sysctls}, TargetInfo: targetInfo(tp, cfg),
+		Processes: sampler.processes(procsEnd), Probe: cfg.Probe, Reason: gen.Reason,
+		Duration: time.Since(began), Interrupted: isSignal(runErr), Err: runErr,
+		Kernel: sampler.kernelSummary(cfg, kv, holdEnd), Gates: cfg.gates,
+	})
+	if err := writeReports(cfg, outs, sum, addr, gen, sampler); err != nil {
+		return runtimeErr(err)
+	}
+	if err := report.WriteText(stdout, sum); err != nil {
+		return runtimeErr(err)
+	}
+	switch {
+	case runErr == nil && report.Failed(sum.Gates):
+		return gateErr(sum.Gates)
+	case runErr == nil:
+		return nil
+	case isSignal(runErr):
+		return runErr
+	default:
+		return runtimeErr(runErr)
+	}
+}
+
+// gateErr is exit status 1 with one line per failed gate.
+func gateErr(gates []report.GateResult) error {
+	var lines []string
+	for _, g := range gates {
+		if !g.Passed {
+			lines = append(lines, fmt.Sprintf("gate %s failed: want %s, got %s", g.Gate, g.Bound, g.Got))
+		}
+	}
+	return &exitError{exitGate, errors.New(strings.Join(lines, "\nconnlimit: "))}
+}
+
+func isSignal(err error) bool {
+	var se *signalError
+	return errors.As(err, &se)
+}
+
+func targetInfo(tp *target.Process, cfg *runConfig) *report.Target {
+	if tp == nil {
+		return nil
+	}
+	ready, last := tp.Ready(), tp.Latest()
+	t := &report.Target{PID: ready.PID, NoFileSoft: ready.NoFileSoft, NoFileHard: ready.NoFileHard,
+		Accepted: last.Accepted, AcceptErrors: last.AcceptErrors, Shed: last.Shed}
+	b := cfg.behavior
+	t.OnEMFILE, t.Backlog = string(b.OnEMFILE), b.Backlog
+	t.MaxConns, t.OnMaxConns, t.AcceptDelayS = b.MaxConns, string(b.OnMaxConns), b.AcceptDelay.Seconds()
+	t.Capped = last.Capped
+	if e := tp.FirstEMFILE(); e != nil {
+		t.FirstEMFILE = &report.FirstEMFILE{Errno: e.Errno, Accepted: e.Accepted, FDsOpen: e.FDsOpen,
+			SlotsUsed: e.SlotsUsed, OtherFDs: e.OtherFDs, AboveLimitFDs: e.AboveLimitFDs}
+	}
+	return t
+}
+
+func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addr netip.AddrPort,
+	gen *loadgen.Generator, s *sampler) error {
+	if outs.csv != nil {
+		if err := report.WriteCSV(outs.csv, addr, gen.Results(), gen.Reason); err != nil {
+			return fmt.Errorf("--csv %s: %w", cfg.CSV, err)
+		}
+	}
+	if outs.timeline != nil {
+		if err := s.timelineErr; err != nil {
+			return fmt.Errorf("--timeline %s: %w", cfg.Timeline, err)
+		}
+	}
+	if outs.json != nil {
+		if err := report.WriteJSON(outs.json, sum); err != nil {
+			return fmt.Errorf("--json %s: %w", cfg.JSON, err)
+		}
+	}
+	for _, out := range outs.all() {
+		if err := out.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sampler reads both sides every --interval for the timeline and progress.
+type sampler struct {
+	gen         *loadgen.Generator
+	tp          *target.Process // nil for --target
+	procs       []*procWatch
+	began       time.Time
+	interval    time.Duration
+	timeline    *report.Timeline
+	timelineErr error
+	progress    *report.Progress
+
+	kv          *limits.KernelView
+	port        uint16
+	mu          sync.Mutex // guards the two below: kernelSample runs in the loop and at the end of the hold
+	queueMax    int64
+	backlogSeen int64
+}
+
+func newSampler(cfg *runConfig, outs *outputs, gen *loadgen.Generator, side *targetSide, began time.Time, stderr io.Writer) *sampler {
+	s := &sampler{gen: gen, tp: side.tp, procs: side.procs, began: began, interval: cfg.Interval, queueMax: -1, backlogSeen: -1}
+	if outs.timeline != nil {
+		s.timeline, s.timelineErr = report.NewTimeline(outs.timeline)
+	}
+	if !cfg.Quiet {
+		s.progress = report.NewProgress(stderr, cfg.Connections, isTerminal(stderr))
+	}
+	return s
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func (s *sampler) sample() report.Sample {
+	smp := report.Sample{Elapsed: time.Since(s.began), Gen: s.gen.Snapshot(), Kernel: s.kernelSample()}
+	ps := s.procSamples()
+	if s.tp != nil {
+		t := s.tp.Latest()
+		smp.TargetAccepted, smp.TargetFDs, smp.TargetAcceptErrors = t.Accepted, t.FDsOpen, t.AcceptErrors
+	} else {
+		for _, p := range ps {
+			smp.TargetFDs += p.FDs
+		}
+	}
+	return smp
+}
+
+// procSamples reads every watched process behind the target.
+func (s *sampler) procSamples() []limits.ProcSample {
+	out := make([]limits.ProcSample, len(s.procs))
+	for i, p := range s.procs {
+		out[i] = p.sample()
+	}
+	return out
+}
+
+// processes is the report on the watched processes; end is their state at the end of the hold.
+func (s *sampler) processes(end []limits.ProcSample) []report.Process {
+	out := make([]report.Process, len(s.procs))
+	for i, p := range s.procs {
+		out[i] = p.report(end[i])
+	}
+	return out
+}
+
+// kernelSample reads the listener and the counters, and keeps the longest queue.
+func (s *sampler) kernelSample() limits.KernelSample {
+	if s.kv == nil {
+		return limits.KernelSample{}
+	}
+	k := s.kv.Sample(s.port)
+	if l := k.Listener; l != nil {
+		s.mu.Lock()
+		s.queueMax = max(s.queueMax, int64(l.AcceptQueue))
+		s.backlogSeen = int64(l.Backlog)
+		s.mu.Unlock()
+	}
+	return k
+}
+
+func (s *sampler) kernelSummary(cfg *runConfig, kv *limits.KernelView, holdEnd limits.KernelSample) *report.Kernel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := &report.Kernel{Namespace: "host", ListenBacklog: s.backlogSeen, AcceptQueueMax: s.queueMax, AcceptQueueEnd: -1,
+		TCPExt: s.kv.Sample(s.port).TCPExt}
+	if cfg.inNetNS {
+		k.Namespace, k.Exact = "private", true
+	}
+	if holdEnd.Listener != nil {
+		k.AcceptQueueEnd = int64(holdEnd.Listener.AcceptQueue)
+	}
+	if kv.Unavailable != nil {
+		k.Unavailable = kv.Unavailable.Error()
+	}
+	return k
+}
+
+func (s *sampler) record(smp report.Sample) {
+	if s.timeline != nil && s.timelineErr == nil {
+		s.timelineErr = s.timeline.Write(smp)
+	}
+}
+
+func (s *sampler) loop(ctx context.Context) {
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			smp := s.sample()
+			s.record(smp)
+			if s.progress != nil {
+				s.progress.Update(smp)
+			}
+		}
+	}
+}
+
+// finish records the last sample; call after loop has returned.
+func (s *sampler) finish() {
+	smp := s.sample()
+	s.record(smp)
+	if s.timeline != nil && s.timelineErr == nil {
+		s.timelineErr = s.timeline.Flush()
+	}
+	if s.progress != nil {
+		s.progress.Finish(smp)
+	}
+}

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/connlimit/connlimit/limits"
+	"github.com/connlimit/connlimit/loadgen"
+	"github.com/connlimit/connlimit/report"
+	"github.com/connlimit/connlimit/target"
+)
+
+// targetSide is what the generator connects to: the built-in target's
+// process, or a running server named by --target, with the processes behind
+// its listener watched from outside.
+type targetSide struct {
+	addr  netip.AddrPort
+	host  string          // as the user wrote it, for the HTTP Host header
+	tp    *target.Process // nil for --target
+	procs []*procWatch
+}
+
+func (s *targetSide) close() {
+	if s.tp != nil {
+		s.tp.Stop(2 * time.Second)
+	}
+	for _, p := range s.procs {
+		p.close()
+	}
+}
+
+// startBuiltin starts the built-in target as a child process.
+func startBuiltin(ctx context.Context, cfg *runConfig, env runEnv) (*targetSide, error) {
+	tp, err := target.Start(ctx, target.ProcessConfig{
+		Exe: env.targetExe, Addr: fmt.Sprintf("127.0.0.1:%d", cfg.TargetPort),
+		NoFile: cfg.TargetNoFile, StatsInterval: cfg.Interval, Behavior: cfg.behavior,
+	})
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			return nil, cause
+		}
+		return nil, runtimeErr(err)
+	}
+	addr, err := netip.ParseAddrPort(tp.Ready().Addr)
+	if err != nil {
+		tp.Stop(2 * time.Second)
+		return nil, runtimeErr(fmt.Errorf("target reported address %q: %w", tp.Ready().Addr, err))
+	}
+	return &targetSide{addr: addr, host: addr.String(), tp: tp}, nil
+}
+
+// resolveExternal checks --target: an address (loopback unless
+// --allow-remote) where, if it is local, something listens.
+func resolveExternal(ctx context.Context, cfg *runConfig, kv *limits.KernelView) (*targetSide, error) {
+	host, port, _ := net.SplitHostPort(cfg.Target)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		return nil, usageErr("--target: cannot resolve %q: %v; want %s", host, err, runRanges["target"])
+	}
+	pn, err := net.LookupPort("tcp", port)
+	if err != nil {
+		return nil, usageErr("--target: port %q: %v; want %s", port, err, runRanges["target"])
+	}
+	addr := netip.AddrPortFrom(ips[0].Unmap(), uint16(pn))
+	if !addr.Addr().IsLoopback() && !cfg.AllowRemote {
+		return nil, usageErr("--target: %s is not a loopback address; add --allow-remote if you mean to flood it", addr.Addr())
+	}
+	side := &targetSide{addr: addr, host: host}
+	if addr.Addr().IsLoopback() && kv.Unavailable == nil {
+		if ls, err := kv.Listeners(addr.Port()); err == nil && listenerFor(ls, addr) == nil {
+			return nil, runtimeErr(fmt.Errorf("--target %s: nothing listens there (sock_diag sees no listener on port %d): start the server or fix the address",
+				cfg.Target, addr.Port()))
+		}
+	}
+	return side, nil
+}
+
+// listenerFor picks the listener that takes connections to addr: bound to
+// it, or to the wildcard address of its family.
+func listenerFor(ls []limits.Listener, addr netip.AddrPort) *limits.Listener {
+	for i := range ls {
+		a := ls[i].Addr.Addr().Unmap()
+		if a == addr.Addr().Unmap() || a.IsUnspecified() {
+			return &ls[i]
+		}
+	}
+	return nil
+}
+
+// watchProcesses finds the processes behind the target's listener (by
+// --target-pid, or by the listener's socket inode) and starts watching them.
+func watchProcesses(procRoot string, kv *limits.KernelView, addr netip.AddrPort, pids []int) []*procWatch {
+	var out []*procWatch
+	if len(pids) > 0 {
+		for _, pid := range pids {
+			out = append(out, newProcWatch(procRoot, pid, "--target-pid"))
+		}
+		return out
+	}
+	ls, err := kv.Listeners(addr.Port())
+	if err != nil {
+		return nil
+	}
+	l := listenerFor(ls, addr)
+	if l == nil {
+		return nil
+	}
+	foundBy := fmt.Sprintf("socket inode %d", l.Inode)
+	owners, denied, err := limits.SocketOwners(procRoot, l.Inode)
+	if err != nil {
+		return nil
+	}
+	for _, pid := range owners {
+		out = append(out, newProcWatch(procRoot, pid, foundBy))
+	}
+	if len(owners) == 0 && denied > 0 {
+		out = append(out, &procWatch{foundBy: foundBy, note: fmt.Sprintf(
+			"the listener belongs to uid %d, whose processes this user cannot read (%d denied): run connlimit as that user or as root, or pass --target-pid; the verdict falls back to what the clients saw",
+			l.UID, denied)})
+	}
+	return out
+}
+
+// procWatch follows one process behind the target during the run.
+type procWatch struct {
+	w       *limits.ProcWatch // nil when it cannot be read
+	pid     int
+	foundBy string
+
+	mu      sync.Mutex
+	stopped bool // the hold is over: teardown is not worth watching
+	note    string
+	max     limits.ProcSample // the sample with the most descriptors open
+	slots   int               // the most slots used
+	last    limits.ProcSample
+	atLimit bool
+}
+
+func newProcWatch(procRoot string, pid int, foundBy string) *procWatch {
+	p := &procWatch{pid: pid, foundBy: foundBy}
+	w, err := limits.WatchProcess(procRoot, pid)
+	if err != nil {
+		p.note = fmt.Sprintf("cannot watch it: %v (run connlimit as its user or as root); the verdict falls back to what the clients saw", err)
+		p.w = w // names only
+		return p
+	}
+	p.w = w
+	p.sample()
+	return p
+}
+
+// sample reads the process once; the first failure is kept as the note.
+func (p *procWatch) sample() limits.ProcSample {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.w == nil || p.note != "" || p.stopped {
+		return p.last
+	}
+	s, err := p.w.Sample()
+	if err != nil {
+		p.note = fmt.Sprintf("stopped being readable during the run: %v", err)
+		return p.last
+	}
+	p.last = s
+	if s.FDs > p.max.FDs {
+		p.max = s
+	}
+	p.slots = max(p.slots, s.SlotsUsed)
+	p.atLimit = p.atLimit || s.AtLimit()
+	return s
+}
+
+// stop ends sampling; later samples return the last reading.
+func (p *procWatch) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+}
+
+func (p *procWatch) close() {
+	if p.w != nil {
+		p.w.Close()
+	}
+}
+
+func (p *procWatch) report(end limits.ProcSample) report.Process {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := report.Process{PID: p.pid, FoundBy: p.foundBy, Note: p.note, Readable: p.note == "" && p.w != nil}
+	if p.w != nil {
+		r.Name, r.Cmdline = p.w.Name, p.w.Cmdline
+	}
+	if r.Readable || p.last.Soft > 0 {
+		r.NoFileSoft, r.NoFileHard = p.last.Soft, p.last.Hard
+		r.FDsMax, r.FDsEnd, r.AtLimit, r.SlotsUsedMax = p.max.FDs, end.FDs, p.atLimit, p.slots
+	}
+	return r
+}
+
+// probeFor builds the --probe.
+func probeFor(cfg *runConfig, side *targetSide) loadgen.Probe {
+	switch cfg.Probe {
+	case "connect":
+		return loadgen.ConnectProbe{}
+	case "echo":
+		return loadgen.NewEchoProbe(cfg.Payload)
+	case "http":
+		return loadgen.NewHTTPProbe(side.host, cfg.HTTPPath)
+	}
+	return loadgen.GreetingProbe{Parse: target.ParseGreeting}
+}
