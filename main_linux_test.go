@@ -86,6 +86,16 @@ type summaryJSON struct {
 			} `json:"other_fds"`
 		} `json:"first_emfile"`
 	} `json:"target"`
+	Processes []processJSON `json:"target_processes"`
+	Reasons   []struct {
+		Outcome string `json:"outcome"`
+		Reason  string `json:"reason"`
+		Count   int    `json:"count"`
+	} `json:"reasons"`
+	Gates []struct {
+		Gate   string `json:"gate"`
+		Passed bool   `json:"passed"`
+	} `json:"gates"`
 	Kernel struct {
 		Namespace      string         `json:"namespace"`
 		Exact          bool           `json:"exact"`
@@ -94,6 +104,17 @@ type summaryJSON struct {
 		AcceptQueueEnd int64          `json:"accept_queue_end"`
 		TCPExt         map[string]int `json:"tcpext_delta"`
 	} `json:"kernel"`
+}
+
+type processJSON struct {
+	PID          int    `json:"pid"`
+	Name         string `json:"name"`
+	Cmdline      string `json:"cmdline"`
+	FoundBy      string `json:"found_by"`
+	Readable     bool   `json:"readable"`
+	NoFileSoft   uint64 `json:"nofile_soft"`
+	SlotsUsedMax int    `json:"slots_used_max"`
+	AtLimit      bool   `json:"at_limit"`
 }
 
 func readSummary(t *testing.T, path string) summaryJSON {
