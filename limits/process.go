@@ -147,19 +147,8 @@ func (w *ProcWatch) Sample() (ProcSample, error) {
 	if s.Soft, s.Hard, err = ParseLimitsNoFile(bytes.NewReader(w.buf[:n])); err != nil {
 		return s, fmt.Errorf("pid %d: %w", w.PID, err)
 	}
-	names, err := func() ([]string, error) {
-		w.inv.mu.Lock()
-		defer w.inv.mu.Unlock()
-		return w.inv.names()
-	}()
-	if err != nil {
+	if s.FDs, s.SlotsUsed, err = w.inv.CountBelow(s.Soft); err != nil {
 		return s, fmt.Errorf("pid %d: %w", w.PID, err)
-	}
-	s.FDs = len(names)
-	for _, name := range names {
-		if fd, err := strconv.ParseUint(name, 10, 64); err == nil && fd < s.Soft {
-			s.SlotsUsed++
-		}
 	}
 	return s, nil
 }

@@ -107,3 +107,40 @@ func TestSocketOwners(t *testing.T) {
 		t.Fatalf("owners of inode %d = %v, %v; want this process %d", ls[0].Inode, pids, err, os.Getpid())
 	}
 }
+
+// CountBelow (getdents, no allocation per entry) agrees with List (readdir + readlink).
+func TestCountBelowAgreesWithList(t *testing.T) {
+	var files []*os.File
+	for range 40 {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	inv, err := OpenInventory(DefaultProcRoot, "self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inv.Close()
+	fds, err := inv.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := uint64(fds[len(fds)/2].Num)
+	wantBelow := 0
+	for _, fd := range fds {
+		if uint64(fd.Num) < limit {
+			wantBelow++
+		}
+	}
+	total, below, err := inv.CountBelow(limit)
+	if err != nil || total != len(fds) || below != wantBelow {
+		t.Errorf("CountBelow(%d) = %d, %d, %v; List says %d, %d", limit, total, below, err, len(fds), wantBelow)
+	}
+}

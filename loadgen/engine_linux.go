@@ -330,11 +330,19 @@ func (e *engine) readReply(i int32, r *Result) {
 		e.end(i, r, Closed, 0)
 		return
 	}
-	got := append(e.got[i], e.buf[:n]...)
+	// Most replies arrive in one read: judge them in place, copying only
+	// what must wait for more.
+	got := e.buf[:n]
+	if prev, ok := e.got[i]; ok {
+		got = append(prev, got...)
+	}
 	j := e.g.cfg.Probe.Judge(got)
 	if !j.More {
 		e.verdict(i, r, j, unix.EPOLL_CTL_MOD)
 		return
+	}
+	if len(e.got[i]) == 0 {
+		got = append([]byte(nil), got...)
 	}
 	if len(got) > maxReply {
 		e.g.reasons[i] = "no verdict in " + strconv.Itoa(maxReply) + " bytes"
