@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,6 +113,7 @@ type processJSON struct {
 	Cmdline      string `json:"cmdline"`
 	FoundBy      string `json:"found_by"`
 	Readable     bool   `json:"readable"`
+	Note         string `json:"note"`
 	NoFileSoft   uint64 `json:"nofile_soft"`
 	SlotsUsedMax int    `json:"slots_used_max"`
 	AtLimit      bool   `json:"at_limit"`
@@ -652,7 +654,10 @@ func TestNetNSExactCounters(t *testing.T) {
 
 // TestNetNSNeedsRoot runs connlimit as nobody: --netns must fail with the
 // reason and the way out, exit 3, before anything is written.
-func TestNetNSNeedsRoot(t *testing.T) {
+// asNobody copies the test binary where user nobody can run it, in a
+// directory nobody may write, and returns a command that runs it as nobody.
+func asNobody(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("dropping to nobody needs root")
 	}
@@ -670,11 +675,19 @@ func TestNetNSNeedsRoot(t *testing.T) {
 	if err := os.WriteFile(exe, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(exe, "run", "--netns", "--json", filepath.Join(dir, "s.json"))
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd := exec.Command(exe, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	err = cmd.Run()
+	return cmd, dir
+}
+
+// TestNetNSNeedsRoot runs connlimit as nobody: --netns must fail with the
+// reason and the way out, exit 3, before anything is written.
+func TestNetNSNeedsRoot(t *testing.T) {
+	cmd, dir := asNobody(t)
+	cmd.Args = append(cmd.Args, "run", "--netns", "--json", filepath.Join(dir, "s.json"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
 		t.Fatalf("run --netns as nobody: %v, want exit 3; stderr %q", err, stderr.String())
@@ -684,6 +697,34 @@ func TestNetNSNeedsRoot(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "s.json")); !os.IsNotExist(err) {
 		t.Errorf("s.json exists after the refused run: %v", err)
+	}
+}
+
+// A target owned by another user (here root, with connlimit as nobody):
+// the report says its process could not be read and the verdict rests on
+// what the clients saw.
+func TestTargetProcessNotReadable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close() // never accepts: clients queue
+	cmd, dir := asNobody(t)
+	js := filepath.Join(dir, "s.json")
+	cmd.Args = append(cmd.Args, "run", "-q", "--target", ln.Addr().String(), "--probe", "greeting", "--connections", "5",
+		"--greeting-timeout", "200ms", "--hold", "0s", "--json", js)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run as nobody: %v\n%s", err, stderr.String())
+	}
+	s := readSummary(t, js)
+	if s.FirstLimit != "target-not-accepting" || len(s.Processes) != 1 || s.Processes[0].Readable ||
+		!strings.Contains(s.Processes[0].Note, "cannot read") {
+		t.Errorf("first limit %s, processes %+v: want target-not-accepting and one unreadable owner with a note", s.FirstLimit, s.Processes)
+	}
+	if !strings.Contains(stdout.String(), "run connlimit as that user or as root") {
+		t.Errorf("summary does not say how to see the process:\n%s", stdout.String())
 	}
 }
 
