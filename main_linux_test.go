@@ -402,30 +402,6 @@ func TestLimitsShowsInheritedSoftLimit(t *testing.T) {
 	}
 }
 
-func TestInterruptWritesReport(t *testing.T) {
-	dir := t.TempDir()
-	js := filepath.Join(dir, "s.json")
-	cmd := exec.Command(testExe, "--connections", "300", "--target-nofile", "64", "--hold", "1m", "--json", js, "-q")
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(1500 * time.Millisecond) // into the hold
-	cmd.Process.Signal(syscall.SIGINT)
-	err := cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-		t.Fatalf("exit %v, want status 130", err)
-	}
-	s := readSummary(t, js)
-	if !s.Interrupted || s.Attempted != 300 || sum(s.Outcomes) != 300 {
-		t.Errorf("interrupted %v attempted %d outcomes %v", s.Interrupted, s.Attempted, s.Outcomes)
-	}
-	noProcessLeft(t)
-}
-
 func TestTargetKilledMidRun(t *testing.T) {
 	dir := t.TempDir()
 	js := filepath.Join(dir, "s.json")

@@ -35,6 +35,18 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 		side, err = startBuiltin(ctx, cfg, env)
 	}
 	if err != nil {
+		if isSignal(err) {
+			// Interrupted while starting the target: still a report, with no attempt in it.
+			sum := report.Build(report.Input{Requested: cfg.Connections, GeneratorID: os.Getpid(),
+				Limits: report.Limits{Generator: nf, Sysctls: sysctls}, Probe: cfg.Probe,
+				Duration: time.Since(began), Interrupted: true, Err: err, Gates: cfg.gates})
+			if werr := writeReports(cfg, outs, sum, netip.AddrPort{}, nil, nil, nil); werr != nil {
+				return runtimeErr(werr)
+			}
+			if werr := report.WriteText(stdout, sum); werr != nil {
+				return runtimeErr(werr)
+			}
+		}
 		return err
 	}
 	defer side.close()
@@ -104,6 +116,9 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 			runErr = nil // our own stopRun(nil)
 		}
 	}
+	if cause := context.Cause(ctx); runErr == nil && isSignal(cause) {
+		runErr = cause // the signal came during teardown: still an interrupted run
+	}
 
 	sum := report.Build(report.Input{
 		Requested: cfg.Connections, Target: addr, Results: gen.Results(), GeneratorID: os.Getpid(),
@@ -112,7 +127,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 		Duration: time.Since(began), Interrupted: isSignal(runErr), Err: runErr,
 		Kernel: sampler.kernelSummary(cfg, kv, holdEnd), Gates: cfg.gates,
 	})
-	if err := writeReports(cfg, outs, sum, addr, gen, sampler); err != nil {
+	if err := writeReports(cfg, outs, sum, addr, gen.Results(), gen.Reason, sampler); err != nil {
 		return runtimeErr(err)
 	}
 	if err := report.WriteText(stdout, sum); err != nil {
@@ -164,15 +179,27 @@ func targetInfo(tp *target.Process, cfg *runConfig) *report.Target {
 	return t
 }
 
+// writeReports writes and commits the report files; s is nil when the run
+// ended before sampling started (the timeline then has its header only).
 func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addr netip.AddrPort,
-	gen *loadgen.Generator, s *sampler) error {
+	results []loadgen.Result, reason func(int) string, s *sampler) error {
 	if outs.csv != nil {
-		if err := report.WriteCSV(outs.csv, addr, gen.Results(), gen.Reason); err != nil {
+		if err := report.WriteCSV(outs.csv, addr, results, reason); err != nil {
 			return fmt.Errorf("--csv %s: %w", cfg.CSV, err)
 		}
 	}
 	if outs.timeline != nil {
-		if err := s.timelineErr; err != nil {
+		err := func() error {
+			if s != nil {
+				return s.timelineErr
+			}
+			tl, err := report.NewTimeline(outs.timeline)
+			if err != nil {
+				return err
+			}
+			return tl.Flush()
+		}()
+		if err != nil {
 			return fmt.Errorf("--timeline %s: %w", cfg.Timeline, err)
 		}
 	}

@@ -204,7 +204,7 @@ func Build(in Input) Summary {
 	s := Summary{
 		SchemaVersion:   SchemaVersion,
 		Interrupted:     in.Interrupted,
-		TargetAddr:      in.Target.String(),
+		TargetAddr:      addrText(in.Target),
 		Requested:       in.Requested,
 		Attempted:       len(in.Results),
 		Outcomes:        map[string]int{},
@@ -330,4 +330,11 @@ func WriteJSON(w io.Writer, s Summary) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(s)
+}
+
+func addrText(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return "" // the run stopped before it had a target
+	}
+	return a.String()
 }

@@ -34,7 +34,11 @@ func WriteText(w io.Writer, s Summary) error {
 	if s.Probe != "" {
 		who += ", probe " + s.Probe
 	}
-	p("connlimit: %d connections asked of %s (%s)\n", s.Requested, s.TargetAddr, who)
+	if s.TargetAddr == "" {
+		p("connlimit: %d connections asked; the run stopped before its target was ready\n", s.Requested)
+	} else {
+		p("connlimit: %d connections asked of %s (%s)\n", s.Requested, s.TargetAddr, who)
+	}
 	if s.Interrupted {
 		p("INTERRUPTED: the run was stopped after %d of %d attempts; every attempt made is counted below.\n", s.Attempted, s.Requested)
 	}
@@ -121,6 +125,8 @@ func explain(p func(string, ...any), s Summary) {
 		r := s.Limits.Sysctls.PortRange
 		p("  connect() failed with EADDRNOTAVAIL after %d connections: each connection to %s needs its own local port,\n", s.FirstLimitAt, s.TargetAddr)
 		p("  and net.ipv4.ip_local_port_range %d-%d holds %d. The target never saw these attempts.\n", r.Low, r.High, r.Count())
+	case s.FirstLimit == LimitNone && s.Attempted < s.Requested:
+		p("  no limit was met in the %d attempts made before the run stopped (%d asked).\n", s.Attempted, s.Requested)
 	case s.FirstLimit == LimitNone:
 		p("  every one of the %d connections asked for was served and held.\n", s.Requested)
 	case s.FirstLimit == LimitTargetNotAccepting:

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startCLI starts connlimit as a child and waits until the Go runtime has
+// installed its signal handlers. That is not yet signal.Notify: the phases
+// below wait for later signs before they signal.
+func startCLI(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command(testExe, args...)
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	status := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/status"
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, _ := os.ReadFile(status)
+		for _, line := range strings.Split(string(b), "\n") {
+			if mask, ok := strings.CutPrefix(line, "SigCgt:\t"); ok {
+				if v, err := strconv.ParseUint(mask, 16, 64); err == nil && v&(1<<(syscall.SIGINT-1)) != 0 {
+					return cmd, &stderr
+				}
+			}
+		}
+	}
+	t.Fatal("connlimit never installed its SIGINT handler")
+	return nil, nil
+}
+
+// fdCount is how many descriptors pid holds (-1 once it is gone).
+func fdCount(pid int) int {
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
+
+// waitExit waits for cmd and returns its status as a shell shows it.
+func waitExit(t *testing.T, cmd *exec.Cmd, within time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				return 128 + int(ws.Signal())
+			}
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(within):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("connlimit did not stop within %v of the signal", within)
+		return -1
+	}
+}
+
+// A signal at any phase stops the run within a second, writes every report
+// with "interrupted": true and every attempt made, reaps the target, and
+// exits 128+signal.
+func TestInterruptAtEveryPhase(t *testing.T) {
+	tests := []struct {
+		phase string
+		args  []string
+		sig   syscall.Signal
+		// when is called once the child catches signals; it returns when the phase is reached.
+		when func(t *testing.T, pid int)
+		all  bool // every attempt was made
+	}{
+		// Its first child (the shell that reads the inherited limit, or the
+		// target) comes after signal.Notify, before any connection.
+		{"starting", []string{"--connections", "500"}, syscall.SIGINT, func(t *testing.T, pid int) {
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				if len(childrenOf(pid)) > 0 {
+					return
+				}
+			}
+			t.Fatal("connlimit started no child")
+		}, false},
+		{"ramping", []string{"--connections", "2000", "--rate", "500"}, syscall.SIGTERM,
+			func(*testing.T, int) { time.Sleep(time.Second) }, false},
+		{"holding", []string{"--connections", "300", "--target-nofile", "64", "--hold", "1m"}, syscall.SIGINT,
+			func(*testing.T, int) { time.Sleep(1500 * time.Millisecond) }, true},
+		{"tearing down", []string{"--connections", "12000", "--target-nofile", "19000", "--hold", "0s", "--greeting-timeout", "3s"}, syscall.SIGINT,
+			func(t *testing.T, pid int) {
+				// Teardown starts when the generator's descriptors fall from their peak.
+				peak := 0
+				for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+					n := fdCount(pid)
+					peak = max(peak, n)
+					if peak > 10000 && n < peak/2 {
+						return
+					}
+				}
+				t.Fatal("never saw the teardown")
+			}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.phase, func(t *testing.T) {
+			dir := t.TempDir()
+			files := map[string]string{"json": filepath.Join(dir, "s.json"), "csv": filepath.Join(dir, "c.csv"), "timeline": filepath.Join(dir, "t.csv")}
+			args := append([]string{"run", "-q", "--json", files["json"], "--csv", files["csv"], "--timeline", files["timeline"]}, tc.args...)
+			cmd, stderr := startCLI(t, args...)
+			tc.when(t, cmd.Process.Pid)
+			cmd.Process.Signal(tc.sig)
+			if code := waitExit(t, cmd, 3*time.Second); code != 128+int(tc.sig) {
+				t.Fatalf("exit %d, want %d; stderr %q", code, 128+int(tc.sig), stderr.String())
+			}
+			if _, err := os.Stat(files["json"]); err != nil {
+				t.Fatalf("no JSON report: %v; stderr %q", err, stderr.String())
+			}
+			s := readSummary(t, files["json"])
+			if !s.Interrupted || sum(s.Outcomes) != s.Attempted {
+				t.Errorf("interrupted %v, attempted %d, outcomes %v", s.Interrupted, s.Attempted, s.Outcomes)
+			}
+			n, _ := strconv.Atoi(tc.args[1])
+			if tc.all && s.Attempted != n || !tc.all && s.Attempted >= n {
+				t.Errorf("attempted %d of %d", s.Attempted, n)
+			}
+			if rows := readCSV(t, files["csv"]); len(rows) != s.Attempted+1 {
+				t.Errorf("CSV has %d rows for %d attempts", len(rows)-1, s.Attempted)
+			}
+			if rows := readCSV(t, files["timeline"]); len(rows) < 1 {
+				t.Error("no timeline")
+			}
+			noProcessLeft(t)
+		})
+	}
+}
+
+// A second Ctrl-C exits at once; the target still dies with the generator.
+func TestSecondInterrupt(t *testing.T) {
+	cmd, _ := startCLI(t, "run", "-q", "--connections", "12000", "--target-nofile", "19000", "--hold", "1m")
+	for deadline := time.Now().Add(20 * time.Second); fdCount(cmd.Process.Pid) < 12000; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the run never held its connections")
+		}
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	time.Sleep(2 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := waitExit(t, cmd, 2*time.Second); code != 130 {
+		t.Errorf("exit %d, want 130 (killed by the second SIGINT, or done with the first)", code)
+	}
+	noProcessLeft(t)
+}
+
+// The generator killed with -9 cannot clean up: its children must die with
+// it (Pdeathsig), the namespaced one of --netns and its target too.
+func TestGeneratorKilled(t *testing.T) {
+	for _, extra := range [][]string{nil, {"--netns"}} {
+		t.Run(strings.Join(append([]string{"run"}, extra...), " "), func(t *testing.T) {
+			if len(extra) > 0 {
+				netnsOrSkip(t)
+			}
+			cmd, _ := startCLI(t, append([]string{"run", "-q", "--connections", "100", "--hold", "1m"}, extra...)...)
+			want := 2 + len(extra) // generator (+ namespaced child) + target
+			for deadline := time.Now().Add(10 * time.Second); len(ourProcesses()) < want; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("processes %v, want %d", ourProcesses(), want)
+				}
+			}
+			cmd.Process.Signal(syscall.SIGKILL)
+			if code := waitExit(t, cmd, 2*time.Second); code != 137 {
+				t.Errorf("exit %d, want 137", code)
+			}
+			noProcessLeft(t)
+		})
+	}
+}
+
+// childrenOf lists the processes whose parent is pid.
+func childrenOf(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			if c, err := strconv.Atoi(e.Name()); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
