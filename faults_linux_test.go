@@ -85,6 +85,7 @@ func waitExit(t *testing.T, cmd *exec.Cmd, within time.Duration) int {
 // with "interrupted": true and every attempt made, reaps the target, and
 // exits 128+signal.
 func TestInterruptAtEveryPhase(t *testing.T) {
+	noLeftovers(t)
 	tests := []struct {
 		phase string
 		args  []string
@@ -156,6 +157,7 @@ func TestInterruptAtEveryPhase(t *testing.T) {
 
 // A second Ctrl-C exits at once; the target still dies with the generator.
 func TestSecondInterrupt(t *testing.T) {
+	noLeftovers(t)
 	cmd, _ := startCLI(t, "run", "-q", "--connections", "12000", "--target-nofile", "19000", "--hold", "1m")
 	for deadline := time.Now().Add(20 * time.Second); fdCount(cmd.Process.Pid) < 12000; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -174,6 +176,7 @@ func TestSecondInterrupt(t *testing.T) {
 // The generator killed with -9 cannot clean up: its children must die with
 // it (Pdeathsig), the namespaced one of --netns and its target too.
 func TestGeneratorKilled(t *testing.T) {
+	noLeftovers(t)
 	for _, extra := range [][]string{nil, {"--netns"}} {
 		t.Run(strings.Join(append([]string{"run"}, extra...), " "), func(t *testing.T) {
 			if len(extra) > 0 {

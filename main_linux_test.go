@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // asMain makes the test binary behave as connlimit, so tests exec real
@@ -34,7 +36,7 @@ func TestMain(m *testing.M) {
 	}
 	testExe = exe
 	os.Setenv(asMain, "1") // for the targets that in-process runs start
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // cli runs connlimit as a separate process and returns stdout, stderr and the exit status.
@@ -174,6 +176,7 @@ func ourProcesses() []int {
 }
 
 func TestRunFindsTargetEMFILE(t *testing.T) {
+	noLeftovers(t)
 	for _, nofile := range []int{64, 300} {
 		t.Run(strconv.Itoa(nofile), func(t *testing.T) {
 			dir := t.TempDir()
@@ -315,6 +318,7 @@ func checkTimeline(t *testing.T, path string) {
 }
 
 func TestBadInput(t *testing.T) {
+	noLeftovers(t)
 	dir := t.TempDir()
 	tests := []struct {
 		args []string
@@ -373,6 +377,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestGeneratorHardLimitTooLow(t *testing.T) {
+	noLeftovers(t)
 	var r syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
 		t.Fatal(err)
@@ -388,6 +393,7 @@ func TestGeneratorHardLimitTooLow(t *testing.T) {
 }
 
 func TestLimitsShowsInheritedSoftLimit(t *testing.T) {
+	noLeftovers(t)
 	cmd := exec.Command("sh", "-c", `ulimit -Sn 512 && exec "$0" limits`, testExe)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -403,6 +409,7 @@ func TestLimitsShowsInheritedSoftLimit(t *testing.T) {
 }
 
 func TestTargetKilledMidRun(t *testing.T) {
+	noLeftovers(t)
 	dir := t.TempDir()
 	js := filepath.Join(dir, "s.json")
 	done := make(chan error, 1)
@@ -455,6 +462,7 @@ func runJSON(t *testing.T, args ...string) summaryJSON {
 // Each accept policy shows its clients something different once the target
 // is out of descriptors.
 func TestAcceptPolicies(t *testing.T) {
+	noLeftovers(t)
 	const n = 300
 	common := []string{"--connections", strconv.Itoa(n), "--target-nofile", "64", "--rate", "2000",
 		"--greeting-timeout", "300ms", "--hold", "0s"}
@@ -496,6 +504,7 @@ func TestAcceptPolicies(t *testing.T) {
 // A small backlog: backlog+1 connections wait in the accept queue, the
 // kernel drops the SYNs of the rest.
 func TestSmallBacklog(t *testing.T) {
+	noLeftovers(t)
 	// Paced, so the target keeps up until it runs out of descriptors.
 	// In a private namespace (as root) ListenOverflows is exact: one dropped
 	// SYN per timed-out connect, the timeout coming before the first retransmit.
@@ -523,6 +532,7 @@ func TestSmallBacklog(t *testing.T) {
 // without root. ephemeral-ports needs a private namespace (TestNetNS...);
 // system-fd-limit would exhaust the machine's fs.file-max, which is shared.
 func TestVerdicts(t *testing.T) {
+	noLeftovers(t)
 	quick := []string{"--greeting-timeout", "300ms", "--hold", "0s"}
 	tests := []struct {
 		verdict string
@@ -599,6 +609,7 @@ func netnsOrSkip(t *testing.T) {
 }
 
 func TestNetNSEphemeralPorts(t *testing.T) {
+	noLeftovers(t)
 	netnsOrSkip(t)
 	s := runJSON(t, "--netns", "--port-range", "40000-40099", "--connections", "150", "--hold", "0s")
 	if s.FirstLimit != "ephemeral-ports" || s.FirstLimitAt != 100 || s.Outcomes["served"] != 100 || s.Outcomes["no-ephemeral-port"] != 50 {
@@ -615,6 +626,7 @@ func TestNetNSEphemeralPorts(t *testing.T) {
 // Paced, so the target keeps up until its cap rather than losing the race
 // to a burst that fills the queue first.
 func TestNetNSExactCounters(t *testing.T) {
+	noLeftovers(t)
 	netnsOrSkip(t)
 	s := runJSON(t, "--netns", "--somaxconn", "4", "--max-conns", "10", "--connections", "60", "--rate", "200",
 		"--connect-timeout", "500ms", "--greeting-timeout", "300ms", "--hold", "0s")
@@ -659,6 +671,7 @@ func asNobody(t *testing.T, args ...string) (*exec.Cmd, string) {
 // TestNetNSNeedsRoot runs connlimit as nobody: --netns must fail with the
 // reason and the way out, exit 3, before anything is written.
 func TestNetNSNeedsRoot(t *testing.T) {
+	noLeftovers(t)
 	cmd, dir := asNobody(t)
 	cmd.Args = append(cmd.Args, "run", "--netns", "--json", filepath.Join(dir, "s.json"))
 	var stderr bytes.Buffer
@@ -680,6 +693,7 @@ func TestNetNSNeedsRoot(t *testing.T) {
 // the report says its process could not be read and the verdict rests on
 // what the clients saw.
 func TestTargetProcessNotReadable(t *testing.T) {
+	noLeftovers(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -705,6 +719,7 @@ func TestTargetProcessNotReadable(t *testing.T) {
 }
 
 func TestNetNSFlagsNeedNetNS(t *testing.T) {
+	noLeftovers(t)
 	for _, args := range [][]string{{"--port-range", "40000-40099"}, {"--somaxconn", "8"}} {
 		_, stderr, code := cli(t, append([]string{"run"}, args...)...)
 		if code != 2 || !strings.Contains(stderr, args[0]+": valid only with --netns") {

@@ -85,6 +85,7 @@ func startServer(t *testing.T, port int, name string, args ...string) *exec.Cmd 
 // nginx stopped by its worker's RLIMIT_NOFILE (worker_rlimit_nofile 64):
 // target-fd-limit, with the worker found by the listener's socket inode.
 func TestNginxFDLimit(t *testing.T) {
+	noLeftovers(t)
 	bin := needServer(t, "nginx", "nginx-light")
 	dir := t.TempDir()
 	port := freePort(t)
@@ -144,6 +145,7 @@ http {
 // Redis stopped by its own connection cap (maxclients 10): it accepts, says
 // "-ERR max number of clients reached" and closes, with descriptors to spare.
 func TestRedisConnectionCap(t *testing.T) {
+	noLeftovers(t)
 	bin := needServer(t, "redis-server", "redis-server")
 	dir := t.TempDir()
 	port := freePort(t)
@@ -180,6 +182,7 @@ func readCSV(t *testing.T, path string) [][]string {
 
 // Each gate passes and fails as documented: exit 1 and one line per failed gate.
 func TestGates(t *testing.T) {
+	noLeftovers(t)
 	// 100 connections to a target with 32 descriptors: about 20 served, target-fd-limit.
 	common := []string{"run", "--connections", "100", "--target-nofile", "32", "--greeting-timeout", "300ms", "--hold", "0s", "-q"}
 	tests := []struct {
@@ -218,6 +221,7 @@ func TestGates(t *testing.T) {
 }
 
 func TestExternalTargetFaults(t *testing.T) {
+	noLeftovers(t)
 	dir := t.TempDir()
 	port := strconv.Itoa(freePort(t))
 	tests := []struct {

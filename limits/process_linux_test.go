@@ -2,6 +2,7 @@ package limits
 
 import (
 	"bufio"
+	"go.uber.org/goleak"
 	"net"
 	"os"
 	"os/exec"
@@ -49,7 +50,7 @@ func TestMain(m *testing.M) {
 		time.Sleep(30 * time.Second)
 		return
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m) // every goroutine a test starts must be stopped by its owner
 }
 
 // A child at its limit is seen so from outside, through descriptors the
