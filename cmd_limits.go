@@ -21,7 +21,7 @@ func runLimits(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprint(stdout, "Usage: connlimit limits\n\nShows the limits that decide how many connections fit, and what they mean.\n")
 			return errHelp
 		}
-		return flagError(err, nil)
+		return flagError(err, "limits", nil)
 	}
 	if fs.NArg() > 0 {
 		return usageErr("limits takes no arguments, got %q", fs.Args())

@@ -166,8 +166,18 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 }
 
 // flagError turns a pflag parse error into one line naming the accepted range.
-func flagError(err error, ranges map[string]string) error {
+func flagError(err error, cmd string, ranges map[string]string) error {
 	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "unknown flag: --"); ok {
+		for _, other := range []struct {
+			cmd    string
+			ranges map[string]string
+		}{{"run", runRanges}, {"target", targetRanges}} {
+			if _, ok := other.ranges[name]; ok && other.cmd != cmd {
+				return usageErr("--%s: a flag of 'connlimit %s', not of 'connlimit %s' (see connlimit help %s)", name, other.cmd, cmd, cmd)
+			}
+		}
+	}
 	for name, r := range ranges {
 		if strings.Contains(msg, `"--`+name+`"`) || strings.Contains(msg, "--"+name+":") {
 			return usageErr("--%s: %s; want %s", name, lastPart(msg), r)
@@ -329,7 +339,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 			fmt.Fprint(stdout, usageText, "\nrun flags:\n", fs.FlagUsages())
 			return errHelp
 		}
-		return flagError(err, runRanges)
+		return flagError(err, "run", runRanges)
 	}
 	if fs.NArg() > 0 {
 		return usageErr("run takes no arguments, got %q", fs.Args())
@@ -338,6 +348,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 		return err
 	}
 	if cfg.Target != "" {
+		if cfg.NetNS {
+			return usageErr("--netns runs the built-in target in a network namespace of its own, where --target on the host cannot be reached: drop one of them")
+		}
 		for _, name := range builtinOnly {
 			if fs.Changed(name) {
 				return usageErr("--%s describes the built-in target; it cannot be used with --target", name)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"time"
 
@@ -38,7 +39,10 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			fmt.Fprint(stdout, "Usage: connlimit target [flags]\n\n", fs.FlagUsages())
 			return errHelp
 		}
-		return flagError(err, targetRanges)
+		return flagError(err, "target", targetRanges)
+	}
+	if _, _, err := net.SplitHostPort(*listen); err != nil {
+		return usageErr("--listen: %v; want %s", err, targetRanges["listen"])
 	}
 	switch {
 	case fs.NArg() > 0:

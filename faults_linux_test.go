@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -216,4 +217,45 @@ func childrenOf(pid int) []int {
 		}
 	}
 	return out
+}
+
+// Environment faults: one clear line and exit 3, with no report file.
+func TestEnvironmentFaults(t *testing.T) {
+	noLeftovers(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	busy := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"target port in use", []string{"--target-port", busy}, []string{"address already in use", "choose another"}},
+		{"target address refuses", []string{"--target", "127.0.0.1:" + strconv.Itoa(freePort(t))}, []string{"nothing listens there"}},
+		{"hard limit too low", []string{"--connections", strconv.FormatUint(r.Max, 10)}, []string{"hard limit", "ulimit -Hn"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, stderr, code := cli(t, append([]string{"run", "-q", "--json", filepath.Join(dir, "s.json")}, tc.args...)...)
+			if code != 3 || strings.Count(stderr, "\n") != 1 {
+				t.Fatalf("exit %d, stderr %q: want 3 and one line", code, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %q lacks %q", stderr, w)
+				}
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Errorf("files left: %v", ents)
+			}
+		})
+	}
 }

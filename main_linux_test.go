@@ -317,6 +317,7 @@ func checkTimeline(t *testing.T, path string) {
 	}
 }
 
+// Bad input: one line naming the flag (and the accepted range), exit 2, no file.
 func TestBadInput(t *testing.T) {
 	noLeftovers(t)
 	dir := t.TempDir()
@@ -355,6 +356,31 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--netns", "--port-range", "80-90"}, "--port-range"},
 		{[]string{"--netns", "--somaxconn", "-4"}, "--somaxconn"},
 		{[]string{"--somaxconn", "16"}, "--somaxconn"},
+		{[]string{"--payload", "0"}, "--payload"},
+		{[]string{"--payload", "1M"}, "--payload"},
+		{[]string{"--http-path", "healthz"}, "--http-path"},
+		{[]string{"--require-served", "-1"}, "--require-served"},
+		{[]string{"--require-served", "5000"}, "--require-served"},
+		{[]string{"--max-connect-p99", "-5ms"}, "--max-connect-p99"},
+		{[]string{"--target", "127.0.0.1:1", "--target-pid", "0"}, "--target-pid"},
+		{[]string{"--target-port", "http"}, "--target-port"},
+		{[]string{"--target", "127.0.0.1:99999"}, "--target"},
+		{[]string{"--target", "[::1"}, "--target"},
+		{[]string{"--csv", "/proc/connlimit.csv"}, "--csv"},
+		{[]string{"--timeline", dir}, "--timeline"},
+		{[]string{"--json", filepath.Join(dir, "x"), "--timeline", filepath.Join(dir, "x")}, "--timeline"},
+		{[]string{"--listen", "127.0.0.1:0"}, "--listen"},
+		{[]string{"target", "--listen", "nonsense"}, "--listen"},
+		{[]string{"target", "--events-fd", "0"}, "--events-fd"},
+		{[]string{"target", "--stats-interval", "0s"}, "--stats-interval"},
+		{[]string{"--interval", "2m"}, "--interval"},
+		{[]string{"--concurrency", "2000000"}, "--concurrency"},
+		{[]string{"--rate", "NaN"}, "--rate"},
+		{[]string{"--procs", "0"}, "--procs"},
+		{[]string{"--netns", "--target", "127.0.0.1:1"}, "--netns"},
+		{[]string{"--hold", "25h"}, "--hold"},
+		{[]string{"--connections", "10000001"}, "--connections"},
+		{[]string{"help", "bogus"}, "bogus"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
