@@ -104,3 +104,17 @@ func TestInventoryAtEMFILE(t *testing.T) {
 		t.Errorf("the inventory's own fd %d is not listed", inv.Fd())
 	}
 }
+
+func FuzzParseInts(f *testing.F) {
+	f.Add("32768\t60999\n", 2)
+	f.Add("4096\n", 1)
+	f.Fuzz(func(t *testing.T, text string, n int) {
+		if n < 0 || n > 8 {
+			return
+		}
+		v, err := parseInts("fuzz", text, n)
+		if err == nil && len(v) != n {
+			t.Fatalf("%q: %d values, want %d", text, len(v), n)
+		}
+	})
+}

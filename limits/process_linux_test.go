@@ -145,3 +145,14 @@ func TestCountBelowAgreesWithList(t *testing.T) {
 		t.Errorf("CountBelow(%d) = %d, %d, %v; List says %d, %d", limit, total, below, err, len(fds), wantBelow)
 	}
 }
+
+func FuzzParseLimitsNoFile(f *testing.F) {
+	f.Add("Max open files            1024                 4096                 files\n")
+	f.Add("Max open files unlimited unlimited files\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		soft, hard, err := ParseLimitsNoFile(strings.NewReader(in))
+		if err != nil && (soft != 0 || hard != 0) {
+			t.Fatalf("error %v with values %d %d", err, soft, hard)
+		}
+	})
+}

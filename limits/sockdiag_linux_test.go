@@ -1,6 +1,7 @@
 package limits
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
@@ -86,5 +87,58 @@ func TestSockDiagAcceptQueue(t *testing.T) {
 	}
 	if all, err := d.Listeners(0); err != nil || len(all) == 0 {
 		t.Errorf("Listeners(0) = %d listeners, %v", len(all), err)
+	}
+}
+
+// parseDiag reads netlink datagrams from the kernel: malformed ones must be
+// refused, never read past.
+func FuzzParseDiag(f *testing.F) {
+	msg := make([]byte, sizeofNlMsghdr+sizeofInetDiagMsg)
+	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
+	binary.NativeEndian.PutUint16(msg[4:], unix.SOCK_DIAG_BY_FAMILY)
+	binary.NativeEndian.PutUint32(msg[8:], 7)
+	body := msg[sizeofNlMsghdr:]
+	body[0], body[1] = unix.AF_INET, tcpListenState
+	binary.BigEndian.PutUint16(body[4:], 8080)
+	copy(body[8:], []byte{127, 0, 0, 1})
+	binary.NativeEndian.PutUint32(body[56:], 3)
+	binary.NativeEndian.PutUint32(body[60:], 4096)
+	f.Add(msg, uint16(8080))
+	done := make([]byte, sizeofNlMsghdr+4)
+	binary.NativeEndian.PutUint32(done[0:], uint32(len(done)))
+	binary.NativeEndian.PutUint16(done[4:], unix.NLMSG_DONE)
+	binary.NativeEndian.PutUint32(done[8:], 7)
+	f.Add(append(append([]byte{}, msg...), done...), uint16(0))
+	f.Fuzz(func(t *testing.T, b []byte, port uint16) {
+		var out []Listener
+		_, _ = parseDiag(b, 7, port, &out)
+		for _, l := range out {
+			if port != 0 && l.Addr.Port() != port {
+				t.Fatalf("listener %v on another port than %d", l.Addr, port)
+			}
+		}
+	})
+}
+
+func TestParseDiagSample(t *testing.T) {
+	msg := make([]byte, sizeofNlMsghdr+sizeofInetDiagMsg)
+	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
+	binary.NativeEndian.PutUint16(msg[4:], unix.SOCK_DIAG_BY_FAMILY)
+	binary.NativeEndian.PutUint32(msg[8:], 7)
+	body := msg[sizeofNlMsghdr:]
+	body[0], body[1] = unix.AF_INET, tcpListenState
+	binary.BigEndian.PutUint16(body[4:], 8080)
+	copy(body[8:], []byte{127, 0, 0, 1})
+	binary.NativeEndian.PutUint32(body[56:], 3)
+	binary.NativeEndian.PutUint32(body[60:], 4096)
+	binary.NativeEndian.PutUint32(body[68:], 99)
+	var out []Listener
+	done, err := parseDiag(msg, 7, 8080, &out)
+	want := Listener{Addr: netip.MustParseAddrPort("127.0.0.1:8080"), AcceptQueue: 3, Backlog: 4096, Inode: 99}
+	if done || err != nil || len(out) != 1 || out[0] != want {
+		t.Fatalf("parseDiag = %+v, %v, %v; want %+v", out, done, err, want)
+	}
+	if _, err := parseDiag(msg[:20], 7, 0, &out); err == nil {
+		t.Error("a truncated message was accepted")
 	}
 }
