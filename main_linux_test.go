@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,7 +27,8 @@ const asMain = "CONNLIMIT_TEST_AS_MAIN"
 var testExe string
 
 func TestMain(m *testing.M) {
-	if os.Getenv(asMain) == "1" {
+	// Fuzz workers are this binary too, and inherit the environment.
+	if os.Getenv(asMain) == "1" && !slices.ContainsFunc(os.Args, func(a string) bool { return strings.HasPrefix(a, "-test.fuzzworker") }) {
 		main()
 		return
 	}

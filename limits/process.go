@@ -21,7 +21,7 @@ func ParseLimitsNoFile(r io.Reader) (soft, hard uint64, err error) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		rest, ok := strings.CutPrefix(sc.Text(), "Max open files")
-		if !ok {
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '\t') {
 			continue
 		}
 		f := strings.Fields(rest)
@@ -31,7 +31,10 @@ func ParseLimitsNoFile(r io.Reader) (soft, hard uint64, err error) {
 		if soft, err = parseLimit(f[0]); err == nil {
 			hard, err = parseLimit(f[1])
 		}
-		return soft, hard, err
+		if err != nil {
+			return 0, 0, err // never half a reading
+		}
+		return soft, hard, nil
 	}
 	if err := sc.Err(); err != nil {
 		return 0, 0, err
