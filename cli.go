@@ -21,6 +21,7 @@ const usageText = `connlimit finds, shows and explains where a TCP server stops 
 Usage:
   connlimit [run] [flags]      open connections to a built-in target until it runs out of descriptors
   connlimit limits             show the limits that decide how many connections fit, and what they mean
+  connlimit plot TIMELINE.csv -o FILE.svg|.png   redraw a run from its saved --timeline
   connlimit target [flags]     run the built-in target by hand (run starts it for you)
   connlimit help [command]
 
@@ -86,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "run":
 		return runRun(ctx, args, stdout, stderr, runEnv{})
+	case "plot":
+		return runPlot(args, stdout)
 	case "limits":
 		return runLimits(ctx, args, stdout)
 	case "target":
@@ -97,6 +100,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usageText)
 		return nil
 	default:
-		return usageErr("unknown command %q: want run, limits, target or help", cmd)
+		return usageErr("unknown command %q: want run, limits, plot, target or help", cmd)
 	}
 }

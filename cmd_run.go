@@ -38,6 +38,7 @@ type runConfig struct {
 	CSV      string
 	Timeline string
 	JSON     string
+	Plot     string
 	Interval time.Duration
 	Quiet    bool
 
@@ -146,6 +147,7 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.StringVar(&cfg.CSV, "csv", "", "write one row per attempt to this CSV file")
 	fs.StringVar(&cfg.Timeline, "timeline", "", "write one row per --interval to this CSV file")
 	fs.StringVar(&cfg.JSON, "json", "", "write the summary as JSON to this file")
+	fs.StringVar(&cfg.Plot, "plot", "", "draw the run to this file (.svg or .png)")
 	fs.StringVar(&cfg.Target, "target", "", "HOST:PORT of a running server to test instead of the built-in target")
 	fs.IntSliceVar(&cfg.TargetPIDs, "target-pid", nil, "the process(es) behind --target, when they cannot be found by socket inode")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "let --target name an address that is not loopback (a connection flood at someone's server is an attack: be sure)")
@@ -279,7 +281,12 @@ func (c *runConfig) Validate() error {
 		}
 	}
 	seen := map[string]string{}
-	for _, o := range []struct{ flag, path string }{{"csv", c.CSV}, {"timeline", c.Timeline}, {"json", c.JSON}} {
+	if c.Plot != "" {
+		if _, err := report.PlotFormat(c.Plot); err != nil {
+			return usageErr("--plot: %v", err)
+		}
+	}
+	for _, o := range []struct{ flag, path string }{{"csv", c.CSV}, {"timeline", c.Timeline}, {"json", c.JSON}, {"plot", c.Plot}} {
 		if o.path == "" {
 			continue
 		}
@@ -293,7 +300,7 @@ func (c *runConfig) Validate() error {
 
 // outputs are the report files, created before the run and committed after.
 type outputs struct {
-	csv, timeline, json *report.Output
+	csv, timeline, json, plot *report.Output
 }
 
 func openOutputs(c *runConfig) (*outputs, error) {
@@ -301,7 +308,7 @@ func openOutputs(c *runConfig) (*outputs, error) {
 	for _, f := range []struct {
 		flag, path string
 		dst        **report.Output
-	}{{"csv", c.CSV, &o.csv}, {"timeline", c.Timeline, &o.timeline}, {"json", c.JSON, &o.json}} {
+	}{{"csv", c.CSV, &o.csv}, {"timeline", c.Timeline, &o.timeline}, {"json", c.JSON, &o.json}, {"plot", c.Plot, &o.plot}} {
 		if f.path == "" {
 			continue
 		}
@@ -317,7 +324,7 @@ func openOutputs(c *runConfig) (*outputs, error) {
 
 func (o *outputs) all() []*report.Output {
 	var all []*report.Output
-	for _, out := range []*report.Output{o.csv, o.timeline, o.json} {
+	for _, out := range []*report.Output{o.csv, o.timeline, o.json, o.plot} {
 		if out != nil {
 			all = append(all, out)
 		}

@@ -203,6 +203,19 @@ func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addr netip.
 			return fmt.Errorf("--timeline %s: %w", cfg.Timeline, err)
 		}
 	}
+	if outs.plot != nil {
+		var pts []report.Point
+		if s != nil {
+			pts = s.points
+		}
+		if len(pts) == 0 {
+			pts = []report.Point{{}} // stopped before the first sample: an empty chart with its title
+		}
+		format, _ := report.PlotFormat(cfg.Plot) // validated with the flags
+		if err := report.WritePlot(outs.plot, format, pts, chartOf(sum)); err != nil {
+			return fmt.Errorf("--plot %s: %w", cfg.Plot, err)
+		}
+	}
 	if outs.json != nil {
 		if err := report.WriteJSON(outs.json, sum); err != nil {
 			return fmt.Errorf("--json %s: %w", cfg.JSON, err)
@@ -226,6 +239,10 @@ type sampler struct {
 	timeline    *report.Timeline
 	timelineErr error
 	progress    *report.Progress
+	points      []report.Point // for --plot; thinned to at most maxPoints
+	keepPoints  bool
+	pointEvery  int // keep every pointEvery-th sample
+	seen        int
 
 	kv          *limits.KernelView
 	port        uint16
@@ -239,6 +256,7 @@ func newSampler(cfg *runConfig, outs *outputs, gen *loadgen.Generator, side *tar
 	if outs.timeline != nil {
 		s.timeline, s.timelineErr = report.NewTimeline(outs.timeline)
 	}
+	s.keepPoints, s.pointEvery = outs.plot != nil, 1
 	if !cfg.Quiet {
 		s.progress = report.NewProgress(stderr, cfg.Connections, isTerminal(stderr))
 	}
@@ -256,9 +274,17 @@ func (s *sampler) sample() report.Sample {
 	if s.tp != nil {
 		t := s.tp.Latest()
 		smp.TargetAccepted, smp.TargetFDs, smp.TargetAcceptErrors = t.Accepted, t.FDsOpen, t.AcceptErrors
+		smp.TargetNoFile = s.tp.Ready().NoFileSoft
 	} else {
+		// The process nearest its limit stands for the target (an nginx worker, not its master).
+		best := -1.0
 		for _, p := range ps {
-			smp.TargetFDs += p.FDs
+			if p.Soft == 0 {
+				continue
+			}
+			if r := float64(p.SlotsUsed) / float64(p.Soft); r > best {
+				best, smp.TargetFDs, smp.TargetNoFile = r, p.FDs, p.Soft
+			}
 		}
 	}
 	return smp
@@ -314,7 +340,24 @@ func (s *sampler) kernelSummary(cfg *runConfig, kv *limits.KernelView, holdEnd l
 	return k
 }
 
+// maxPoints bounds the samples kept for --plot: a day's hold at 100 ms would
+// be 864,000; halving the density past the bound keeps the shape.
+const maxPoints = 20000
+
 func (s *sampler) record(smp report.Sample) {
+	if s.keepPoints {
+		if s.seen%s.pointEvery == 0 {
+			s.points = append(s.points, report.PointOf(smp))
+			if len(s.points) >= maxPoints {
+				for i := range len(s.points) / 2 {
+					s.points[i] = s.points[2*i]
+				}
+				s.points = s.points[:len(s.points)/2]
+				s.pointEvery *= 2
+			}
+		}
+		s.seen++
+	}
 	if s.timeline != nil && s.timelineErr == nil {
 		s.timelineErr = s.timeline.Write(smp)
 	}
@@ -347,4 +390,13 @@ func (s *sampler) finish() {
 	if s.progress != nil {
 		s.progress.Finish(smp)
 	}
+}
+
+// chartOf is the chart's title and marker labels for a run's summary.
+func chartOf(sum report.Summary) report.Chart {
+	c := report.Chart{Title: report.TitleOf(sum)}
+	if t := sum.Target; t != nil && t.FirstEMFILE != nil {
+		c.EMFILELabel = fmt.Sprintf("first %s: %d accepted", t.FirstEMFILE.Errno, t.FirstEMFILE.Accepted)
+	}
+	return c
 }

@@ -153,10 +153,12 @@ type Snapshot struct {
 	Served     int64
 	Queued     int64
 	Failed     int64
+	// ConnectTimeouts are the failed attempts whose handshake timed out.
+	ConnectTimeouts int64
 }
 
 type counters struct {
-	attempted, connecting, open, served, queued, failed atomic.Int64
+	attempted, connecting, open, served, queued, failed, timeouts atomic.Int64
 }
 
 // Generator runs one batch of attempts. Open, Hold, Close, Results and
@@ -193,6 +195,7 @@ func (g *Generator) Snapshot() Snapshot {
 	return Snapshot{
 		Attempted: g.c.attempted.Load(), Connecting: g.c.connecting.Load(), Open: g.c.open.Load(),
 		Served: g.c.served.Load(), Queued: g.c.queued.Load(), Failed: g.c.failed.Load(),
+		ConnectTimeouts: g.c.timeouts.Load(),
 	}
 }
 
@@ -216,6 +219,9 @@ func (g *Generator) finish(r *Result, o Outcome, errno syscall.Errno) {
 		g.c.served.Add(1)
 	case Queued:
 		g.c.queued.Add(1)
+	case ConnectTimeout:
+		g.c.timeouts.Add(1)
+		g.c.failed.Add(1)
 	default:
 		g.c.failed.Add(1)
 	}

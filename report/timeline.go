@@ -17,7 +17,7 @@ import (
 var TimelineHeader = []string{"elapsed_s", "attempted", "connecting", "open", "served", "queued", "failed",
 	"target_accepted", "target_fds", "target_accept_errors",
 	"accept_queue", "listen_backlog", "listen_overflows", "listen_drops", "syncookies_sent",
-	"reqq_full_drop", "reqq_full_do_cookies"}
+	"reqq_full_drop", "reqq_full_do_cookies", "connect_timeouts", "target_nofile"}
 
 // Sample is the run's state at one moment, from both sides.
 type Sample struct {
@@ -28,6 +28,8 @@ type Sample struct {
 	TargetAcceptErrors int64
 	// Kernel is the listener's accept queue and the TcpExt growth since the start.
 	Kernel limits.KernelSample
+	// TargetNoFile is the soft limit behind TargetFDs; 0 when unknown.
+	TargetNoFile uint64
 }
 
 // Timeline writes one CSV row per sample.
@@ -59,6 +61,8 @@ func (t *Timeline) Write(s Sample) error {
 	for j, c := range s.Kernel.TCPExt.Fields() {
 		t.row[i+2+j] = strconv.FormatInt(c.Value, 10)
 	}
+	t.row[17] = strconv.FormatInt(g.ConnectTimeouts, 10)
+	t.row[18] = ifInt(s.TargetNoFile > 0, int64(s.TargetNoFile))
 	return t.cw.Write(t.row)
 }
 
