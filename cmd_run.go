@@ -48,6 +48,7 @@ type runConfig struct {
 	AllowRemote   bool
 	Probe         string
 	Payload       int
+	MSS           int
 	HTTPPath      string
 	RequireServed int
 	ExpectLimit   string
@@ -98,6 +99,7 @@ var runRanges = withBehaviorRanges(map[string]string{
 	"target-pid":       "the PID of a running process (repeatable)",
 	"probe":            "connect, greeting, echo or http",
 	"payload":          "bytes from 1 to 65536",
+	"mss":              "bytes from 88 to 32767 (TCP_MAXSEG), or 0 to leave it",
 	"http-path":        "a path starting with /, such as /healthz",
 	"require-served":   "an integer from 0 to --connections",
 	"expect-limit":     strings.Join(report.LimitWords(), ", "),
@@ -152,7 +154,8 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.IntSliceVar(&cfg.TargetPIDs, "target-pid", nil, "the process(es) behind --target, when they cannot be found by socket inode")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "let --target name an address that is not loopback (a connection flood at someone's server is an attack: be sure)")
 	fs.StringVar(&cfg.Probe, "probe", "", "how a connection counts as served: connect, greeting (built-in default), echo or http (--target default: connect)")
-	fs.IntVar(&cfg.Payload, "payload", 16, "bytes the echo probe sends and wants back")
+	fs.IntVar(&cfg.Payload, "payload", 16, "bytes the echo probe sends and wants back (given alone, it selects --probe echo)")
+	fs.IntVar(&cfg.MSS, "mss", 0, "set TCP_MAXSEG on every client socket before connect, to see a stream leave in segments")
 	fs.StringVar(&cfg.HTTPPath, "http-path", "/", "path the http probe asks for")
 	fs.IntVar(&cfg.RequireServed, "require-served", 0, "CI gate: exit 1 if fewer connections were served")
 	fs.StringVar(&cfg.ExpectLimit, "expect-limit", "", "CI gate: exit 1 unless first_limit is this verdict (none: no limit may be hit)")
@@ -246,12 +249,14 @@ func (c *runConfig) Validate() error {
 	default:
 		return usageErr("--probe: unknown probe %q; want %s", c.Probe, runRanges["probe"])
 	}
-	if c.Target == "" && (c.Probe == "echo" || c.Probe == "http") {
-		return usageErr("--probe %s: needs --target (the built-in target speaks first, with its greeting); want connect or greeting", c.Probe)
+	if c.Target == "" && c.Probe == "http" {
+		return usageErr("--probe http: needs --target (the built-in target speaks its own line protocol); want connect, greeting or echo")
 	}
 	switch {
 	case c.Payload < 1 || c.Payload > 65536:
 		return bad("payload")
+	case c.MSS != 0 && (c.MSS < 88 || c.MSS > 32767):
+		return bad("mss")
 	case !strings.HasPrefix(c.HTTPPath, "/") || strings.ContainsAny(c.HTTPPath, " \r\n"):
 		return bad("http-path")
 	case c.RequireServed < 0 || c.RequireServed > c.Connections:
@@ -365,6 +370,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 		}
 	}
 	cfg.gates.HasRequireServed = fs.Changed("require-served")
+	if fs.Changed("payload") && !fs.Changed("probe") {
+		cfg.Probe = "echo" // a payload is sent to be echoed
+	}
 	if env.procRoot == "" {
 		env.procRoot = limits.DefaultProcRoot
 	}

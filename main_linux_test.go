@@ -92,7 +92,15 @@ type summaryJSON struct {
 		} `json:"first_emfile"`
 	} `json:"target"`
 	Processes []processJSON `json:"target_processes"`
-	Reasons   []struct {
+	Segments  *struct {
+		PayloadBytes int    `json:"payload_bytes"`
+		MSSUsed      int    `json:"mss_used"`
+		DataSegsOut  int    `json:"data_segs_out"`
+		DataSegsIn   int    `json:"data_segs_in"`
+		Split        string `json:"split"`
+		Connections  int    `json:"connections"`
+	} `json:"segments"`
+	Reasons []struct {
 		Outcome string `json:"outcome"`
 		Reason  string `json:"reason"`
 		Count   int    `json:"count"`

@@ -40,7 +40,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 			sum := report.Build(report.Input{Requested: cfg.Connections, GeneratorID: os.Getpid(),
 				Limits: report.Limits{Generator: nf, Sysctls: sysctls}, Probe: cfg.Probe,
 				Duration: time.Since(began), Interrupted: true, Err: err, Gates: cfg.gates})
-			if werr := writeReports(cfg, outs, sum, netip.AddrPort{}, nil, nil, nil); werr != nil {
+			if werr := writeReports(cfg, outs, sum, netip.AddrPort{}, nil, nil, nil, nil); werr != nil {
 				return runtimeErr(werr)
 			}
 			if werr := report.WriteText(stdout, sum); werr != nil {
@@ -55,7 +55,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	gen, err := loadgen.New(loadgen.Config{
 		Target: addr, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
 		ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout,
-		Probe: probeFor(cfg, side),
+		Probe: probeFor(cfg, side), MSS: cfg.MSS, Segments: cfg.Probe == "echo",
 	})
 	if err != nil {
 		return runtimeErr(err)
@@ -126,8 +126,9 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 		Processes: sampler.processes(procsEnd), Probe: cfg.Probe, Reason: gen.Reason,
 		Duration: time.Since(began), Interrupted: isSignal(runErr), Err: runErr,
 		Kernel: sampler.kernelSummary(cfg, kv, holdEnd), Gates: cfg.gates,
+		Segs: gen.Segments(), Payload: cfg.Payload, MSSAsked: cfg.MSS,
 	})
-	if err := writeReports(cfg, outs, sum, addr, gen.Results(), gen.Reason, sampler); err != nil {
+	if err := writeReports(cfg, outs, sum, addr, gen.Results(), gen.Reason, gen.Segments(), sampler); err != nil {
 		return runtimeErr(err)
 	}
 	if err := report.WriteText(stdout, sum); err != nil {
@@ -182,9 +183,9 @@ func targetInfo(tp *target.Process, cfg *runConfig) *report.Target {
 // writeReports writes and commits the report files; s is nil when the run
 // ended before sampling started (the timeline then has its header only).
 func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addr netip.AddrPort,
-	results []loadgen.Result, reason func(int) string, s *sampler) error {
+	results []loadgen.Result, reason func(int) string, segs []loadgen.SegInfo, s *sampler) error {
 	if outs.csv != nil {
-		if err := report.WriteCSV(outs.csv, addr, results, reason); err != nil {
+		if err := report.WriteCSV(outs.csv, addr, results, reason, segs); err != nil {
 			return fmt.Errorf("--csv %s: %w", cfg.CSV, err)
 		}
 	}

@@ -209,7 +209,11 @@ func probeFor(cfg *runConfig, side *targetSide) loadgen.Probe {
 	case "connect":
 		return loadgen.ConnectProbe{}
 	case "echo":
-		return loadgen.NewEchoProbe(cfg.Payload)
+		p := loadgen.NewEchoProbe(cfg.Payload)
+		if side.tp != nil { // the built-in target greets, then echoes
+			p.AfterLine, p.Parse = true, target.ParseGreeting
+		}
+		return p
 	case "http":
 		return loadgen.NewHTTPProbe(side.host, cfg.HTTPPath)
 	}

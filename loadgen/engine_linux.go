@@ -194,6 +194,13 @@ func (e *engine) startAttempt() {
 		return
 	}
 	r.FD = int32(fd)
+	if mss := g.cfg.MSS; mss > 0 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_MAXSEG, mss); err != nil {
+			unix.Close(fd)
+			e.fail(r, os.NewSyscallError("setsockopt TCP_MAXSEG", err))
+			return
+		}
+	}
 	err = unix.Connect(fd, e.sa)
 	switch {
 	case err == nil:
@@ -369,6 +376,13 @@ func (e *engine) verdict(i int32, r *Result, j Judgement, op int) {
 	if j.Outcome != Served {
 		e.end(i, r, j.Outcome, j.Errno)
 		return
+	}
+	if g.segs != nil {
+		// The probe is answered: every data segment of the exchange is counted.
+		if ti, err := unix.GetsockoptTCPInfo(int(r.FD), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			g.segs[i] = SegInfo{BytesSent: uint32(ti.Bytes_sent), BytesReceived: uint32(ti.Bytes_received), MSS: uint16(ti.Snd_mss),
+				DataSegsOut: ti.Data_segs_out, DataSegsIn: ti.Data_segs_in, Retrans: ti.Total_retrans}
+		}
 	}
 	e.done(r, Served, 0)
 	r.phase = phaseHeld

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -318,7 +319,7 @@ func TestProbes(t *testing.T) {
 		reason string
 	}{
 		{"echo", with(echo), NewEchoProbe(100), Served, 0, ""},
-		{"echo altered", with(upper), NewEchoProbe(10), Other, 0, "echo differs at byte 0: ABCDEFGHIJ"},
+		{"echo altered", with(upper), NewEchoProbe(10), Corrupt, 0, "echo differs at byte 0: ABCDEFGHIJ"},
 		{"http 200", httpServer(200), NewHTTPProbe("localhost", "/"), Served, 200, ""},
 		{"http 404 is an answer", httpServer(404), NewHTTPProbe("localhost", "/x"), Served, 404, ""},
 		{"http 503 is a refusal", httpServer(503), NewHTTPProbe("localhost", "/"), Closed, 503, "HTTP/1.1 503 Service Unavailable"},
@@ -387,9 +388,35 @@ func FuzzProbeJudges(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, p := range probes {
 			j := p.Judge(b)
-			if !j.More && j.Outcome != Served && j.Outcome != Closed && j.Outcome != Other {
+			if !j.More && j.Outcome != Served && j.Outcome != Closed && j.Outcome != Corrupt && j.Outcome != Other {
 				t.Fatalf("%T judged %q as %v", p, b, j.Outcome)
 			}
 		}
 	})
+}
+
+// A stream leaves in segments of at most one MSS: TCP_INFO counts the data
+// segments of each connection. With TCP timestamps on (Linux's default),
+// 12 bytes of every segment go to the option: MSS 1460 carries 1448.
+func TestSegments(t *testing.T) {
+	echo := func(c net.Conn) { io.Copy(c, c) }
+	for _, tc := range []struct {
+		payload, mss int
+	}{{5000, 1460}, {5000, 1000}, {3000, 536}} {
+		t.Run(fmt.Sprintf("%d bytes at MSS %d", tc.payload, tc.mss), func(t *testing.T) {
+			addr, _ := greeter(t, echo)
+			g, got := run(t, Config{Target: addr, Connections: 5, Probe: NewEchoProbe(tc.payload), MSS: tc.mss, Segments: true})
+			if got[Served] != 5 {
+				t.Fatalf("outcomes %v", got)
+			}
+			used := tc.mss - 12
+			want := uint32((tc.payload + used - 1) / used)
+			for i, s := range g.Segments() {
+				if int(s.MSS) != used || s.DataSegsOut != want || s.DataSegsIn != want || s.BytesSent != uint32(tc.payload) ||
+					s.BytesReceived != uint32(tc.payload) || s.Retrans != 0 {
+					t.Errorf("connection %d: %+v; want MSS %d, %d data segments each way, %d bytes", i, s, used, want, tc.payload)
+				}
+			}
+		})
+	}
 }

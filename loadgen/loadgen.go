@@ -33,18 +33,19 @@ const (
 	ConnectTimeout          // the handshake did not complete in time (SYNs unanswered)
 	Refused                 // RST to the SYN: nothing listening
 	Closed                  // EOF or RST before or instead of the greeting
+	Corrupt                 // the echo came back different from what was sent
 	ClientFDLimit           // EMFILE in this process
 	SystemFDLimit           // ENFILE: fs.file-max reached
 	NoEphemeralPort         // EADDRNOTAVAIL: no local port left for this 4-tuple
 	Other                   // anything else; Result.Errno keeps the errno
 )
 
-var outcomeNames = [...]string{"pending", "served", "queued", "connect-timeout", "refused", "closed",
+var outcomeNames = [...]string{"pending", "served", "queued", "connect-timeout", "refused", "closed", "corrupt",
 	"client-fd-limit", "system-fd-limit", "no-ephemeral-port", "other"}
 
 // Outcomes lists every final outcome in report order.
 func Outcomes() []Outcome {
-	return []Outcome{Served, Queued, ConnectTimeout, Refused, Closed, ClientFDLimit, SystemFDLimit, NoEphemeralPort, Other}
+	return []Outcome{Served, Queued, ConnectTimeout, Refused, Closed, Corrupt, ClientFDLimit, SystemFDLimit, NoEphemeralPort, Other}
 }
 
 func (o Outcome) String() string {
@@ -123,6 +124,20 @@ type Config struct {
 	GreetingTimeout time.Duration
 	// Probe tells served from queued; GreetingProbe{} (any line) when nil.
 	Probe Probe
+	// MSS, when above 0, is set as TCP_MAXSEG on every socket before connect.
+	MSS int
+	// Segments asks for TCP_INFO of every served connection (see Generator.Segments).
+	Segments bool
+}
+
+// SegInfo is what TCP_INFO says of one connection once its probe was answered.
+type SegInfo struct {
+	BytesSent     uint32 // tcpi_bytes_sent
+	BytesReceived uint32 // tcpi_bytes_received
+	MSS           uint16 // tcpi_snd_mss: payload bytes per segment actually used
+	DataSegsOut   uint32 // tcpi_data_segs_out: segments that carried data, not SYN or pure ACKs
+	DataSegsIn    uint32
+	Retrans       uint32 // tcpi_total_retrans
 }
 
 func (c Config) withDefaults() Config {
@@ -167,6 +182,7 @@ type Generator struct {
 	cfg     Config
 	results []Result
 	reasons map[int32]string // the target's words when it refused; rare, so not in Result
+	segs    []SegInfo        // parallel to results when Config.Segments
 	start   time.Time
 	c       counters
 	closed  bool
@@ -183,7 +199,20 @@ func New(cfg Config) (*Generator, error) {
 	if cfg.Connections > 1<<31-1 {
 		return nil, fmt.Errorf("loadgen: %d connections is more than one generator can track", cfg.Connections)
 	}
-	return &Generator{cfg: cfg, results: make([]Result, cfg.Connections), reasons: map[int32]string{}}, nil
+	g := &Generator{cfg: cfg, results: make([]Result, cfg.Connections), reasons: map[int32]string{}}
+	if cfg.Segments {
+		g.segs = make([]SegInfo, cfg.Connections)
+	}
+	return g, nil
+}
+
+// Segments returns TCP_INFO per attempt (zero where there was none), or nil
+// unless Config.Segments was set. Call it after Open.
+func (g *Generator) Segments() []SegInfo {
+	if g.segs == nil {
+		return nil
+	}
+	return g.segs[:len(g.Results())]
 }
 
 // Reason is what the target said, or why the probe failed, for attempt i

@@ -67,8 +67,14 @@ func (p GreetingProbe) Judge(got []byte) Judgement {
 	return Judgement{Outcome: Served, TargetSeq: seq}
 }
 
-// EchoProbe sends a payload and wants it back unchanged.
-type EchoProbe struct{ Payload []byte }
+// EchoProbe sends a payload and wants it back unchanged; bytes that differ
+// make the attempt Corrupt. With AfterLine, a first line (the built-in
+// target's greeting, checked by Parse when set) comes before the echo.
+type EchoProbe struct {
+	Payload   []byte
+	AfterLine bool
+	Parse     func(line []byte) (seq uint32, ok bool)
+}
 
 // NewEchoProbe makes a payload of n bytes that shows where a mismatch is.
 func NewEchoProbe(n int) EchoProbe {
@@ -84,14 +90,25 @@ func (p EchoProbe) Request() []byte { return p.Payload }
 
 // Judge compares as bytes arrive.
 func (p EchoProbe) Judge(got []byte) Judgement {
+	var j Judgement
+	if p.AfterLine {
+		g := GreetingProbe{Parse: p.Parse}.Judge(got)
+		if g.More || g.Outcome != Served {
+			return g
+		}
+		j.TargetSeq = g.TargetSeq
+		got = got[bytes.IndexByte(got, '\n')+1:]
+	}
 	n := min(len(got), len(p.Payload))
 	if i := mismatch(got[:n], p.Payload[:n]); i >= 0 {
-		return Judgement{Outcome: Other, Errno: syscall.EPROTO, Reason: fmt.Sprintf("echo differs at byte %d: %s", i, Printable(got[i:n]))}
+		j.Outcome, j.Reason = Corrupt, fmt.Sprintf("echo differs at byte %d: %s", i, Printable(got[i:n]))
+		return j
 	}
 	if len(got) < len(p.Payload) {
 		return Judgement{More: true}
 	}
-	return Judgement{Outcome: Served}
+	j.Outcome = Served
+	return j
 }
 
 func mismatch(a, b []byte) int {

@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"io"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,16 +15,24 @@ import (
 var CSVHeader = []string{"seq", "fd", "local_ip", "local_port", "remote_ip", "remote_port",
 	"outcome", "errno", "connect_us", "greeting_us", "target_seq", "http_status", "reason"}
 
+// SegmentHeader are the columns the per-attempt CSV gains when a payload was sent.
+var SegmentHeader = []string{"bytes_sent", "bytes_received", "mss", "data_segs_out", "data_segs_in", "retrans"}
+
 // WriteCSV writes one row per attempt. A value that does not apply to an
 // attempt (no descriptor, never connected, no greeting) is left empty.
 // reason (may be nil) gives what the target said for attempt i (0-based).
-func WriteCSV(w io.Writer, remote netip.AddrPort, results []loadgen.Result, reason func(i int) string) error {
+// segs (nil without a payload) adds the TCP_INFO columns.
+func WriteCSV(w io.Writer, remote netip.AddrPort, results []loadgen.Result, reason func(i int) string, segs []loadgen.SegInfo) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(CSVHeader); err != nil {
+	header := CSVHeader
+	if segs != nil {
+		header = append(slices.Clip(CSVHeader), SegmentHeader...)
+	}
+	if err := cw.Write(header); err != nil {
 		return err
 	}
 	rip, rport := remote.Addr().String(), strconv.Itoa(int(remote.Port()))
-	row := make([]string, len(CSVHeader))
+	row := make([]string, len(header))
 	for i := range results {
 		r := &results[i]
 		row[0] = strconv.FormatUint(uint64(r.Seq), 10)
@@ -42,6 +51,13 @@ func WriteCSV(w io.Writer, remote netip.AddrPort, results []loadgen.Result, reas
 		row[12] = ""
 		if reason != nil {
 			row[12] = reason(i)
+		}
+		if segs != nil {
+			sg := segs[i]
+			ok := sg.MSS > 0
+			for j, v := range []int64{int64(sg.BytesSent), int64(sg.BytesReceived), int64(sg.MSS), int64(sg.DataSegsOut), int64(sg.DataSegsIn), int64(sg.Retrans)} {
+				row[13+j] = ifInt(ok, v)
+			}
 		}
 		if err := cw.Write(row); err != nil {
 			return err

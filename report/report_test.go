@@ -79,7 +79,11 @@ func fixtureInput() Input {
 			}
 			return ""
 		},
-		Gates: Gates{RequireServed: 3, HasRequireServed: true, ExpectLimit: LimitNone},
+		Gates:   Gates{RequireServed: 3, HasRequireServed: true, ExpectLimit: LimitNone},
+		Payload: 5000, MSSAsked: 1460,
+		Segs: []loadgen.SegInfo{{BytesSent: 5000, BytesReceived: 5020, MSS: 1448, DataSegsOut: 4, DataSegsIn: 5},
+			{BytesSent: 5000, BytesReceived: 5020, MSS: 1448, DataSegsOut: 4, DataSegsIn: 5, Retrans: 1},
+			{BytesSent: 5000, BytesReceived: 5020, MSS: 1448, DataSegsOut: 4, DataSegsIn: 5}, {}, {}, {}},
 		Kernel: &Kernel{Namespace: "host", ListenBacklog: 4096, AcceptQueueMax: 2, AcceptQueueEnd: 2,
 			TCPExt: limits.TCPExt{ListenOverflows: 3, ListenDrops: 3}},
 		Duration: 2500 * time.Millisecond,
@@ -165,7 +169,7 @@ func TestCSV(t *testing.T) {
 			return "said, with a comma"
 		}
 		return ""
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "attempts.csv", b.Bytes())
@@ -297,5 +301,37 @@ func TestGates(t *testing.T) {
 	none.Generator.Connected = 0
 	if rs := (Gates{MaxConnectP99: time.Hour}).Check(none); rs[0].Passed {
 		t.Error("a p99 gate passed with no handshake completed")
+	}
+}
+
+func TestSplit(t *testing.T) {
+	for _, tc := range []struct {
+		payload, mss int
+		want         string
+	}{{5000, 1448, "1448+1448+1448+656"}, {5000, 988, "988×5+60"}, {2896, 1448, "1448+1448"}, {100, 1448, "100"}, {100, 0, ""}} {
+		if got := split(tc.payload, tc.mss); got != tc.want {
+			t.Errorf("split(%d, %d) = %q, want %q", tc.payload, tc.mss, got, tc.want)
+		}
+	}
+}
+
+func TestSegmentsCSV(t *testing.T) {
+	var b bytes.Buffer
+	in := fixtureInput()
+	if err := WriteCSV(&b, target, in.Results, nil, in.Segs); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rows[0][len(CSVHeader):], ","); got != "bytes_sent,bytes_received,mss,data_segs_out,data_segs_in,retrans" {
+		t.Errorf("segment header %q", got)
+	}
+	if got := strings.Join(rows[2][len(CSVHeader):], ","); got != "5000,5020,1448,4,5,1" {
+		t.Errorf("row 2 segments %q", got)
+	}
+	if got := strings.Join(rows[4][len(CSVHeader):], ","); got != ",,,,," {
+		t.Errorf("an attempt without TCP_INFO: %q", got)
 	}
 }

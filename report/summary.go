@@ -6,9 +6,11 @@ package report
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,9 +63,27 @@ type Summary struct {
 	// socket, watched from outside during the run.
 	TargetProcesses []Process `json:"target_processes"`
 	// Reasons are what the target said when it refused or closed, most frequent first.
-	Reasons []Reason     `json:"reasons"`
-	Kernel  *Kernel      `json:"kernel"`
-	Gates   []GateResult `json:"gates"`
+	Reasons []Reason `json:"reasons"`
+	Kernel  *Kernel  `json:"kernel"`
+	// Segments is how the payload left and came back, from TCP_INFO; null
+	// without a payload.
+	Segments *Segments    `json:"segments"`
+	Gates    []GateResult `json:"gates"`
+}
+
+// Segments summarises TCP_INFO over the connections whose payload came back.
+type Segments struct {
+	PayloadBytes int `json:"payload_bytes"`
+	MSSAsked     int `json:"mss_asked"` // --mss; 0 when not set
+	// MSSUsed, DataSegsOut and DataSegsIn are the most common values
+	// (tcpi_snd_mss, tcpi_data_segs_out, tcpi_data_segs_in).
+	MSSUsed     int `json:"mss_used"`
+	DataSegsOut int `json:"data_segs_out"`
+	DataSegsIn  int `json:"data_segs_in"`
+	// Split is the payload cut at MSSUsed: "1448+1448+1448+656".
+	Split       string `json:"split"`
+	Connections int    `json:"connections"` // with a TCP_INFO reading
+	Retrans     int64  `json:"retrans"`     // over all of them
 }
 
 // Process is one process behind the target's listener.
@@ -194,6 +214,9 @@ type Input struct {
 	Reason      func(i int) string // what the target said for attempt i; may be nil
 	Kernel      *Kernel            // nil when not sampled
 	Gates       Gates
+	Segs        []loadgen.SegInfo // parallel to Results; nil without a payload
+	Payload     int
+	MSSAsked    int
 	Duration    time.Duration
 	Interrupted bool
 	Err         error
@@ -249,6 +272,9 @@ func Build(in Input) Summary {
 	}
 	if in.Reason != nil {
 		s.Reasons = topReasons(in.Results, in.Reason)
+	}
+	if in.Segs != nil {
+		s.Segments = segments(in.Segs, in.Payload, in.MSSAsked)
 	}
 	s.FirstLimit, s.FirstLimitAt = firstLimit(in.Results, in.TargetInfo, in.Processes)
 	s.FirstLimitSetting, s.FirstLimitValue, s.FirstLimitFix = s.limitDetail()
@@ -337,4 +363,54 @@ func addrText(a netip.AddrPort) string {
 		return "" // the run stopped before it had a target
 	}
 	return a.String()
+}
+
+func segments(segs []loadgen.SegInfo, payload, asked int) *Segments {
+	out := &Segments{PayloadBytes: payload, MSSAsked: asked}
+	mss, sout, sin := map[int]int{}, map[int]int{}, map[int]int{}
+	for _, sg := range segs {
+		if sg.MSS == 0 {
+			continue // no reading: the probe was not answered
+		}
+		out.Connections++
+		out.Retrans += int64(sg.Retrans)
+		mss[int(sg.MSS)]++
+		sout[int(sg.DataSegsOut)]++
+		sin[int(sg.DataSegsIn)]++
+	}
+	out.MSSUsed, out.DataSegsOut, out.DataSegsIn = mode(mss), mode(sout), mode(sin)
+	out.Split = split(payload, out.MSSUsed)
+	return out
+}
+
+// mode is the most common value (the smallest on a tie), 0 for none.
+func mode(n map[int]int) int {
+	best, count := 0, 0
+	for v, c := range n {
+		if c > count || c == count && v < best {
+			best, count = v, c
+		}
+	}
+	return best
+}
+
+// split writes payload cut into segments of mss: "1448+1448+656", or
+// "1448×34+712" when long.
+func split(payload, mss int) string {
+	if mss <= 0 || payload <= 0 {
+		return ""
+	}
+	full, rest := payload/mss, payload%mss
+	var parts []string
+	if full > 4 {
+		parts = append(parts, fmt.Sprintf("%d×%d", mss, full))
+	} else {
+		for range full {
+			parts = append(parts, strconv.Itoa(mss))
+		}
+	}
+	if rest > 0 {
+		parts = append(parts, strconv.Itoa(rest))
+	}
+	return strings.Join(parts, "+")
 }

@@ -16,6 +16,7 @@ var outcomeMeaning = map[string]string{
 	"connect-timeout":   "handshake not completed in time: SYNs unanswered",
 	"refused":           "RST to the SYN: nothing listening",
 	"closed":            "EOF or RST instead of an answer or during the hold; a refusal (503) too",
+	"corrupt":           "the echo came back different from what was sent",
 	"client-fd-limit":   "EMFILE in the generator: its own RLIMIT_NOFILE",
 	"system-fd-limit":   "ENFILE: the machine's fs.file-max",
 	"no-ephemeral-port": "EADDRNOTAVAIL: no local port left for this address pair",
@@ -57,6 +58,7 @@ func WriteText(w io.Writer, s Summary) error {
 	}
 
 	writeProcesses(p, s)
+	writeSegments(p, s.Segments, s.Target != nil)
 	writeKernel(p, s.Kernel)
 
 	p("\noutcomes (%d attempts):\n", s.Attempted)
@@ -286,5 +288,31 @@ func writeProcesses(p func(string, ...any), s Summary) {
 		}
 		p("  pid %d %s (%s): RLIMIT_NOFILE soft %d, hard %d; at most %d descriptors open, %d at the end of the hold%s\n",
 			pr.PID, pr.Label(), pr.FoundBy, pr.NoFileSoft, pr.NoFileHard, pr.FDsMax, pr.FDsEnd, mark)
+	}
+}
+
+// writeSegments tells how the payload left: "5000 bytes → 4 segments (1448+...)".
+func writeSegments(p func(string, ...any), sg *Segments, builtin bool) {
+	if sg == nil {
+		return
+	}
+	if sg.Connections == 0 {
+		p("\nsegments: no connection got its %d-byte echo back, so there is no TCP_INFO to show\n", sg.PayloadBytes)
+		return
+	}
+	p("\nsegments (TCP_INFO of %d connections):\n", sg.Connections)
+	p("  %d bytes → %d segments (%s) out, %d segments back", sg.PayloadBytes, sg.DataSegsOut, sg.Split, sg.DataSegsIn)
+	if builtin {
+		p(" (one is the built-in target's greeting)")
+	}
+	p("; %d retransmitted\n", sg.Retrans)
+	switch {
+	case sg.MSSAsked > 0 && sg.MSSAsked != sg.MSSUsed:
+		p("  MSS asked %d (--mss), %d carried per segment: the other %d bytes of each go to TCP options (timestamps)\n",
+			sg.MSSAsked, sg.MSSUsed, sg.MSSAsked-sg.MSSUsed)
+	case sg.MSSAsked > 0:
+		p("  MSS asked %d (--mss), %d carried per segment\n", sg.MSSAsked, sg.MSSUsed)
+	default:
+		p("  %d bytes carried per segment (loopback's MTU is 64 KiB: set --mss to see a smaller one)\n", sg.MSSUsed)
 	}
 }

@@ -348,7 +348,7 @@ func (s *server) handle(c net.Conn, seq uint64) {
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
-			if _, werr := c.Write(buf[:n]); werr != nil {
+			if werr := s.echo(c, buf[:n]); werr != nil {
 				return
 			}
 		}
@@ -356,6 +356,36 @@ func (s *server) handle(c net.Conn, seq uint64) {
 			return
 		}
 	}
+}
+
+// echoBuffers lend a large buffer for the moment data flows: an idle held
+// connection keeps only its small one.
+var echoBuffers = sync.Pool{New: func() any { return new([64 << 10]byte) }}
+
+// echoDrain is how long echo waits for the rest of a burst that is already
+// on its way, so it can send it back in full segments rather than in pieces
+// the size of the small read buffer.
+const echoDrain = 2 * time.Millisecond
+
+// echo writes first back, with whatever else of the same burst arrives
+// within echoDrain, in one write.
+func (s *server) echo(c net.Conn, first []byte) error {
+	big := echoBuffers.Get().(*[64 << 10]byte)
+	defer echoBuffers.Put(big)
+	n := copy(big[:], first)
+	if len(first) == cap(first) { // the small buffer was full: more is likely queued
+		c.SetReadDeadline(time.Now().Add(echoDrain))
+		for n < len(big) {
+			m, err := c.Read(big[n:])
+			n += m
+			if err != nil {
+				break // the deadline, or an error the next read will see again
+			}
+		}
+		c.SetReadDeadline(time.Time{})
+	}
+	_, err := c.Write(big[:n])
+	return err
 }
 
 func (s *server) closeConns() {
