@@ -23,6 +23,7 @@ Usage:
   connlimit limits             show the limits that decide how many connections fit, and what they mean
   connlimit plot TIMELINE.csv -o FILE.svg|.png   redraw a run from its saved --timeline
   connlimit target [flags]     run the built-in target by hand (run starts it for you)
+  connlimit forward --to HOST:PORT [flags]   a TCP port forwarder with its own RLIMIT_NOFILE
   connlimit help [command]
 
 Exit status:
@@ -91,8 +92,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runPlot(args, stdout)
 	case "limits":
 		return runLimits(ctx, args, stdout)
-	case "target":
-		return runTarget(ctx, args, stdout, stderr)
+	case "target", "forward":
+		return runTarget(ctx, cmd, args, stdout, stderr)
 	case "help":
 		if len(args) > 0 {
 			return run(ctx, []string{args[0], "--help"}, stdout, stderr)
@@ -100,6 +101,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usageText)
 		return nil
 	default:
-		return usageErr("unknown command %q: want run, limits, plot, target or help", cmd)
+		return usageErr("unknown command %q: want run, limits, plot, target, forward or help", cmd)
 	}
 }

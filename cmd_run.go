@@ -55,6 +55,9 @@ type runConfig struct {
 	MaxConnectP99 time.Duration
 	gates         report.Gates
 
+	Forward       bool
+	ForwardNoFile uint64 // 0: the target's
+
 	NetNS     bool
 	PortRange string
 	Somaxconn int
@@ -100,6 +103,7 @@ var runRanges = withBehaviorRanges(map[string]string{
 	"probe":            "connect, greeting, echo or http",
 	"payload":          "bytes from 1 to 65536",
 	"mss":              "bytes from 88 to 32767 (TCP_MAXSEG), or 0 to leave it",
+	"forward-nofile":   fmt.Sprintf("0 (the target's) or an integer from %d to the hard RLIMIT_NOFILE; only with --forward", target.MinNoFile),
 	"http-path":        "a path starting with /, such as /healthz",
 	"require-served":   "an integer from 0 to --connections",
 	"expect-limit":     strings.Join(report.LimitWords(), ", "),
@@ -107,7 +111,8 @@ var runRanges = withBehaviorRanges(map[string]string{
 })
 
 // builtinOnly are the flags that describe the built-in target.
-var builtinOnly = []string{"target-nofile", "target-port", "on-emfile", "backlog", "max-conns", "on-max-conns", "accept-delay", "netns"}
+var builtinOnly = []string{"target-nofile", "target-port", "on-emfile", "backlog", "max-conns", "on-max-conns", "accept-delay", "netns",
+	"forward", "forward-nofile"}
 
 // netnsTargetPort is the built-in target's port in a --netns namespace,
 // where nothing else listens.
@@ -150,6 +155,8 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.StringVar(&cfg.Timeline, "timeline", "", "write one row per --interval to this CSV file")
 	fs.StringVar(&cfg.JSON, "json", "", "write the summary as JSON to this file")
 	fs.StringVar(&cfg.Plot, "plot", "", "draw the run to this file (.svg or .png)")
+	fs.BoolVar(&cfg.Forward, "forward", false, "put a TCP port forwarder (connlimit forward) between the generator and the built-in target")
+	fs.Uint64Var(&cfg.ForwardNoFile, "forward-nofile", 0, "the forwarder's soft RLIMIT_NOFILE (0 = the target's)")
 	fs.StringVar(&cfg.Target, "target", "", "HOST:PORT of a running server to test instead of the built-in target")
 	fs.IntSliceVar(&cfg.TargetPIDs, "target-pid", nil, "the process(es) behind --target, when they cannot be found by socket inode")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "let --target name an address that is not loopback (a connection flood at someone's server is an attack: be sure)")
@@ -257,6 +264,10 @@ func (c *runConfig) Validate() error {
 		return bad("payload")
 	case c.MSS != 0 && (c.MSS < 88 || c.MSS > 32767):
 		return bad("mss")
+	case c.ForwardNoFile != 0 && c.ForwardNoFile < target.MinNoFile:
+		return bad("forward-nofile")
+	case c.ForwardNoFile != 0 && !c.Forward:
+		return usageErr("--forward-nofile: valid only with --forward")
 	case !strings.HasPrefix(c.HTTPPath, "/") || strings.ContainsAny(c.HTTPPath, " \r\n"):
 		return bad("http-path")
 	case c.RequireServed < 0 || c.RequireServed > c.Connections:
@@ -408,6 +419,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 	if cfg.TargetNoFile > nf.Hard {
 		return usageErr("--target-nofile: %d is above the hard limit %d; want %d to %d (only root can raise the hard limit: ulimit -Hn)",
 			cfg.TargetNoFile, nf.Hard, target.MinNoFile, nf.Hard)
+	}
+	if cfg.ForwardNoFile > nf.Hard {
+		return usageErr("--forward-nofile: %d is above the hard limit %d; want %s", cfg.ForwardNoFile, nf.Hard, runRanges["forward-nofile"])
 	}
 	if cfg.NoFile > nf.Hard {
 		return usageErr("--nofile: %d is above the hard limit %d; want %s", cfg.NoFile, nf.Hard, runRanges["nofile"])

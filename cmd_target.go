@@ -19,34 +19,48 @@ var targetRanges = withBehaviorRanges(map[string]string{
 	"events-fd":      "an open descriptor number from 1 to 1023 (1 = stdout)",
 	"stats-interval": "a duration from 10ms to 1m",
 	"listen":         "host:port, such as 127.0.0.1:0",
+	"to":             "the fixed HOST:PORT every connection is forwarded to (forward only)",
 })
 
 // runTarget runs the built-in target in this process until a signal. Run
 // starts it as a child; people can also start it by hand and aim other tools
 // at it. Its events go to --events-fd as JSON lines, its log to stderr.
-func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := pflag.NewFlagSet("target", pflag.ContinueOnError)
+//
+// connlimit forward is the same server as a port forwarder: each accepted
+// connection is joined to a new one to --to, fixed at start (never an open
+// proxy), so it costs two descriptors.
+func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet(cmd, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
 	listen := fs.String("listen", "127.0.0.1:0", "listen address")
 	nofile := fs.Uint64("nofile", target.DefaultNoFile, "soft RLIMIT_NOFILE, set before anything is opened")
 	eventsFd := fs.Int("events-fd", 1, "descriptor that receives the JSON-lines event stream")
 	interval := fs.Duration("stats-interval", target.DefaultStatsInterval, "how often to report counters")
+	var to string
+	if cmd == "forward" {
+		fs.StringVar(&to, "to", "", "HOST:PORT to forward every connection to (required)")
+	}
 	var bf behaviorFlags
 	bf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprint(stdout, "Usage: connlimit target [flags]\n\n", fs.FlagUsages())
+			fmt.Fprintf(stdout, "Usage: connlimit %s [flags]\n\n%s", cmd, fs.FlagUsages())
 			return errHelp
 		}
-		return flagError(err, "target", targetRanges)
+		return flagError(err, cmd, targetRanges)
+	}
+	if cmd == "forward" {
+		if _, _, err := net.SplitHostPort(to); err != nil {
+			return usageErr("--to: %q: want %s", to, targetRanges["to"])
+		}
 	}
 	if _, _, err := net.SplitHostPort(*listen); err != nil {
 		return usageErr("--listen: %v; want %s", err, targetRanges["listen"])
 	}
 	switch {
 	case fs.NArg() > 0:
-		return usageErr("target takes no arguments, got %q", fs.Args())
+		return usageErr("%s takes no arguments, got %q", cmd, fs.Args())
 	case *nofile < target.MinNoFile:
 		return usageErr("--nofile: want %s", targetRanges["nofile"])
 	case *eventsFd < 1 || *eventsFd > 1023:
@@ -68,7 +82,7 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		events = f
 	}
 	err = target.Serve(ctx, target.Config{Addr: *listen, NoFile: *nofile, StatsInterval: *interval,
-		Events: events, EventsFd: *eventsFd, Log: stderr, Behavior: behavior})
+		Events: events, EventsFd: *eventsFd, Log: stderr, Behavior: behavior, ForwardTo: to})
 	if err != nil {
 		return runtimeErr(err)
 	}

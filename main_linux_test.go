@@ -91,6 +91,16 @@ type summaryJSON struct {
 			} `json:"other_fds"`
 		} `json:"first_emfile"`
 	} `json:"target"`
+	Forwarder *struct {
+		NoFileSoft  uint64 `json:"nofile_soft"`
+		Accepted    int64  `json:"accepted"`
+		Forwarded   int64  `json:"forwarded"`
+		DialErrors  int64  `json:"dial_errors"`
+		FirstEMFILE *struct {
+			Phase     string `json:"phase"`
+			SlotsUsed int    `json:"slots_used"`
+		} `json:"first_emfile"`
+	} `json:"forwarder"`
 	Processes []processJSON `json:"target_processes"`
 	Segments  *struct {
 		PayloadBytes int    `json:"payload_bytes"`
@@ -308,7 +318,7 @@ func checkTimeline(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	if strings.Join(rows[0], ",") != "elapsed_s,attempted,connecting,open,served,queued,failed,target_accepted,target_fds,target_accept_errors,"+
-		"accept_queue,listen_backlog,listen_overflows,listen_drops,syncookies_sent,reqq_full_drop,reqq_full_do_cookies,connect_timeouts,target_nofile" {
+		"accept_queue,listen_backlog,listen_overflows,listen_drops,syncookies_sent,reqq_full_drop,reqq_full_do_cookies,connect_timeouts,target_nofile,forwarder_fds,forwarder_nofile" {
 		t.Fatalf("timeline header %v", rows[0])
 	}
 	last := rows[len(rows)-1]
@@ -391,6 +401,13 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--hold", "25h"}, "--hold"},
 		{[]string{"--connections", "10000001"}, "--connections"},
 		{[]string{"help", "bogus"}, "bogus"},
+		{[]string{"--forward-nofile", "64"}, "--forward-nofile"},
+		{[]string{"--forward", "--forward-nofile", "8"}, "--forward-nofile"},
+		{[]string{"--forward", "--target", "127.0.0.1:1"}, "--forward"},
+		{[]string{"forward"}, "--to"},
+		{[]string{"forward", "--to", "nowhere"}, "--to"},
+		{[]string{"--mss", "40"}, "--mss"},
+		{[]string{"--probe", "http"}, "--probe"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -64,16 +64,20 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	// The run stops early on a signal (ctx) or if the target dies.
 	runCtx, stopRun := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
-	if tp != nil {
+	for _, child := range []*target.Process{tp, side.fp} {
+		if child == nil {
+			continue
+		}
 		wg.Go(func() {
 			select {
-			case <-tp.Exited():
-				stopRun(tp.Died())
+			case <-child.Exited():
+				stopRun(child.Died())
 			case <-runCtx.Done():
 			}
 		})
 	}
 	sampler := newSampler(cfg, outs, gen, side, began, stderr)
+	sampler.fp = side.fp
 	sampler.kv, sampler.port = kv, addr.Port()
 	sampleCtx, stopSampling := context.WithCancel(context.Background())
 	wg.Go(func() { sampler.loop(sampleCtx) })
@@ -101,6 +105,9 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	}
 	closeErr := gen.Close()
 	stopRun(nil)
+	if side.fp != nil {
+		side.fp.Stop(2 * time.Second)
+	}
 	if tp != nil {
 		tp.Stop(2 * time.Second)
 	}
@@ -123,6 +130,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	sum := report.Build(report.Input{
 		Requested: cfg.Connections, Target: addr, Results: gen.Results(), GeneratorID: os.Getpid(),
 		Limits: report.Limits{Generator: nf, Sysctls: sysctls}, TargetInfo: targetInfo(tp, cfg),
+		Forwarder: targetInfo(side.fp, cfg), ForwarderFirst: forwarderFirst(side),
 		Processes: sampler.processes(procsEnd), Probe: cfg.Probe, Reason: gen.Reason,
 		Duration: time.Since(began), Interrupted: isSignal(runErr), Err: runErr,
 		Kernel: sampler.kernelSummary(cfg, kv, holdEnd), Gates: cfg.gates,
@@ -162,6 +170,14 @@ func isSignal(err error) bool {
 	return errors.As(err, &se)
 }
 
+// forwarderFirst says whether the forwarder met EMFILE before the target did.
+func forwarderFirst(side *targetSide) bool {
+	if side.fp == nil || side.fp.FirstEMFILE() == nil {
+		return false
+	}
+	return side.tp.FirstEMFILE() == nil || side.fp.FirstEMFILEAt().Before(side.tp.FirstEMFILEAt())
+}
+
 func targetInfo(tp *target.Process, cfg *runConfig) *report.Target {
 	if tp == nil {
 		return nil
@@ -172,9 +188,9 @@ func targetInfo(tp *target.Process, cfg *runConfig) *report.Target {
 	b := cfg.behavior
 	t.OnEMFILE, t.Backlog = string(b.OnEMFILE), b.Backlog
 	t.MaxConns, t.OnMaxConns, t.AcceptDelayS = b.MaxConns, string(b.OnMaxConns), b.AcceptDelay.Seconds()
-	t.Capped = last.Capped
+	t.Capped, t.Forwarded, t.DialErrors = last.Capped, last.Forwarded, last.DialErrors
 	if e := tp.FirstEMFILE(); e != nil {
-		t.FirstEMFILE = &report.FirstEMFILE{Errno: e.Errno, Accepted: e.Accepted, FDsOpen: e.FDsOpen,
+		t.FirstEMFILE = &report.FirstEMFILE{Errno: e.Errno, Phase: e.Phase, Accepted: e.Accepted, Forwarded: e.Forwarded, FDsOpen: e.FDsOpen,
 			SlotsUsed: e.SlotsUsed, OtherFDs: e.OtherFDs, AboveLimitFDs: e.AboveLimitFDs}
 	}
 	return t
@@ -234,6 +250,7 @@ func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addr netip.
 type sampler struct {
 	gen         *loadgen.Generator
 	tp          *target.Process // nil for --target
+	fp          *target.Process // the forwarder, or nil
 	procs       []*procWatch
 	began       time.Time
 	interval    time.Duration
@@ -271,6 +288,9 @@ func isTerminal(w io.Writer) bool {
 
 func (s *sampler) sample() report.Sample {
 	smp := report.Sample{Elapsed: time.Since(s.began), Gen: s.gen.Snapshot(), Kernel: s.kernelSample()}
+	if s.fp != nil {
+		smp.ForwarderFDs, smp.ForwarderNoFile = s.fp.Latest().FDsOpen, s.fp.Ready().NoFileSoft
+	}
 	ps := s.procSamples()
 	if s.tp != nil {
 		t := s.tp.Latest()

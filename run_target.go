@@ -21,10 +21,14 @@ type targetSide struct {
 	addr  netip.AddrPort
 	host  string          // as the user wrote it, for the HTTP Host header
 	tp    *target.Process // nil for --target
+	fp    *target.Process // the forwarder of --forward, else nil
 	procs []*procWatch
 }
 
 func (s *targetSide) close() {
+	if s.fp != nil {
+		s.fp.Stop(2 * time.Second)
+	}
 	if s.tp != nil {
 		s.tp.Stop(2 * time.Second)
 	}
@@ -50,7 +54,32 @@ func startBuiltin(ctx context.Context, cfg *runConfig, env runEnv) (*targetSide,
 		tp.Stop(2 * time.Second)
 		return nil, runtimeErr(fmt.Errorf("target reported address %q: %w", tp.Ready().Addr, err))
 	}
-	return &targetSide{addr: addr, host: addr.String(), tp: tp}, nil
+	side := &targetSide{addr: addr, host: addr.String(), tp: tp}
+	if !cfg.Forward {
+		return side, nil
+	}
+	nofile := cfg.ForwardNoFile
+	if nofile == 0 {
+		nofile = cfg.TargetNoFile
+	}
+	fp, err := target.Start(ctx, target.ProcessConfig{
+		Exe: env.targetExe, Addr: "127.0.0.1:0", NoFile: nofile, StatsInterval: cfg.Interval,
+		Behavior: target.Behavior{OnEMFILE: cfg.behavior.OnEMFILE, Backlog: cfg.behavior.Backlog}, ForwardTo: addr.String(),
+	})
+	if err != nil {
+		tp.Stop(2 * time.Second)
+		if cause := context.Cause(ctx); cause != nil {
+			return nil, cause
+		}
+		return nil, runtimeErr(fmt.Errorf("start the forwarder: %w", err))
+	}
+	if side.addr, err = netip.ParseAddrPort(fp.Ready().Addr); err != nil {
+		fp.Stop(2 * time.Second)
+		tp.Stop(2 * time.Second)
+		return nil, runtimeErr(fmt.Errorf("forwarder reported address %q: %w", fp.Ready().Addr, err))
+	}
+	side.fp, side.host = fp, side.addr.String()
+	return side, nil
 }
 
 // resolveExternal checks --target: an address (loopback unless

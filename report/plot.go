@@ -30,6 +30,8 @@ type Point struct {
 	TargetNoFile    float64 // 0 when unknown
 	AcceptErrors    float64
 	ConnectTimeouts float64
+	// ForwarderFDs and ForwarderNoFile are the forwarder's (0: none).
+	ForwarderFDs, ForwarderNoFile float64
 	// AcceptQueue is the kernel's accept queue (sock_diag); HasQueue says whether it was read.
 	AcceptQueue float64
 	HasQueue    bool
@@ -40,7 +42,8 @@ func PointOf(s Sample) Point {
 	g := s.Gen
 	p := Point{Elapsed: s.Elapsed.Seconds(), Open: float64(g.Open), Served: float64(g.Served), Queued: float64(g.Queued),
 		Failed: float64(g.Failed), TargetFDs: float64(s.TargetFDs), TargetNoFile: float64(s.TargetNoFile),
-		AcceptErrors: float64(s.TargetAcceptErrors), ConnectTimeouts: float64(g.ConnectTimeouts)}
+		AcceptErrors: float64(s.TargetAcceptErrors), ConnectTimeouts: float64(g.ConnectTimeouts),
+		ForwarderFDs: float64(s.ForwarderFDs), ForwarderNoFile: float64(s.ForwarderNoFile)}
 	if l := s.Kernel.Listener; l != nil {
 		p.AcceptQueue, p.HasQueue = float64(l.AcceptQueue), true
 	}
@@ -94,7 +97,8 @@ func ReadTimeline(r io.Reader) ([]Point, error) {
 			dst  *float64
 		}{{"elapsed_s", &p.Elapsed}, {"open", &p.Open}, {"served", &p.Served}, {"queued", &p.Queued}, {"failed", &p.Failed},
 			{"target_fds", &p.TargetFDs}, {"target_nofile", &p.TargetNoFile}, {"target_accept_errors", &p.AcceptErrors},
-			{"connect_timeouts", &p.ConnectTimeouts}, {"accept_queue", &p.AcceptQueue}} {
+			{"connect_timeouts", &p.ConnectTimeouts}, {"accept_queue", &p.AcceptQueue},
+			{"forwarder_fds", &p.ForwarderFDs}, {"forwarder_nofile", &p.ForwarderNoFile}} {
 			if *f.dst, err = num(f.name); err != nil {
 				return nil, err
 			}
@@ -143,6 +147,7 @@ var (
 	colLimit   = color.RGBA{R: 90, G: 90, B: 90, A: 255}
 	colMarker  = color.RGBA{R: 200, G: 0, B: 0, A: 255}
 	colTimeout = color.RGBA{R: 140, G: 86, B: 75, A: 255}
+	colFwd     = color.RGBA{R: 23, G: 190, B: 207, A: 255}
 )
 
 // WritePlot draws the run and writes it as "svg" or "png".
@@ -181,13 +186,22 @@ func WritePlot(w io.Writer, format string, pts []Point, c Chart) error {
 		}
 	}
 	ymax := limit
-	for _, s := range []series{
+	all := []series{
 		{"open (client side)", colOpen, nil, func(p Point) float64 { return p.Open }},
 		{"served", colServed, nil, func(p Point) float64 { return p.Served }},
 		queued,
 		{"failed", colFailed, nil, func(p Point) float64 { return p.Failed }},
 		{"target descriptors in use", colFDs, []vg.Length{vg.Points(4), vg.Points(2)}, func(p Point) float64 { return p.TargetFDs }},
-	} {
+	}
+	fwdLimit := 0.0
+	for _, pt := range pts {
+		fwdLimit = max(fwdLimit, pt.ForwarderNoFile)
+	}
+	if fwdLimit > 0 {
+		all = append(all, series{"forwarder descriptors in use", colFwd, []vg.Length{vg.Points(1), vg.Points(2)}, func(p Point) float64 { return p.ForwarderFDs }})
+		ymax = max(ymax, fwdLimit)
+	}
+	for _, s := range all {
 		xys := make(plotter.XYs, len(pts))
 		for i, pt := range pts {
 			xys[i] = plotter.XY{X: pt.Elapsed, Y: s.get(pt)}
@@ -217,6 +231,12 @@ func WritePlot(w io.Writer, format string, pts []Point, c Chart) error {
 		l.LineStyle.Color, l.LineStyle.Width, l.LineStyle.Dashes = colLimit, vg.Points(1), []vg.Length{vg.Points(6), vg.Points(3)}
 		p.Add(l)
 		leg.Add(fmt.Sprintf("target soft limit (%s)", human(limit)), l)
+	}
+	if fwdLimit > 0 && fwdLimit != limit {
+		l, _ := plotter.NewLine(plotter.XYs{{X: xmin, Y: fwdLimit}, {X: xmax, Y: fwdLimit}})
+		l.LineStyle.Color, l.LineStyle.Width, l.LineStyle.Dashes = colFwd, vg.Points(1), []vg.Length{vg.Points(6), vg.Points(3)}
+		p.Add(l)
+		leg.Add(fmt.Sprintf("forwarder soft limit (%s)", human(fwdLimit)), l)
 	}
 	marker := func(at, labelY float64, text string, col color.Color) error {
 		l, err := plotter.NewLine(plotter.XYs{{X: at, Y: 0}, {X: at, Y: ymax * 1.2}})

@@ -33,6 +33,7 @@ const (
 	LimitSystemFD           = "system-fd-limit"
 	LimitEphemeralPorts     = "ephemeral-ports"
 	LimitRefused            = "refused"
+	LimitForwarderFD        = "forwarder-fd-limit"
 )
 
 // Summary is the run in figures. Its JSON form is the --json report.
@@ -59,6 +60,9 @@ type Summary struct {
 	// Probe is how a connection was judged served: connect, greeting, echo or http.
 	Probe  string  `json:"probe"`
 	Target *Target `json:"target"`
+	// Forwarder is the port forwarder between the generator and the target
+	// (run --forward); null without one.
+	Forwarder *Target `json:"forwarder"`
 	// TargetProcesses are the processes behind the target's listening
 	// socket, watched from outside during the run.
 	TargetProcesses []Process `json:"target_processes"`
@@ -182,18 +186,25 @@ type Target struct {
 	Shed         int64  `json:"shed"`    // closed at once by the shed policy
 	// MaxConns is the application connection cap (0: none), OnMaxConns what
 	// the target does there, Capped the connections it closed at the cap.
-	MaxConns     int          `json:"max_conns"`
-	OnMaxConns   string       `json:"on_max_conns"`
-	Capped       int64        `json:"capped"`
-	AcceptDelayS float64      `json:"accept_delay_s"`
-	FirstEMFILE  *FirstEMFILE `json:"first_emfile"`
+	MaxConns     int     `json:"max_conns"`
+	OnMaxConns   string  `json:"on_max_conns"`
+	Capped       int64   `json:"capped"`
+	AcceptDelayS float64 `json:"accept_delay_s"`
+	// Forwarded and DialErrors are a forwarder's: connections joined to the
+	// upstream, and upstream dials that failed.
+	Forwarded   int64        `json:"forwarded,omitempty"`
+	DialErrors  int64        `json:"dial_errors,omitempty"`
+	FirstEMFILE *FirstEMFILE `json:"first_emfile"`
 }
 
 // FirstEMFILE is the target's state when accept() first failed for lack of descriptors.
 type FirstEMFILE struct {
-	Errno    string `json:"errno"`
-	Accepted int64  `json:"accepted"`
-	FDsOpen  int    `json:"fds_open"`
+	Errno string `json:"errno"`
+	// Phase is "accept", or "dial" when a forwarder's upstream socket failed.
+	Phase     string `json:"phase,omitempty"`
+	Accepted  int64  `json:"accepted"`
+	Forwarded int64  `json:"forwarded,omitempty"`
+	FDsOpen   int    `json:"fds_open"`
 	// SlotsUsed are the open descriptors numbered below the soft limit:
 	// connections + len(OtherFDs).
 	SlotsUsed     int         `json:"slots_used"`
@@ -209,17 +220,20 @@ type Input struct {
 	GeneratorID int
 	Limits      Limits
 	TargetInfo  *Target // nil when the target is not ours
-	Processes   []Process
-	Probe       string
-	Reason      func(i int) string // what the target said for attempt i; may be nil
-	Kernel      *Kernel            // nil when not sampled
-	Gates       Gates
-	Segs        []loadgen.SegInfo // parallel to Results; nil without a payload
-	Payload     int
-	MSSAsked    int
-	Duration    time.Duration
-	Interrupted bool
-	Err         error
+	Forwarder   *Target // nil without run --forward
+	// ForwarderFirst: the forwarder's first EMFILE came before the target's.
+	ForwarderFirst bool
+	Processes      []Process
+	Probe          string
+	Reason         func(i int) string // what the target said for attempt i; may be nil
+	Kernel         *Kernel            // nil when not sampled
+	Gates          Gates
+	Segs           []loadgen.SegInfo // parallel to Results; nil without a payload
+	Payload        int
+	MSSAsked       int
+	Duration       time.Duration
+	Interrupted    bool
+	Err            error
 }
 
 // Build computes the summary. It does not modify in.Results.
@@ -235,6 +249,7 @@ func Build(in Input) Summary {
 		Limits:          in.Limits,
 		Generator:       Generator{PID: in.GeneratorID},
 		Target:          in.TargetInfo,
+		Forwarder:       in.Forwarder,
 		Kernel:          in.Kernel,
 		Probe:           in.Probe,
 		TargetProcesses: in.Processes,
@@ -277,6 +292,11 @@ func Build(in Input) Summary {
 		s.Segments = segments(in.Segs, in.Payload, in.MSSAsked)
 	}
 	s.FirstLimit, s.FirstLimitAt = firstLimit(in.Results, in.TargetInfo, in.Processes)
+	if f := in.Forwarder; f != nil && f.FirstEMFILE != nil && (in.TargetInfo == nil || in.TargetInfo.FirstEMFILE == nil || in.ForwarderFirst) {
+		// Two descriptors per connection: the connections it held when it ran out.
+		e := f.FirstEMFILE
+		s.FirstLimit, s.FirstLimitAt = LimitForwarderFD, int64((e.SlotsUsed-len(e.OtherFDs))/2)
+	}
 	s.FirstLimitSetting, s.FirstLimitValue, s.FirstLimitFix = s.limitDetail()
 	s.Gates = in.Gates.Check(s)
 	return s

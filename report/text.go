@@ -57,6 +57,7 @@ func WriteText(w io.Writer, s Summary) error {
 		p("  to move it: %s\n", s.FirstLimitFix)
 	}
 
+	writeForwarder(p, s)
 	writeProcesses(p, s)
 	writeSegments(p, s.Segments, s.Target != nil)
 	writeKernel(p, s.Kernel)
@@ -173,6 +174,19 @@ func explain(p func(string, ...any), s Summary) {
 			p(" (the target spends %s before each accept: --accept-delay)", dur(t.AcceptDelayS))
 		}
 		p(".\n")
+	case s.FirstLimit == LimitForwarderFD && s.Forwarder != nil && s.Forwarder.FirstEMFILE != nil:
+		f, e := s.Forwarder, s.Forwarder.FirstEMFILE
+		others := len(e.OtherFDs)
+		call := "accept()"
+		if e.Phase == "dial" {
+			call = "socket() for the connection to the target"
+		}
+		p("  The forwarder (pid %d, soft limit %d) ran out first: its %s failed with %s,\n", f.PID, f.NoFileSoft, call, e.Errno)
+		p("  %d of %d descriptors in use = %d for connections + %d others (%s).\n", e.SlotsUsed, f.NoFileSoft, e.SlotsUsed-others, others, otherKinds(e.OtherFDs))
+		p("  Each connection costs it two, the accepted one and the one it dialed to the target: %d connections.\n", s.FirstLimitAt)
+		if t != nil && t.FirstEMFILE == nil {
+			p("  The target behind it, soft limit %d, never ran out: it held %d. With equal limits a forwarder runs out at about half.\n", t.NoFileSoft, t.Accepted)
+		}
 	case s.FirstLimit == LimitSystemFD:
 		p("  After %d connections socket() failed with ENFILE: the whole machine is out of file handles (fs.file-max %d),\n",
 			s.FirstLimitAt, s.Limits.Sysctls.FileMax)
@@ -315,4 +329,28 @@ func writeSegments(p func(string, ...any), sg *Segments, builtin bool) {
 	default:
 		p("  %d bytes carried per segment (loopback's MTU is 64 KiB: set --mss to see a smaller one)\n", sg.MSSUsed)
 	}
+}
+
+// writeForwarder sets the forwarder's and the target's descriptors side by side.
+func writeForwarder(p func(string, ...any), s Summary) {
+	f, t := s.Forwarder, s.Target
+	if f == nil || t == nil {
+		return
+	}
+	at := func(x *Target) string {
+		if x.FirstEMFILE == nil {
+			return "never"
+		}
+		e := x.FirstEMFILE
+		if x == f {
+			return fmt.Sprintf("%s after %d forwarded", e.Errno, e.Forwarded)
+		}
+		return fmt.Sprintf("%s after %d accepted", e.Errno, e.Accepted)
+	}
+	p("\ndescriptors, side by side:      %-24s %s\n", fmt.Sprintf("forwarder (pid %d)", f.PID), fmt.Sprintf("target (pid %d)", t.PID))
+	p("  soft limit                    %-24d %d\n", f.NoFileSoft, t.NoFileSoft)
+	p("  connections accepted          %-24d %d\n", f.Accepted, t.Accepted)
+	p("  descriptors per connection    %-24s %s\n", "2 (accepted + dialed)", "1")
+	p("  first EMFILE                  %-24s %s\n", at(f), at(t))
+	p("  upstream dials that failed    %d\n", f.DialErrors)
 }

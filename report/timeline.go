@@ -17,7 +17,7 @@ import (
 var TimelineHeader = []string{"elapsed_s", "attempted", "connecting", "open", "served", "queued", "failed",
 	"target_accepted", "target_fds", "target_accept_errors",
 	"accept_queue", "listen_backlog", "listen_overflows", "listen_drops", "syncookies_sent",
-	"reqq_full_drop", "reqq_full_do_cookies", "connect_timeouts", "target_nofile"}
+	"reqq_full_drop", "reqq_full_do_cookies", "connect_timeouts", "target_nofile", "forwarder_fds", "forwarder_nofile"}
 
 // Sample is the run's state at one moment, from both sides.
 type Sample struct {
@@ -30,6 +30,9 @@ type Sample struct {
 	Kernel limits.KernelSample
 	// TargetNoFile is the soft limit behind TargetFDs; 0 when unknown.
 	TargetNoFile uint64
+	// ForwarderFDs and ForwarderNoFile are the forwarder's (run --forward); 0 without one.
+	ForwarderFDs    int
+	ForwarderNoFile uint64
 }
 
 // Timeline writes one CSV row per sample.
@@ -63,6 +66,8 @@ func (t *Timeline) Write(s Sample) error {
 	}
 	t.row[17] = strconv.FormatInt(g.ConnectTimeouts, 10)
 	t.row[18] = ifInt(s.TargetNoFile > 0, int64(s.TargetNoFile))
+	t.row[19] = ifInt(s.ForwarderNoFile > 0, int64(s.ForwarderFDs))
+	t.row[20] = ifInt(s.ForwarderNoFile > 0, int64(s.ForwarderNoFile))
 	return t.cw.Write(t.row)
 }
 

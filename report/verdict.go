@@ -63,6 +63,13 @@ func (s *Summary) limitDetail() (setting, value, fix string) {
 		r := sys.PortRange
 		return "net.ipv4.ip_local_port_range", fmt.Sprintf("%d %d (%d ports per source address and target ip:port)", r.Low, r.High, r.Count()),
 			"bind to more source addresses (127.0.0.2, ...) or spread over more target ports, or widen net.ipv4.ip_local_port_range"
+	case LimitForwarderFD:
+		value = unknown
+		if f := s.Forwarder; f != nil {
+			value = strconv.FormatUint(f.NoFileSoft, 10)
+		}
+		return "the forwarder's RLIMIT_NOFILE (soft)", value,
+			"a userspace forwarder holds two descriptors per connection: give it twice the target's limit (--forward-nofile; docker-proxy: the daemon's LimitNOFILE=), or forward in the kernel (nftables/iptables DNAT, IPVS)"
 	case LimitRefused:
 		return "a listener at the target address", s.TargetAddr + ": none (or it was closed)",
 			"start the server or fix the address; a server that closes its listener under load needs its logs read"

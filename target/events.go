@@ -34,6 +34,9 @@ type Event struct {
 	Open         int64       `json:"open"`
 	FDsOpen      int         `json:"fds_open"`
 	Errno        string      `json:"errno,omitempty"`
+	Phase        string      `json:"phase,omitempty"`       // first_emfile: "accept", or "dial" for a forwarder's upstream
+	Forwarded    int64       `json:"forwarded,omitempty"`   // forwarder: connections joined to the upstream
+	DialErrors   int64       `json:"dial_errors,omitempty"` // forwarder: upstream dials that failed
 	OtherFDs     []limits.FD `json:"other_fds,omitempty"`
 	// SlotsUsed counts the descriptors numbered below the soft limit: only
 	// those count against it (the lowest free number must be below it).

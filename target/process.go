@@ -16,19 +16,24 @@ type ProcessConfig struct {
 	NoFile        uint64
 	StatsInterval time.Duration
 	Behavior
+	// ForwardTo, when set, starts a forwarder ("connlimit forward --to")
+	// instead of the target.
+	ForwardTo string
 	// StartTimeout bounds the wait for the ready event; 10 s when 0.
 	StartTimeout time.Duration
 }
 
 // Process is a running target child. Its methods are safe for concurrent use.
 type Process struct {
+	role  string // "target" or "forwarder", for messages
 	ready Event
 	proc  *os.Process
 
-	mu     sync.Mutex
-	latest Event
-	first  *Event
-	stderr tailBuffer
+	mu      sync.Mutex
+	latest  Event
+	first   *Event
+	firstAt time.Time // when the first_emfile event arrived
+	stderr  tailBuffer
 
 	exited  chan struct{} // closed once the child is reaped
 	waitErr error         // set before exited is closed
@@ -54,6 +59,13 @@ func (p *Process) FirstEMFILE() *Event {
 	return p.first
 }
 
+// FirstEMFILEAt is when the first_emfile event arrived; zero if none did.
+func (p *Process) FirstEMFILEAt() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.firstAt
+}
+
 // Exited is closed once the child has exited and been reaped.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
 
@@ -70,7 +82,7 @@ func (p *Process) onEvent(ev Event) {
 	switch ev.Type {
 	case EventFirstEMFILE:
 		e := ev
-		p.first = &e
+		p.first, p.firstAt = &e, time.Now()
 	}
 	if ev.Type != EventReady {
 		p.latest = ev
@@ -79,6 +91,7 @@ func (p *Process) onEvent(ev Event) {
 
 // ExitError describes a target that exited before it was asked to stop.
 type ExitError struct {
+	Role     string // "target" or "forwarder"
 	PID      int
 	State    string // "exit status 1", "signal: killed", ...
 	Accepted int64
@@ -86,7 +99,11 @@ type ExitError struct {
 }
 
 func (e *ExitError) Error() string {
-	msg := fmt.Sprintf("target (pid %d) exited (%s) after %d accepts", e.PID, e.State, e.Accepted)
+	role := e.Role
+	if role == "" {
+		role = "target"
+	}
+	msg := fmt.Sprintf("%s (pid %d) exited (%s) after %d accepts", role, e.PID, e.State, e.Accepted)
 	if e.Stderr != "" {
 		msg += ": " + e.Stderr
 	}

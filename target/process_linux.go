@@ -26,13 +26,20 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start target: %w", err)
 	}
-	args := []string{"target", "--events-fd", "3", "--stats-interval", cfg.StatsInterval.String(),
+	cmdName, role := "target", "target"
+	if cfg.ForwardTo != "" {
+		cmdName, role = "forward", "forwarder"
+	}
+	args := []string{cmdName, "--events-fd", "3", "--stats-interval", cfg.StatsInterval.String(),
 		"--nofile", strconv.FormatUint(cfg.NoFile, 10)}
 	if cfg.Addr != "" {
 		args = append(args, "--listen", cfg.Addr)
 	}
 	args = append(args, cfg.Behavior.Args()...)
-	p := &Process{exited: make(chan struct{})}
+	if cfg.ForwardTo != "" {
+		args = append(args, "--to", cfg.ForwardTo)
+	}
+	p := &Process{role: role, exited: make(chan struct{})}
 	cmd := exec.Command(cfg.Exe, args...)
 	cmd.ExtraFiles = []*os.File{pw}
 	cmd.Stderr = stderrWriter{p}
@@ -97,7 +104,7 @@ func (p *Process) exitError() *ExitError {
 		state = p.waitErr.Error()
 	}
 	latest := p.Latest()
-	return &ExitError{PID: p.proc.Pid, State: state, Accepted: latest.Accepted,
+	return &ExitError{Role: p.role, PID: p.proc.Pid, State: state, Accepted: latest.Accepted,
 		Stderr: strings.TrimSpace(p.Stderr())}
 }
 

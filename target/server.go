@@ -81,6 +81,10 @@ type Config struct {
 	Log io.Writer
 	// ProcRoot is where proc is mounted; limits.DefaultProcRoot when empty.
 	ProcRoot string
+	// ForwardTo, when set, makes this a port forwarder: every accepted
+	// connection is joined to a new connection to this fixed address, and
+	// bytes are copied both ways. No greeting; never an open proxy.
+	ForwardTo string
 	Behavior
 }
 
@@ -100,7 +104,9 @@ type server struct {
 	shed         atomic.Int64
 	capped       atomic.Int64 // closed at once at the connection cap (CapClose)
 	open         atomic.Int64
-	firstEMFILE  bool          // accept loop only
+	forwarded    atomic.Int64  // ForwardTo: connections joined to the upstream
+	dialErrors   atomic.Int64  // ForwardTo: upstream dials that failed
+	firstEMFILE  atomic.Bool   // the first EMFILE/ENFILE was recorded
 	slotFreed    chan struct{} // a connection ended; CapWait waits on it
 
 	mu    sync.Mutex
@@ -221,9 +227,8 @@ func (s *server) acceptLoop(ctx context.Context, ln net.Listener, wg *sync.WaitG
 			}
 			s.acceptErrors.Add(1)
 			noFDs := errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
-			if noFDs && !s.firstEMFILE {
-				s.firstEMFILE = true
-				s.recordFirstEMFILE(err)
+			if noFDs && s.firstEMFILE.CompareAndSwap(false, true) {
+				s.recordFirstEMFILE(err, "accept")
 			}
 			if noFDs && s.cfg.OnEMFILE == PolicyStop {
 				ln.Close()
@@ -340,6 +345,10 @@ func (s *server) handle(c net.Conn, seq uint64) {
 		default:
 		}
 	}()
+	if s.cfg.ForwardTo != "" {
+		s.forward(c)
+		return
+	}
 	buf := make([]byte, 0, 256)
 	if _, err := c.Write(AppendGreeting(buf, seq, c.RemoteAddr().String())); err != nil {
 		return
@@ -399,7 +408,7 @@ func (s *server) closeConns() {
 func (s *server) snapshot(typ string) Event {
 	fds, _ := s.inv.Count()
 	return Event{Type: typ, Accepted: s.accepted.Load(), AcceptErrors: s.acceptErrors.Load(),
-		Shed: s.shed.Load(), Capped: s.capped.Load(), Open: s.open.Load(), FDsOpen: fds}
+		Shed: s.shed.Load(), Capped: s.capped.Load(), Forwarded: s.forwarded.Load(), DialErrors: s.dialErrors.Load(), Open: s.open.Load(), FDsOpen: fds}
 }
 
 // spareFd is the shed policy's reserved descriptor number, -1 without one.
@@ -413,9 +422,9 @@ func (s *server) spareFd() int {
 
 // recordFirstEMFILE lists every descriptor at the moment of the failure and
 // reports those that are not connections.
-func (s *server) recordFirstEMFILE(err error) {
+func (s *server) recordFirstEMFILE(err error, phase string) {
 	ev := s.snapshot(EventFirstEMFILE)
-	ev.Errno = "EMFILE"
+	ev.Errno, ev.Phase = "EMFILE", phase
 	if errors.Is(err, syscall.ENFILE) {
 		ev.Errno = "ENFILE"
 	}
