@@ -343,13 +343,14 @@ func writeForwarder(p func(string, ...any), s Summary) {
 		}
 		e := x.FirstEMFILE
 		if x == f {
-			return fmt.Sprintf("%s after %d forwarded", e.Errno, e.Forwarded)
+			return fmt.Sprintf("%s holding %d", e.Errno, (e.SlotsUsed-len(e.OtherFDs))/2)
 		}
-		return fmt.Sprintf("%s after %d accepted", e.Errno, e.Accepted)
+		return fmt.Sprintf("%s holding %d", e.Errno, e.Accepted)
 	}
 	p("\ndescriptors, side by side:      %-24s %s\n", fmt.Sprintf("forwarder (pid %d)", f.PID), fmt.Sprintf("target (pid %d)", t.PID))
 	p("  soft limit                    %-24d %d\n", f.NoFileSoft, t.NoFileSoft)
 	p("  connections accepted          %-24d %d\n", f.Accepted, t.Accepted)
+	p("  joined to the target          %-24d %s\n", f.Forwarded, "-")
 	p("  descriptors per connection    %-24s %s\n", "2 (accepted + dialed)", "1")
 	p("  first EMFILE                  %-24s %s\n", at(f), at(t))
 	p("  upstream dials that failed    %d\n", f.DialErrors)
