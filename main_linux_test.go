@@ -318,7 +318,7 @@ func checkTimeline(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	if strings.Join(rows[0], ",") != "elapsed_s,attempted,connecting,open,served,queued,failed,target_accepted,target_fds,target_accept_errors,"+
-		"accept_queue,listen_backlog,listen_overflows,listen_drops,syncookies_sent,reqq_full_drop,reqq_full_do_cookies,connect_timeouts,target_nofile,forwarder_fds,forwarder_nofile" {
+		"accept_queue,listen_backlog,listen_overflows,listen_drops,syncookies_sent,reqq_full_drop,reqq_full_do_cookies,connect_timeouts,target_nofile,forwarder_fds,forwarder_nofile,forwarder_errors" {
 		t.Fatalf("timeline header %v", rows[0])
 	}
 	last := rows[len(rows)-1]

@@ -289,7 +289,8 @@ func isTerminal(w io.Writer) bool {
 func (s *sampler) sample() report.Sample {
 	smp := report.Sample{Elapsed: time.Since(s.began), Gen: s.gen.Snapshot(), Kernel: s.kernelSample()}
 	if s.fp != nil {
-		smp.ForwarderFDs, smp.ForwarderNoFile = s.fp.Latest().FDsOpen, s.fp.Ready().NoFileSoft
+		f := s.fp.Latest()
+		smp.ForwarderFDs, smp.ForwarderNoFile, smp.ForwarderErrors = f.FDsOpen, s.fp.Ready().NoFileSoft, f.AcceptErrors+f.DialErrors
 	}
 	ps := s.procSamples()
 	if s.tp != nil {

@@ -30,8 +30,8 @@ type Point struct {
 	TargetNoFile    float64 // 0 when unknown
 	AcceptErrors    float64
 	ConnectTimeouts float64
-	// ForwarderFDs and ForwarderNoFile are the forwarder's (0: none).
-	ForwarderFDs, ForwarderNoFile float64
+	// ForwarderFDs, ForwarderNoFile and ForwarderErrors are the forwarder's (0: none).
+	ForwarderFDs, ForwarderNoFile, ForwarderErrors float64
 	// AcceptQueue is the kernel's accept queue (sock_diag); HasQueue says whether it was read.
 	AcceptQueue float64
 	HasQueue    bool
@@ -43,7 +43,7 @@ func PointOf(s Sample) Point {
 	p := Point{Elapsed: s.Elapsed.Seconds(), Open: float64(g.Open), Served: float64(g.Served), Queued: float64(g.Queued),
 		Failed: float64(g.Failed), TargetFDs: float64(s.TargetFDs), TargetNoFile: float64(s.TargetNoFile),
 		AcceptErrors: float64(s.TargetAcceptErrors), ConnectTimeouts: float64(g.ConnectTimeouts),
-		ForwarderFDs: float64(s.ForwarderFDs), ForwarderNoFile: float64(s.ForwarderNoFile)}
+		ForwarderFDs: float64(s.ForwarderFDs), ForwarderNoFile: float64(s.ForwarderNoFile), ForwarderErrors: float64(s.ForwarderErrors)}
 	if l := s.Kernel.Listener; l != nil {
 		p.AcceptQueue, p.HasQueue = float64(l.AcceptQueue), true
 	}
@@ -98,7 +98,7 @@ func ReadTimeline(r io.Reader) ([]Point, error) {
 		}{{"elapsed_s", &p.Elapsed}, {"open", &p.Open}, {"served", &p.Served}, {"queued", &p.Queued}, {"failed", &p.Failed},
 			{"target_fds", &p.TargetFDs}, {"target_nofile", &p.TargetNoFile}, {"target_accept_errors", &p.AcceptErrors},
 			{"connect_timeouts", &p.ConnectTimeouts}, {"accept_queue", &p.AcceptQueue},
-			{"forwarder_fds", &p.ForwarderFDs}, {"forwarder_nofile", &p.ForwarderNoFile}} {
+			{"forwarder_fds", &p.ForwarderFDs}, {"forwarder_nofile", &p.ForwarderNoFile}, {"forwarder_errors", &p.ForwarderErrors}} {
 			if *f.dst, err = num(f.name); err != nil {
 				return nil, err
 			}
@@ -230,7 +230,11 @@ func WritePlot(w io.Writer, format string, pts []Point, c Chart) error {
 		l, _ := plotter.NewLine(plotter.XYs{{X: xmin, Y: limit}, {X: xmax, Y: limit}})
 		l.LineStyle.Color, l.LineStyle.Width, l.LineStyle.Dashes = colLimit, vg.Points(1), []vg.Length{vg.Points(6), vg.Points(3)}
 		p.Add(l)
-		leg.Add(fmt.Sprintf("target soft limit (%s)", human(limit)), l)
+		who := "target"
+		if fwdLimit == limit {
+			who = "target and forwarder"
+		}
+		leg.Add(fmt.Sprintf("%s soft limit (%s)", who, human(limit)), l)
 	}
 	if fwdLimit > 0 && fwdLimit != limit {
 		l, _ := plotter.NewLine(plotter.XYs{{X: xmin, Y: fwdLimit}, {X: xmax, Y: fwdLimit}})
@@ -263,6 +267,18 @@ func WritePlot(w io.Writer, format string, pts []Point, c Chart) error {
 			text = fmt.Sprintf("first EMFILE at %.2f s", emfileAt)
 		}
 		if err := marker(emfileAt, ymax*1.22, text, colMarker); err != nil {
+			return err
+		}
+	}
+	fwdAt := -1.0
+	for _, pt := range pts {
+		if pt.ForwarderErrors > 0 {
+			fwdAt = pt.Elapsed
+			break
+		}
+	}
+	if fwdAt >= 0 {
+		if err := marker(fwdAt, ymax*1.22, fmt.Sprintf("forwarder's first EMFILE at %.2f s", fwdAt), colFwd); err != nil {
 			return err
 		}
 	}

@@ -207,7 +207,7 @@ func TestTimelineAndPlainProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(tl.String()), "\n")
-	if len(lines) != 26 || lines[0] != strings.Join(TimelineHeader, ",") || lines[25] != "2.400,24,0,0,0,0,0,0,24,0,5,4,24,0,0,0,0,0,,," || lines[1] != "0.000,0,0,0,0,0,0,0,0,0,,,0,0,0,0,0,0,,," {
+	if len(lines) != 26 || lines[0] != strings.Join(TimelineHeader, ",") || lines[25] != "2.400,24,0,0,0,0,0,0,24,0,5,4,24,0,0,0,0,0,,,," || lines[1] != "0.000,0,0,0,0,0,0,0,0,0,,,0,0,0,0,0,0,,,," {
 		t.Errorf("timeline %d lines, first %q last %q", len(lines), lines[0], lines[len(lines)-1])
 	}
 	// Plain lines at 0s, 1s, 2s and the final one: throttled, no carriage returns.

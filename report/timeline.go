@@ -17,7 +17,7 @@ import (
 var TimelineHeader = []string{"elapsed_s", "attempted", "connecting", "open", "served", "queued", "failed",
 	"target_accepted", "target_fds", "target_accept_errors",
 	"accept_queue", "listen_backlog", "listen_overflows", "listen_drops", "syncookies_sent",
-	"reqq_full_drop", "reqq_full_do_cookies", "connect_timeouts", "target_nofile", "forwarder_fds", "forwarder_nofile"}
+	"reqq_full_drop", "reqq_full_do_cookies", "connect_timeouts", "target_nofile", "forwarder_fds", "forwarder_nofile", "forwarder_errors"}
 
 // Sample is the run's state at one moment, from both sides.
 type Sample struct {
@@ -33,6 +33,8 @@ type Sample struct {
 	// ForwarderFDs and ForwarderNoFile are the forwarder's (run --forward); 0 without one.
 	ForwarderFDs    int
 	ForwarderNoFile uint64
+	// ForwarderErrors are its failed accepts and failed dials to the target.
+	ForwarderErrors int64
 }
 
 // Timeline writes one CSV row per sample.
@@ -68,6 +70,7 @@ func (t *Timeline) Write(s Sample) error {
 	t.row[18] = ifInt(s.TargetNoFile > 0, int64(s.TargetNoFile))
 	t.row[19] = ifInt(s.ForwarderNoFile > 0, int64(s.ForwarderFDs))
 	t.row[20] = ifInt(s.ForwarderNoFile > 0, int64(s.ForwarderNoFile))
+	t.row[21] = ifInt(s.ForwarderNoFile > 0, s.ForwarderErrors)
 	return t.cw.Write(t.row)
 }
 
