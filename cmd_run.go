@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -57,6 +58,8 @@ type runConfig struct {
 
 	Forward       bool
 	ForwardNoFile uint64 // 0: the target's
+	SourceIPs     string
+	sources       []netip.Addr
 
 	NetNS     bool
 	PortRange string
@@ -103,6 +106,7 @@ var runRanges = withBehaviorRanges(map[string]string{
 	"probe":            "connect, greeting, echo or http",
 	"payload":          "bytes from 1 to 65536",
 	"mss":              "bytes from 88 to 32767 (TCP_MAXSEG), or 0 to leave it",
+	"source-ips":       "addresses and ranges of this machine, such as 127.0.0.2-127.0.0.40,127.0.1.5",
 	"forward-nofile":   fmt.Sprintf("0 (the target's) or an integer from %d to the hard RLIMIT_NOFILE; only with --forward", target.MinNoFile),
 	"http-path":        "a path starting with /, such as /healthz",
 	"require-served":   "an integer from 0 to --connections",
@@ -155,6 +159,7 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.StringVar(&cfg.Timeline, "timeline", "", "write one row per --interval to this CSV file")
 	fs.StringVar(&cfg.JSON, "json", "", "write the summary as JSON to this file")
 	fs.StringVar(&cfg.Plot, "plot", "", "draw the run to this file (.svg or .png)")
+	fs.StringVar(&cfg.SourceIPs, "source-ips", "", "bind client sockets to these source addresses in turn (IP_BIND_ADDRESS_NO_PORT): each gets its own ephemeral ports")
 	fs.BoolVar(&cfg.Forward, "forward", false, "put a TCP port forwarder (connlimit forward) between the generator and the built-in target")
 	fs.Uint64Var(&cfg.ForwardNoFile, "forward-nofile", 0, "the forwarder's soft RLIMIT_NOFILE (0 = the target's)")
 	fs.StringVar(&cfg.Target, "target", "", "HOST:PORT of a running server to test instead of the built-in target")
@@ -274,6 +279,11 @@ func (c *runConfig) Validate() error {
 		return bad("require-served")
 	case c.MaxConnectP99 < 0:
 		return bad("max-connect-p99")
+	}
+	if c.SourceIPs != "" {
+		if c.sources, err = parseAddrList(c.SourceIPs); err != nil {
+			return usageErr("--source-ips: %v; want %s", err, runRanges["source-ips"])
+		}
 	}
 	for _, pid := range c.TargetPIDs {
 		if pid < 1 {
@@ -405,6 +415,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 			// Below any --port-range, so no client port is lost to the listener.
 			cfg.TargetPort = netnsTargetPort
 		}
+	}
+
+	if err := checkSources(cfg.sources); err != nil {
+		return usageErr("--source-ips: %v; want %s", err, runRanges["source-ips"])
 	}
 
 	// Pre-flight: read the limits (the inherited soft limit before any

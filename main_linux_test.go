@@ -408,6 +408,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"forward", "--to", "nowhere"}, "--to"},
 		{[]string{"--mss", "40"}, "--mss"},
 		{[]string{"--probe", "http"}, "--probe"},
+		{[]string{"--source-ips", "127.0.0.9-127.0.0.2"}, "--source-ips"},
+		{[]string{"--source-ips", "192.0.2.7"}, "--source-ips"},
+		{[]string{"--source-ips", "::1"}, "--source-ips"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

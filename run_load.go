@@ -52,10 +52,13 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	defer side.close()
 	side.procs = watchProcesses(env.procRoot, kv, side.addr, cfg.TargetPIDs)
 	addr, tp := side.addr, side.tp
+	if len(cfg.sources) > 0 && cfg.sources[0].Is4() != addr.Addr().Unmap().Is4() {
+		return usageErr("--source-ips: %s and the target %s are of different families", cfg.sources[0], addr.Addr())
+	}
 	gen, err := loadgen.New(loadgen.Config{
 		Target: addr, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
 		ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout,
-		Probe: probeFor(cfg, side), MSS: cfg.MSS, Segments: cfg.Probe == "echo",
+		Probe: probeFor(cfg, side), MSS: cfg.MSS, Segments: cfg.Probe == "echo", Sources: cfg.sources,
 	})
 	if err != nil {
 		return runtimeErr(err)
@@ -128,7 +131,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	}
 
 	sum := report.Build(report.Input{
-		Requested: cfg.Connections, Target: addr, Results: gen.Results(), GeneratorID: os.Getpid(),
+		Requested: cfg.Connections, Target: addr, Results: gen.Results(), GeneratorID: os.Getpid(), SourceAddrs: len(cfg.sources),
 		Limits: report.Limits{Generator: nf, Sysctls: sysctls}, TargetInfo: targetInfo(tp, cfg),
 		Forwarder: targetInfo(side.fp, cfg), ForwarderFirst: forwarderFirst(side),
 		Processes: sampler.processes(procsEnd), Probe: cfg.Probe, Reason: gen.Reason,
@@ -201,7 +204,7 @@ func targetInfo(tp *target.Process, cfg *runConfig) *report.Target {
 func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addr netip.AddrPort,
 	results []loadgen.Result, reason func(int) string, segs []loadgen.SegInfo, s *sampler) error {
 	if outs.csv != nil {
-		if err := report.WriteCSV(outs.csv, addr, results, reason, segs); err != nil {
+		if err := report.WriteCSV(outs.csv, []netip.AddrPort{addr}, results, reason, segs); err != nil {
 			return fmt.Errorf("--csv %s: %w", cfg.CSV, err)
 		}
 	}

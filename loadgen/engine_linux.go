@@ -41,8 +41,9 @@ func (f *fifo) pop() {
 type engine struct {
 	g        *Generator
 	epfd     int
-	sa       unix.Sockaddr
-	family   int
+	sas      []unix.Sockaddr // per Config.Targets
+	families []int
+	srcs     []unix.Sockaddr // per Config.Sources
 	next     int // index of the next attempt to start
 	pending  int // attempts without an outcome
 	connQ    fifo
@@ -70,7 +71,14 @@ func (g *Generator) Open(ctx context.Context) error {
 	}
 	e := &engine{g: g, epfd: epfd, got: map[int32][]byte{}, unsent: map[int32][]byte{}}
 	e.instant = !g.cfg.Probe.Judge(nil).More
-	e.sa, e.family = sockaddr(g.cfg.Target)
+	for _, t := range g.cfg.Targets {
+		sa, family := sockaddr(t)
+		e.sas, e.families = append(e.sas, sa), append(e.families, family)
+	}
+	for _, a := range g.cfg.Sources {
+		sa, _ := sockaddr(netip.AddrPortFrom(a, 0))
+		e.srcs = append(e.srcs, sa)
+	}
 	if g.cfg.Rate > 0 {
 		e.interval = time.Duration(float64(time.Second) / g.cfg.Rate)
 	}
@@ -185,15 +193,30 @@ func (e *engine) startAttempt() {
 	i := int32(e.next)
 	e.next++
 	r := &g.results[i]
-	*r = Result{Seq: uint32(i) + 1, FD: -1, Start: time.Since(g.start), phase: phaseConnecting}
+	dst := int(i) % len(e.sas)
+	*r = Result{Seq: uint32(i) + 1, FD: -1, Start: time.Since(g.start), phase: phaseConnecting, Dst: uint16(dst)}
 	g.c.attempted.Add(1)
 	e.pending++
-	fd, err := unix.Socket(e.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(e.families[dst], unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		e.fail(r, err)
 		return
 	}
 	r.FD = int32(fd)
+	if len(e.srcs) > 0 {
+		// The port is left to connect(), which picks it per 4-tuple; a
+		// plain bind would pick one unique across all destinations.
+		src := e.srcs[(int(i)/len(e.sas))%len(e.srcs)]
+		err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+		if err == nil {
+			err = unix.Bind(fd, src)
+		}
+		if err != nil {
+			unix.Close(fd)
+			e.fail(r, os.NewSyscallError("bind source address", err))
+			return
+		}
+	}
 	if mss := g.cfg.MSS; mss > 0 {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_MAXSEG, mss); err != nil {
 			unix.Close(fd)
@@ -201,7 +224,7 @@ func (e *engine) startAttempt() {
 			return
 		}
 	}
-	err = unix.Connect(fd, e.sa)
+	err = unix.Connect(fd, e.sas[dst])
 	switch {
 	case err == nil:
 		e.connected(i, r, false)

@@ -89,6 +89,7 @@ type Result struct {
 	Outcome Outcome
 	phase   phase
 	Status  uint16        // HTTP status from the http probe; 0 otherwise
+	Dst     uint16        // index of the attempt's destination in Config.Targets
 	Errno   syscall.Errno // 0 unless the outcome came from an error
 	// Start is when socket() was called, since the generator started.
 	Start time.Duration
@@ -112,7 +113,14 @@ const (
 
 // Config describes one generator.
 type Config struct {
-	Target      netip.AddrPort
+	Target netip.AddrPort
+	// Targets, when set, replaces Target: attempt i goes to Targets[i%len].
+	Targets []netip.AddrPort
+	// Sources, when set, binds every socket to one of these addresses
+	// (IP_BIND_ADDRESS_NO_PORT: the port is picked at connect time, per
+	// 4-tuple), so each (source, destination) pair has its own ephemeral
+	// ports. Attempt i uses Sources[(i/len(Targets))%len].
+	Sources     []netip.Addr
 	Connections int // exactly this many attempts; DefaultConnections when 0
 	// Rate is attempts started per second; 0 starts them as fast as Concurrency allows.
 	Rate float64
@@ -193,8 +201,16 @@ type Generator struct {
 // during the run.
 func New(cfg Config) (*Generator, error) {
 	cfg = cfg.withDefaults()
-	if !cfg.Target.IsValid() {
-		return nil, fmt.Errorf("loadgen: invalid target address %v", cfg.Target)
+	if len(cfg.Targets) == 0 {
+		cfg.Targets = []netip.AddrPort{cfg.Target}
+	}
+	if len(cfg.Targets) > 1<<16 {
+		return nil, fmt.Errorf("loadgen: %d targets; at most 65536", len(cfg.Targets))
+	}
+	for _, t := range cfg.Targets {
+		if !t.IsValid() {
+			return nil, fmt.Errorf("loadgen: invalid target address %v", t)
+		}
 	}
 	if cfg.Connections > 1<<31-1 {
 		return nil, fmt.Errorf("loadgen: %d connections is more than one generator can track", cfg.Connections)

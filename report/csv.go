@@ -22,7 +22,8 @@ var SegmentHeader = []string{"bytes_sent", "bytes_received", "mss", "data_segs_o
 // attempt (no descriptor, never connected, no greeting) is left empty.
 // reason (may be nil) gives what the target said for attempt i (0-based).
 // segs (nil without a payload) adds the TCP_INFO columns.
-func WriteCSV(w io.Writer, remote netip.AddrPort, results []loadgen.Result, reason func(i int) string, segs []loadgen.SegInfo) error {
+// remotes are the destinations, indexed by Result.Dst.
+func WriteCSV(w io.Writer, remotes []netip.AddrPort, results []loadgen.Result, reason func(i int) string, segs []loadgen.SegInfo) error {
 	cw := csv.NewWriter(w)
 	header := CSVHeader
 	if segs != nil {
@@ -31,7 +32,10 @@ func WriteCSV(w io.Writer, remote netip.AddrPort, results []loadgen.Result, reas
 	if err := cw.Write(header); err != nil {
 		return err
 	}
-	rip, rport := remote.Addr().String(), strconv.Itoa(int(remote.Port()))
+	rips, rports := make([]string, len(remotes)), make([]string, len(remotes))
+	for i, r := range remotes {
+		rips[i], rports[i] = r.Addr().String(), strconv.Itoa(int(r.Port()))
+	}
 	row := make([]string, len(header))
 	for i := range results {
 		r := &results[i]
@@ -41,7 +45,10 @@ func WriteCSV(w io.Writer, remote netip.AddrPort, results []loadgen.Result, reas
 		if r.Local.IsValid() {
 			row[2], row[3] = r.Local.Addr().String(), strconv.Itoa(int(r.Local.Port()))
 		}
-		row[4], row[5] = rip, rport
+		row[4], row[5] = "", ""
+		if d := int(r.Dst); d < len(remotes) {
+			row[4], row[5] = rips[d], rports[d]
+		}
 		row[6] = r.Outcome.String()
 		row[7] = ErrnoName(r.Errno)
 		row[8] = ifInt(r.Connect > 0, micros(r.Connect))

@@ -164,7 +164,7 @@ func TestJSONGolden(t *testing.T) {
 
 func TestCSV(t *testing.T) {
 	var b bytes.Buffer
-	if err := WriteCSV(&b, target, fixtureResults(), func(i int) string {
+	if err := WriteCSV(&b, []netip.AddrPort{target}, fixtureResults(), func(i int) string {
 		if i == 5 {
 			return "said, with a comma"
 		}
@@ -318,7 +318,7 @@ func TestSplit(t *testing.T) {
 func TestSegmentsCSV(t *testing.T) {
 	var b bytes.Buffer
 	in := fixtureInput()
-	if err := WriteCSV(&b, target, in.Results, nil, in.Segs); err != nil {
+	if err := WriteCSV(&b, []netip.AddrPort{target}, in.Results, nil, in.Segs); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := csv.NewReader(&b).ReadAll()

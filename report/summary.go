@@ -170,6 +170,9 @@ type Limits struct {
 type Generator struct {
 	PID       int `json:"pid"`
 	Connected int `json:"connected"`
+	// SourceAddrs is how many source addresses the sockets were bound to
+	// (--source-ips); 0 when the kernel chose.
+	SourceAddrs int `json:"source_addrs"`
 	// ConnectSpanS is from the first socket() to the last completed handshake.
 	ConnectSpanS float64 `json:"connect_span_s"`
 }
@@ -218,6 +221,7 @@ type Input struct {
 	Target      netip.AddrPort
 	Results     []loadgen.Result
 	GeneratorID int
+	SourceAddrs int
 	Limits      Limits
 	TargetInfo  *Target // nil when the target is not ours
 	Forwarder   *Target // nil without run --forward

@@ -127,7 +127,13 @@ func explain(p func(string, ...any), s Summary) {
 	case s.FirstLimit == LimitEphemeralPorts:
 		r := s.Limits.Sysctls.PortRange
 		p("  connect() failed with EADDRNOTAVAIL after %d connections: each connection to %s needs its own local port,\n", s.FirstLimitAt, s.TargetAddr)
-		p("  and net.ipv4.ip_local_port_range %d-%d holds %d. The target never saw these attempts.\n", r.Low, r.High, r.Count())
+		if n := s.Generator.SourceAddrs; n > 1 {
+			p("  and net.ipv4.ip_local_port_range %d-%d holds %d per source address: with %d source addresses, %d.\n",
+				r.Low, r.High, r.Count(), n, n*r.Count())
+			p("  The target never saw these attempts.\n")
+		} else {
+			p("  and net.ipv4.ip_local_port_range %d-%d holds %d. The target never saw these attempts.\n", r.Low, r.High, r.Count())
+		}
 	case s.FirstLimit == LimitNone && s.Attempted < s.Requested:
 		p("  no limit was met in the %d attempts made before the run stopped (%d asked).\n", s.Attempted, s.Requested)
 	case s.FirstLimit == LimitNone:
