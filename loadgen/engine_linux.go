@@ -44,8 +44,8 @@ type engine struct {
 	sas      []unix.Sockaddr // per Config.Targets
 	families []int
 	srcs     []unix.Sockaddr // per Config.Sources
-	next     int // index of the next attempt to start
-	pending  int // attempts without an outcome
+	next     int             // index of the next attempt to start
+	pending  int             // attempts without an outcome
 	connQ    fifo
 	replyQ   fifo
 	got      map[int32][]byte // reply bytes read so far; after serving, the first bytes of an unasked-for message
