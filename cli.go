@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"syscall"
 )
 
@@ -92,6 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runPlot(args, stdout)
 	case "limits":
 		return runLimits(ctx, args, stdout)
+	case "worker": // internal: one generator process of run --procs N
+		return runWorker(ctx, args, os.Stdin)
 	case "target", "forward":
 		return runTarget(ctx, cmd, args, stdout, stderr)
 	case "help":

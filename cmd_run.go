@@ -60,6 +60,7 @@ type runConfig struct {
 	ForwardNoFile uint64 // 0: the target's
 	SourceIPs     string
 	sources       []netip.Addr
+	procs         int // generator processes, resolved from Procs
 
 	NetNS     bool
 	PortRange string
@@ -98,7 +99,7 @@ var runRanges = withBehaviorRanges(map[string]string{
 	"target-port":      "a port from 0 (any free port) to 65535",
 	"interval":         "a duration from 10ms to 1m, such as 100ms",
 	"nofile":           fmt.Sprintf("0 (raise as needed) or an integer from %d to the hard RLIMIT_NOFILE", minGeneratorNoFile),
-	"procs":            "auto or 1 (one generator process; several are not built yet)",
+	"procs":            "auto (as many generator processes as the hard limit requires) or an integer from 1 to 1024",
 	"port-range":       "LOW-HIGH with 1024 <= LOW < HIGH <= 65535, such as 40000-40199; only with --netns",
 	"somaxconn":        "an integer from 1 to 1048576; only with --netns",
 	"target":           "HOST:PORT of a running server, such as 127.0.0.1:8080 (loopback unless --allow-remote)",
@@ -136,6 +137,14 @@ func parsePortRange(s string) (limits.PortRange, error) {
 	return limits.PortRange{Low: l, High: h}, nil
 }
 
+func validProcs(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 1 && n <= maxProcs
+}
+
+// maxProcs bounds --procs.
+const maxProcs = 1024
+
 // minGeneratorNoFile leaves the generator its own few descriptors (stdio,
 // netpoller, sampler readers, the target's pipe) under a --nofile.
 const minGeneratorNoFile = 16
@@ -152,7 +161,7 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.DurationVar(&cfg.Hold, "hold", time.Second, "hold every connection open this long before closing them all")
 	fs.Uint64Var(&cfg.TargetNoFile, "target-nofile", target.DefaultNoFile, "soft RLIMIT_NOFILE of the built-in target")
 	fs.Uint64Var(&cfg.NoFile, "nofile", 0, "the generator's own soft RLIMIT_NOFILE, to show a client-side limit (0 = raise it as needed)")
-	fs.StringVar(&cfg.Procs, "procs", "auto", "generator processes: auto or 1")
+	fs.StringVar(&cfg.Procs, "procs", "auto", "generator processes: auto (as many as the hard RLIMIT_NOFILE requires) or N")
 	fs.IntVar(&cfg.TargetPort, "target-port", 0, "port of the built-in target on 127.0.0.1 (0 = any free port)")
 	cfg.behaviorFlags.register(fs)
 	fs.StringVar(&cfg.CSV, "csv", "", "write one row per attempt to this CSV file")
@@ -232,7 +241,7 @@ func (c *runConfig) Validate() error {
 		return bad("target-nofile")
 	case c.NoFile != 0 && c.NoFile < minGeneratorNoFile:
 		return bad("nofile")
-	case c.Procs != "auto" && c.Procs != "1":
+	case c.Procs != "auto" && !validProcs(c.Procs):
 		return bad("procs")
 	case c.TargetPort < 0 || c.TargetPort > 65535:
 		return bad("target-port")
@@ -440,7 +449,29 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 	if cfg.NoFile > nf.Hard {
 		return usageErr("--nofile: %d is above the hard limit %d; want %s", cfg.NoFile, nf.Hard, runRanges["nofile"])
 	}
-	if cfg.NoFile == 0 {
+	// Generator processes: one unless the connections do not fit one
+	// process's hard limit (or --procs says so).
+	perProc := int(nf.Hard) - generatorReserve
+	cfg.procs = 1
+	if cfg.Procs == "auto" && perProc > 0 && cfg.Connections > perProc && cfg.NoFile == 0 {
+		cfg.procs = (cfg.Connections + perProc - 1) / perProc
+	} else if cfg.Procs != "auto" {
+		cfg.procs, _ = strconv.Atoi(cfg.Procs)
+	}
+	if cfg.procs > 1 {
+		if cfg.NoFile > 0 {
+			return usageErr("--nofile: shows one generator's own limit; want --procs 1 with it")
+		}
+		if each := (cfg.Connections + cfg.procs - 1) / cfg.procs; each > perProc {
+			return usageErr("--procs: %d processes would hold %d connections each, above the hard limit %d less %d for themselves; want at least %d",
+				cfg.procs, each, nf.Hard, generatorReserve, (cfg.Connections+perProc-1)/perProc)
+		}
+		if !cfg.Quiet {
+			fmt.Fprintf(stderr, "connlimit: %d connections over %d generator processes (at most %d each, under the hard limit %d)\n",
+				cfg.Connections, cfg.procs, (cfg.Connections+cfg.procs-1)/cfg.procs, nf.Hard)
+		}
+	}
+	if cfg.NoFile == 0 && cfg.procs == 1 {
 		need := uint64(cfg.Connections) + generatorReserve
 		raised, err := limits.EnsureSoft(need)
 		if err != nil {

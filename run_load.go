@@ -19,6 +19,18 @@ import (
 	"github.com/connlimit/connlimit/target"
 )
 
+// load is the generator as the run drives it: one process (loadgen) or
+// several (workerPool).
+type load interface {
+	Open(ctx context.Context) error
+	Hold(ctx context.Context, d time.Duration) error
+	Close() error
+	Snapshot() loadgen.Snapshot
+	Results() []loadgen.Result
+	Reason(i int) string
+	Segments() []loadgen.SegInfo
+}
+
 // runLoad runs one load against the built-in target or --target, then
 // writes every report.
 func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf limits.NoFile,
@@ -55,13 +67,24 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	if len(cfg.sources) > 0 && cfg.sources[0].Is4() != addr.Addr().Unmap().Is4() {
 		return usageErr("--source-ips: %s and the target %s are of different families", cfg.sources[0], addr.Addr())
 	}
-	gen, err := loadgen.New(loadgen.Config{
-		Target: addr, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
-		ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout,
-		Probe: probeFor(cfg, side), MSS: cfg.MSS, Segments: cfg.Probe == "echo", Sources: cfg.sources,
-	})
-	if err != nil {
-		return runtimeErr(err)
+	var gen load
+	if cfg.procs > 1 {
+		pool, err := startWorkers(workerSpec{exe: env.targetExe, targets: []netip.AddrPort{addr}, cfg: cfg, builtin: tp != nil}, cfg.procs)
+		if err != nil {
+			return runtimeErr(err)
+		}
+		defer pool.Close() // a no-op after the Close below
+		gen = pool
+	} else {
+		g, err := loadgen.New(loadgen.Config{
+			Target: addr, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
+			ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout,
+			Probe: probeFor(cfg, side), MSS: cfg.MSS, Segments: cfg.Probe == "echo", Sources: cfg.sources,
+		})
+		if err != nil {
+			return runtimeErr(err)
+		}
+		gen = g
 	}
 
 	// The run stops early on a signal (ctx) or if the target dies.
@@ -251,7 +274,7 @@ func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addr netip.
 
 // sampler reads both sides every --interval for the timeline and progress.
 type sampler struct {
-	gen         *loadgen.Generator
+	gen         load
 	tp          *target.Process // nil for --target
 	fp          *target.Process // the forwarder, or nil
 	procs       []*procWatch
@@ -272,7 +295,7 @@ type sampler struct {
 	backlogSeen int64
 }
 
-func newSampler(cfg *runConfig, outs *outputs, gen *loadgen.Generator, side *targetSide, began time.Time, stderr io.Writer) *sampler {
+func newSampler(cfg *runConfig, outs *outputs, gen load, side *targetSide, began time.Time, stderr io.Writer) *sampler {
 	s := &sampler{gen: gen, tp: side.tp, procs: side.procs, began: began, interval: cfg.Interval, queueMax: -1, backlogSeen: -1}
 	if outs.timeline != nil {
 		s.timeline, s.timelineErr = report.NewTimeline(outs.timeline)

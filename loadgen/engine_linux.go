@@ -84,6 +84,9 @@ func (g *Generator) Open(ctx context.Context) error {
 	}
 	g.e = e
 	g.start = time.Now()
+	if !g.cfg.Epoch.IsZero() {
+		g.start = g.cfg.Epoch
+	}
 	return e.loop(ctx)
 }
 

@@ -136,6 +136,9 @@ type Config struct {
 	MSS int
 	// Segments asks for TCP_INFO of every served connection (see Generator.Segments).
 	Segments bool
+	// Epoch, when set, is the time Result.Start counts from, so the results
+	// of generators in several processes can be merged in time order.
+	Epoch time.Time
 }
 
 // SegInfo is what TCP_INFO says of one connection once its probe was answered.

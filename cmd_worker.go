@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/gob"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/connlimit/connlimit/limits"
+	"github.com/connlimit/connlimit/loadgen"
+	"github.com/connlimit/connlimit/target"
+)
+
+// A generator worker is one process of a multi-process run: run starts
+// "connlimit worker" children, each with its share of the connections and its
+// own RLIMIT_NOFILE. It reports on fd 3 (JSON lines), holds its connections
+// until its stdin closes, then writes its results to a file and exits.
+
+// workerEvent is one line a worker writes to its parent.
+type workerEvent struct {
+	Event string           `json:"event"` // "stats", "opened", "done"
+	Snap  loadgen.Snapshot `json:"snap"`
+	Err   string           `json:"err,omitempty"`
+}
+
+// workerResults is what a worker hands back, gob-encoded.
+type workerResults struct {
+	Results []loadgen.Result
+	Reasons map[int32]string
+	Segs    []loadgen.SegInfo
+}
+
+func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
+	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var (
+		targets, sources, probe, resultsPath string
+		n, concurrency, payload, mss         int
+		rate                                 float64
+		connectTimeout, replyTimeout, every  time.Duration
+		epoch                                int64
+		builtin                              bool
+	)
+	fs.StringVar(&targets, "targets", "", "")
+	fs.StringVar(&sources, "source-ips", "", "")
+	fs.StringVar(&probe, "probe", "greeting", "")
+	fs.StringVar(&resultsPath, "results", "", "")
+	fs.IntVar(&n, "connections", 0, "")
+	fs.IntVar(&concurrency, "concurrency", loadgen.DefaultConcurrency, "")
+	fs.IntVar(&payload, "payload", 16, "")
+	fs.IntVar(&mss, "mss", 0, "")
+	fs.Float64Var(&rate, "rate", 0, "")
+	fs.DurationVar(&connectTimeout, "connect-timeout", loadgen.DefaultConnectTimeout, "")
+	fs.DurationVar(&replyTimeout, "greeting-timeout", loadgen.DefaultGreetingTimeout, "")
+	fs.DurationVar(&every, "interval", 100*time.Millisecond, "")
+	fs.Int64Var(&epoch, "epoch", 0, "")
+	fs.BoolVar(&builtin, "builtin", false, "")
+	if err := fs.Parse(args); err != nil {
+		return usageErr("worker: %v (an internal command of connlimit run)", err)
+	}
+	events := os.NewFile(3, "events")
+	if events == nil || resultsPath == "" || n < 1 {
+		return usageErr("worker: an internal command of connlimit run; use connlimit run --procs N")
+	}
+	defer events.Close()
+	enc := &lockedEncoder{enc: json.NewEncoder(events)}
+
+	var dsts []netip.AddrPort
+	for t := range strings.SplitSeq(targets, ",") {
+		ap, err := netip.ParseAddrPort(t)
+		if err != nil {
+			return usageErr("worker --targets: %v", err)
+		}
+		dsts = append(dsts, ap)
+	}
+	var srcs []netip.Addr
+	if sources != "" {
+		var err error
+		if srcs, err = parseAddrList(sources); err != nil {
+			return usageErr("worker --source-ips: %v", err)
+		}
+	}
+	if _, err := limits.EnsureSoft(uint64(n) + generatorReserve); err != nil {
+		return runtimeErr(fmt.Errorf("worker: %w", err))
+	}
+	var p loadgen.Probe
+	switch probe {
+	case "connect":
+		p = loadgen.ConnectProbe{}
+	case "echo":
+		e := loadgen.NewEchoProbe(payload)
+		if builtin {
+			e.AfterLine, e.Parse = true, target.ParseGreeting
+		}
+		p = e
+	default:
+		p = loadgen.GreetingProbe{Parse: target.ParseGreeting}
+	}
+	gen, err := loadgen.New(loadgen.Config{Targets: dsts, Sources: srcs, Connections: n, Rate: rate, Concurrency: concurrency,
+		ConnectTimeout: connectTimeout, GreetingTimeout: replyTimeout, Probe: p, MSS: mss, Segments: probe == "echo",
+		Epoch: time.Unix(0, epoch)})
+	if err != nil {
+		return runtimeErr(err)
+	}
+
+	// Stdin closing (or a signal, through ctx) ends the hold.
+	holdCtx, release := context.WithCancel(ctx)
+	defer release()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		io.Copy(io.Discard, stdin)
+		release()
+	})
+	statsCtx, stopStats := context.WithCancel(context.Background())
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-statsCtx.Done():
+				return
+			case <-t.C:
+				enc.send(workerEvent{Event: "stats", Snap: gen.Snapshot()})
+			}
+		}
+	})
+	openErr := gen.Open(holdCtx)
+	enc.send(workerEvent{Event: "opened", Snap: gen.Snapshot()})
+	if openErr == nil {
+		_ = gen.Hold(holdCtx, 24*time.Hour) // until stdin closes or a signal
+	}
+	closeErr := gen.Close()
+	stopStats()
+	err = writeWorkerResults(resultsPath, gen)
+	ev := workerEvent{Event: "done", Snap: gen.Snapshot()}
+	if err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		ev.Err = err.Error()
+	}
+	enc.send(ev)
+	events.Close() // the parent's reader ends; the stdin reader ends when the parent closes it
+	release()
+	wg.Wait()
+	if err != nil {
+		return runtimeErr(err)
+	}
+	return nil
+}
+
+func writeWorkerResults(path string, gen *loadgen.Generator) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	res := workerResults{Results: gen.Results(), Reasons: map[int32]string{}, Segs: gen.Segments()}
+	for i := range res.Results {
+		if r := gen.Reason(i); r != "" {
+			res.Reasons[int32(i)] = r
+		}
+	}
+	w := bufio.NewWriter(f)
+	if err := gob.NewEncoder(w).Encode(&res); err != nil {
+		f.Close()
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// lockedEncoder serialises event lines from the stats ticker and the main flow.
+type lockedEncoder struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+func (l *lockedEncoder) send(ev workerEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_ = l.enc.Encode(ev) // a parent gone away is seen through stdin and Pdeathsig
+}

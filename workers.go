@@ -1,0 +1,343 @@
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/gob"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/connlimit/connlimit/loadgen"
+)
+
+// workerPool runs the generator as several "connlimit worker" processes and
+// looks like one generator to the rest of the run: one snapshot, one list of
+// results in time order.
+type workerPool struct {
+	workers []*worker
+	dir     string // results files
+	results []loadgen.Result
+	reasons map[int]string
+	segs    []loadgen.SegInfo
+	closed  bool
+}
+
+type worker struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	events *os.File
+	path   string
+	n      int
+
+	mu     sync.Mutex
+	latest loadgen.Snapshot
+	err    string
+	opened chan struct{} // closed at the "opened" event, or when the worker is gone
+	gone   chan struct{} // closed once the event stream ended
+	once   sync.Once
+	wg     sync.WaitGroup
+}
+
+// workerSpec is what every worker shares.
+type workerSpec struct {
+	exe     string
+	targets []netip.AddrPort
+	cfg     *runConfig
+	builtin bool
+}
+
+// startWorkers starts n workers with connections split as evenly as
+// possible; each gets an equal part of the rate and the source addresses.
+func startWorkers(spec workerSpec, n int) (*workerPool, error) {
+	dir, err := os.MkdirTemp("", "connlimit-workers-")
+	if err != nil {
+		return nil, fmt.Errorf("worker results directory: %w", err)
+	}
+	p := &workerPool{dir: dir, reasons: map[int]string{}}
+	cfg := spec.cfg
+	epoch := time.Now().UnixNano()
+	var dsts []string
+	for _, t := range spec.targets {
+		dsts = append(dsts, t.String())
+	}
+	for i := range n {
+		count := cfg.Connections/n + btoi(i < cfg.Connections%n)
+		args := []string{"worker", "--targets", strings.Join(dsts, ","), "--connections", strconv.Itoa(count),
+			"--rate", strconv.FormatFloat(cfg.Rate/float64(n), 'f', -1, 64),
+			"--concurrency", strconv.Itoa(max(1, cfg.Concurrency/n)),
+			"--connect-timeout", cfg.ConnectTimeout.String(), "--greeting-timeout", cfg.GreetingTimeout.String(),
+			"--probe", cfg.Probe, "--payload", strconv.Itoa(cfg.Payload), "--mss", strconv.Itoa(cfg.MSS),
+			"--interval", cfg.Interval.String(), "--epoch", strconv.FormatInt(epoch, 10),
+			"--results", filepath.Join(dir, "w"+strconv.Itoa(i))}
+		if spec.builtin {
+			args = append(args, "--builtin")
+		}
+		if src := shareOf(cfg.sources, i, n); len(src) > 0 {
+			args = append(args, "--source-ips", joinAddrs(src))
+		}
+		w, err := startWorker(spec.exe, args)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		w.n, w.path = count, filepath.Join(dir, "w"+strconv.Itoa(i))
+		p.workers = append(p.workers, w)
+	}
+	return p, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// shareOf gives worker i of n its own source addresses (all of them when
+// there are fewer addresses than workers).
+func shareOf(all []netip.Addr, i, n int) []netip.Addr {
+	if len(all) < n {
+		return all
+	}
+	return all[i*len(all)/n : (i+1)*len(all)/n]
+}
+
+func joinAddrs(as []netip.Addr) string {
+	parts := make([]string, len(as))
+	for i, a := range as {
+		parts[i] = a.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func startWorker(exe string, args []string) (*worker, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	w := &worker{opened: make(chan struct{}), gone: make(chan struct{}), events: pr}
+	w.cmd = exec.Command(exe, args...)
+	w.cmd.ExtraFiles = []*os.File{pw}
+	w.cmd.Stderr = os.Stderr
+	w.cmd.SysProcAttr = childAttr()
+	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
+		pr.Close()
+		pw.Close()
+		return nil, err
+	}
+	err = w.cmd.Start()
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		return nil, fmt.Errorf("start generator worker: %w", err)
+	}
+	w.wg.Go(w.read)
+	return w, nil
+}
+
+// read follows the worker's events until its pipe closes.
+func (w *worker) read() {
+	defer close(w.gone)
+	defer w.once.Do(func() { close(w.opened) })
+	sc := bufio.NewScanner(w.events)
+	for sc.Scan() {
+		var ev workerEvent
+		if json.Unmarshal(sc.Bytes(), &ev) != nil {
+			continue
+		}
+		w.mu.Lock()
+		w.latest = ev.Snap
+		if ev.Err != "" {
+			w.err = ev.Err
+		}
+		w.mu.Unlock()
+		if ev.Event == "opened" {
+			w.once.Do(func() { close(w.opened) })
+		}
+	}
+}
+
+// Open waits until every worker has made its attempts.
+func (p *workerPool) Open(ctx context.Context) error {
+	for _, w := range p.workers {
+		select {
+		case <-w.opened:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	for i, w := range p.workers {
+		select {
+		case <-w.gone:
+			return fmt.Errorf("generator worker %d (pid %d) ended during the ramp%s", i, w.cmd.Process.Pid, w.errText())
+		default:
+		}
+	}
+	return nil
+}
+
+func (w *worker) errText() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == "" {
+		return ""
+	}
+	return ": " + w.err
+}
+
+// Hold waits d, or until ctx ends or a worker dies.
+func (p *workerPool) Hold(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	anyGone := make(chan int, len(p.workers))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	for i, w := range p.workers {
+		wg.Go(func() {
+			select {
+			case <-w.gone:
+				anyGone <- i
+			case <-stop:
+			}
+		})
+	}
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case i := <-anyGone:
+		return fmt.Errorf("generator worker %d (pid %d) ended during the hold%s", i, p.workers[i].cmd.Process.Pid, p.workers[i].errText())
+	}
+}
+
+// Snapshot sums the workers' last reports.
+func (p *workerPool) Snapshot() loadgen.Snapshot {
+	var s loadgen.Snapshot
+	for _, w := range p.workers {
+		w.mu.Lock()
+		l := w.latest
+		w.mu.Unlock()
+		s.Attempted += l.Attempted
+		s.Connecting += l.Connecting
+		s.Open += l.Open
+		s.Served += l.Served
+		s.Queued += l.Queued
+		s.Failed += l.Failed
+		s.ConnectTimeouts += l.ConnectTimeouts
+	}
+	return s
+}
+
+// Close tells every worker to close its connections (its stdin closes),
+// waits for them, and merges their results in time order.
+func (p *workerPool) Close() error {
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	defer os.RemoveAll(p.dir)
+	for _, w := range p.workers {
+		w.stdin.Close()
+	}
+	var errs []error
+	type part struct {
+		res workerResults
+		w   int
+	}
+	var parts []part
+	for i, w := range p.workers {
+		done := make(chan error, 1)
+		go func() { done <- w.cmd.Wait() }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(30 * time.Second):
+			w.cmd.Process.Kill()
+			err = <-done
+		}
+		w.wg.Wait()
+		w.events.Close()
+		var ee *exec.ExitError
+		if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 130) {
+			errs = append(errs, fmt.Errorf("generator worker %d (pid %d): %v%s", i, w.cmd.Process.Pid, err, w.errText()))
+		}
+		f, ferr := os.Open(w.path)
+		if ferr != nil {
+			errs = append(errs, fmt.Errorf("generator worker %d left no results: %w", i, ferr))
+			continue
+		}
+		var res workerResults
+		ferr = gob.NewDecoder(bufio.NewReader(f)).Decode(&res)
+		f.Close()
+		if ferr != nil {
+			errs = append(errs, fmt.Errorf("generator worker %d results: %w", i, ferr))
+			continue
+		}
+		parts = append(parts, part{res, i})
+	}
+	// One list in the order the attempts were made: every worker counted
+	// its starts from the same epoch.
+	type ref struct{ part, i int }
+	var refs []ref
+	for pi, pt := range parts {
+		for i := range pt.res.Results {
+			refs = append(refs, ref{pi, i})
+		}
+	}
+	slices.SortStableFunc(refs, func(a, b ref) int {
+		return cmp.Compare(parts[a.part].res.Results[a.i].Start, parts[b.part].res.Results[b.i].Start)
+	})
+	withSegs := len(parts) > 0 && parts[0].res.Segs != nil
+	p.results = make([]loadgen.Result, len(refs))
+	if withSegs {
+		p.segs = make([]loadgen.SegInfo, len(refs))
+	}
+	for gi, rf := range refs {
+		pt := parts[rf.part].res
+		r := pt.Results[rf.i]
+		r.Seq = uint32(gi) + 1
+		p.results[gi] = r
+		if reason, ok := pt.Reasons[int32(rf.i)]; ok {
+			p.reasons[gi] = reason
+		}
+		if withSegs && rf.i < len(pt.Segs) {
+			p.segs[gi] = pt.Segs[rf.i]
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Results are the merged attempts, after Close.
+func (p *workerPool) Results() []loadgen.Result { return p.results }
+
+// Reason is what the target said for merged attempt i.
+func (p *workerPool) Reason(i int) string { return p.reasons[i] }
+
+// Segments are TCP_INFO per merged attempt, or nil.
+func (p *workerPool) Segments() []loadgen.SegInfo { return p.segs }
+
+// PIDs lists the workers' process ids.
+func (p *workerPool) PIDs() []int {
+	var pids []int
+	for _, w := range p.workers {
+		pids = append(pids, w.cmd.Process.Pid)
+	}
+	return pids
+}
