@@ -61,6 +61,8 @@ type runConfig struct {
 	SourceIPs     string
 	sources       []netip.Addr
 	procs         int // generator processes, resolved from Procs
+	TargetProcs   string
+	targetProcs   int // built-in target processes, resolved from TargetProcs
 
 	NetNS     bool
 	PortRange string
@@ -99,6 +101,7 @@ var runRanges = withBehaviorRanges(map[string]string{
 	"target-port":      "a port from 0 (any free port) to 65535",
 	"interval":         "a duration from 10ms to 1m, such as 100ms",
 	"nofile":           fmt.Sprintf("0 (raise as needed) or an integer from %d to the hard RLIMIT_NOFILE", minGeneratorNoFile),
+	"target-procs":     "auto (as many built-in target processes as the hard limit requires) or an integer from 1 to 1024",
 	"procs":            "auto (as many generator processes as the hard limit requires) or an integer from 1 to 1024",
 	"port-range":       "LOW-HIGH with 1024 <= LOW < HIGH <= 65535, such as 40000-40199; only with --netns",
 	"somaxconn":        "an integer from 1 to 1048576; only with --netns",
@@ -116,7 +119,7 @@ var runRanges = withBehaviorRanges(map[string]string{
 })
 
 // builtinOnly are the flags that describe the built-in target.
-var builtinOnly = []string{"target-nofile", "target-port", "on-emfile", "backlog", "max-conns", "on-max-conns", "accept-delay", "netns",
+var builtinOnly = []string{"target-nofile", "target-port", "target-procs", "on-emfile", "backlog", "max-conns", "on-max-conns", "accept-delay", "netns",
 	"forward", "forward-nofile"}
 
 // netnsTargetPort is the built-in target's port in a --netns namespace,
@@ -161,6 +164,7 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.DurationVar(&cfg.Hold, "hold", time.Second, "hold every connection open this long before closing them all")
 	fs.Uint64Var(&cfg.TargetNoFile, "target-nofile", target.DefaultNoFile, "soft RLIMIT_NOFILE of the built-in target")
 	fs.Uint64Var(&cfg.NoFile, "nofile", 0, "the generator's own soft RLIMIT_NOFILE, to show a client-side limit (0 = raise it as needed)")
+	fs.StringVar(&cfg.TargetProcs, "target-procs", "auto", "built-in target processes, each on its own port: auto (as many as the hard RLIMIT_NOFILE requires) or N")
 	fs.StringVar(&cfg.Procs, "procs", "auto", "generator processes: auto (as many as the hard RLIMIT_NOFILE requires) or N")
 	fs.IntVar(&cfg.TargetPort, "target-port", 0, "port of the built-in target on 127.0.0.1 (0 = any free port)")
 	cfg.behaviorFlags.register(fs)
@@ -243,6 +247,8 @@ func (c *runConfig) Validate() error {
 		return bad("nofile")
 	case c.Procs != "auto" && !validProcs(c.Procs):
 		return bad("procs")
+	case c.TargetProcs != "auto" && !validProcs(c.TargetProcs):
+		return bad("target-procs")
 	case c.TargetPort < 0 || c.TargetPort > 65535:
 		return bad("target-port")
 	case c.Interval < 10*time.Millisecond || c.Interval > time.Minute:
@@ -471,13 +477,33 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 				cfg.Connections, cfg.procs, (cfg.Connections+cfg.procs-1)/cfg.procs, nf.Hard)
 		}
 	}
+	// Built-in target processes: as many as the connections need at the
+	// hard limit; once there are several, the run is about scale, so each
+	// gets the hard limit unless --target-nofile says otherwise.
+	cfg.targetProcs = 1
+	if cfg.TargetProcs == "auto" && perProc > 0 && cfg.Connections > perProc {
+		cfg.targetProcs = (cfg.Connections + perProc - 1) / perProc
+	} else if cfg.TargetProcs != "auto" {
+		cfg.targetProcs, _ = strconv.Atoi(cfg.TargetProcs)
+	}
+	if cfg.Target == "" && cfg.targetProcs > 1 {
+		if !fs.Changed("target-nofile") {
+			cfg.TargetNoFile = nf.Hard
+		}
+		if cfg.Forward {
+			return usageErr("--forward: works with one target process; want --target-procs 1")
+		}
+		if !cfg.Quiet {
+			fmt.Fprintf(stderr, "connlimit: %d built-in target processes, each on its own port with RLIMIT_NOFILE %d\n", cfg.targetProcs, cfg.TargetNoFile)
+		}
+	}
 	if cfg.NoFile == 0 && cfg.procs == 1 {
 		need := uint64(cfg.Connections) + generatorReserve
 		raised, err := limits.EnsureSoft(need)
 		if err != nil {
 			var hl *limits.HardLimitError
 			if errors.As(err, &hl) {
-				return runtimeErr(fmt.Errorf("the generator %v (%d connections + %d for itself); or lower --connections to %d",
+				return runtimeErr(fmt.Errorf("the generator %v (%d connections + %d for itself); or lower --connections to %d, or let --procs auto spread them over processes",
 					err, cfg.Connections, generatorReserve, int(nf.Hard)-generatorReserve))
 			}
 			return runtimeErr(fmt.Errorf("raise the generator's soft limit to %d: %w", need, err))

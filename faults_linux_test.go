@@ -239,7 +239,7 @@ func TestEnvironmentFaults(t *testing.T) {
 	}{
 		{"target port in use", []string{"--target-port", busy}, []string{"address already in use", "choose another"}},
 		{"target address refuses", []string{"--target", "127.0.0.1:" + strconv.Itoa(freePort(t))}, []string{"nothing listens there"}},
-		{"hard limit too low", []string{"--connections", strconv.FormatUint(r.Max, 10)}, []string{"hard limit", "ulimit -Hn"}},
+		{"hard limit too low", []string{"--procs", "1", "--connections", strconv.FormatUint(r.Max, 10)}, []string{"hard limit", "ulimit -Hn", "--procs"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -101,6 +101,19 @@ type summaryJSON struct {
 			SlotsUsed int    `json:"slots_used"`
 		} `json:"first_emfile"`
 	} `json:"forwarder"`
+	Generators []struct {
+		PID         int   `json:"pid"`
+		Connections int   `json:"connections"`
+		Served      int64 `json:"served"`
+	} `json:"generators"`
+	Targets []struct {
+		PID         int   `json:"pid"`
+		Accepted    int64 `json:"accepted"`
+		FirstEMFILE *struct {
+			SlotsUsed int   `json:"slots_used"`
+			Accepted  int64 `json:"accepted"`
+		} `json:"first_emfile"`
+	} `json:"targets"`
 	Processes []processJSON `json:"target_processes"`
 	Segments  *struct {
 		PayloadBytes int    `json:"payload_bytes"`
@@ -368,7 +381,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"limits", "--connections", "5"}, "--connections"},
 		{[]string{"target", "--nofile", "2"}, "--nofile"},
 		{[]string{"--nofile", "99999999"}, "--nofile"},
-		{[]string{"--procs", "3"}, "--procs"},
+		{[]string{"--procs", "2000"}, "--procs"},
+		{[]string{"--target-procs", "0"}, "--target-procs"},
+		{[]string{"--procs", "2", "--nofile", "100"}, "--nofile"},
 		{[]string{"--max-conns", "-1"}, "--max-conns"},
 		{[]string{"--on-max-conns", "drop"}, "--on-max-conns"},
 		{[]string{"target", "--accept-delay", "1h"}, "--accept-delay"},
@@ -439,7 +454,8 @@ func TestGeneratorHardLimitTooLow(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	_, stderr, code := cli(t, "--connections", strconv.FormatUint(r.Max+1, 10), "--json", filepath.Join(dir, "s.json"))
+	// One process forced: the connections do not fit its hard limit.
+	_, stderr, code := cli(t, "--procs", "1", "--connections", strconv.FormatUint(r.Max+1, 10), "--json", filepath.Join(dir, "s.json"))
 	if code != 3 || !strings.Contains(stderr, "hard limit") || !strings.Contains(stderr, "ulimit -Hn") {
 		t.Errorf("exit %d, stderr %q: want 3 and the hard-limit fix", code, stderr)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -52,7 +53,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 			sum := report.Build(report.Input{Requested: cfg.Connections, GeneratorID: os.Getpid(),
 				Limits: report.Limits{Generator: nf, Sysctls: sysctls}, Probe: cfg.Probe,
 				Duration: time.Since(began), Interrupted: true, Err: err, Gates: cfg.gates})
-			if werr := writeReports(cfg, outs, sum, netip.AddrPort{}, nil, nil, nil, nil); werr != nil {
+			if werr := writeReports(cfg, outs, sum, nil, nil, nil, nil, nil); werr != nil {
 				return runtimeErr(werr)
 			}
 			if werr := report.WriteText(stdout, sum); werr != nil {
@@ -69,7 +70,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	}
 	var gen load
 	if cfg.procs > 1 {
-		pool, err := startWorkers(workerSpec{exe: env.targetExe, targets: []netip.AddrPort{addr}, cfg: cfg, builtin: tp != nil}, cfg.procs)
+		pool, err := startWorkers(workerSpec{exe: env.targetExe, targets: side.addrs, cfg: cfg, builtin: tp != nil}, cfg.procs)
 		if err != nil {
 			return runtimeErr(err)
 		}
@@ -77,7 +78,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 		gen = pool
 	} else {
 		g, err := loadgen.New(loadgen.Config{
-			Target: addr, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
+			Targets: side.addrs, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
 			ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout,
 			Probe: probeFor(cfg, side), MSS: cfg.MSS, Segments: cfg.Probe == "echo", Sources: cfg.sources,
 		})
@@ -90,7 +91,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	// The run stops early on a signal (ctx) or if the target dies.
 	runCtx, stopRun := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
-	for _, child := range []*target.Process{tp, side.fp} {
+	for _, child := range append(slices.Clone(side.tps), side.fp) {
 		if child == nil {
 			continue
 		}
@@ -129,13 +130,14 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	for _, p := range side.procs {
 		p.stop()
 	}
+
 	closeErr := gen.Close()
 	stopRun(nil)
 	if side.fp != nil {
 		side.fp.Stop(2 * time.Second)
 	}
-	if tp != nil {
-		tp.Stop(2 * time.Second)
+	for _, t := range side.tps {
+		t.Stop(2 * time.Second)
 	}
 	stopSampling()
 	wg.Wait()
@@ -155,14 +157,14 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 
 	sum := report.Build(report.Input{
 		Requested: cfg.Connections, Target: addr, Results: gen.Results(), GeneratorID: os.Getpid(), SourceAddrs: len(cfg.sources),
-		Limits: report.Limits{Generator: nf, Sysctls: sysctls}, TargetInfo: targetInfo(tp, cfg),
-		Forwarder: targetInfo(side.fp, cfg), ForwarderFirst: forwarderFirst(side),
+		Limits: report.Limits{Generator: nf, Sysctls: sysctls}, TargetInfo: targetInfo(firstOut(side.tps), cfg), Targets: targetInfos(side.tps, cfg),
+		Forwarder: targetInfo(side.fp, cfg), ForwarderFirst: forwarderFirst(side), Generators: generatorProcs(gen),
 		Processes: sampler.processes(procsEnd), Probe: cfg.Probe, Reason: gen.Reason,
 		Duration: time.Since(began), Interrupted: isSignal(runErr), Err: runErr,
 		Kernel: sampler.kernelSummary(cfg, kv, holdEnd), Gates: cfg.gates,
 		Segs: gen.Segments(), Payload: cfg.Payload, MSSAsked: cfg.MSS,
 	})
-	if err := writeReports(cfg, outs, sum, addr, gen.Results(), gen.Reason, gen.Segments(), sampler); err != nil {
+	if err := writeReports(cfg, outs, sum, side.addrs, gen.Results(), gen.Reason, gen.Segments(), sampler); err != nil {
 		return runtimeErr(err)
 	}
 	if err := report.WriteText(stdout, sum); err != nil {
@@ -204,6 +206,40 @@ func forwarderFirst(side *targetSide) bool {
 	return side.tp.FirstEMFILE() == nil || side.fp.FirstEMFILEAt().Before(side.tp.FirstEMFILEAt())
 }
 
+// generatorProcs is the per-process breakdown of a multi-process generator.
+func generatorProcs(gen load) []report.GeneratorProc {
+	if p, ok := gen.(*workerPool); ok {
+		return p.Procs()
+	}
+	return nil
+}
+
+// firstOut is the target process that met EMFILE first, else the first one.
+func firstOut(tps []*target.Process) *target.Process {
+	var first *target.Process
+	for _, tp := range tps {
+		if tp.FirstEMFILE() != nil && (first == nil || tp.FirstEMFILEAt().Before(first.FirstEMFILEAt())) {
+			first = tp
+		}
+	}
+	if first == nil && len(tps) > 0 {
+		first = tps[0]
+	}
+	return first
+}
+
+// targetInfos is every target process, when there are several.
+func targetInfos(tps []*target.Process, cfg *runConfig) []report.Target {
+	if len(tps) < 2 {
+		return nil
+	}
+	out := make([]report.Target, len(tps))
+	for i, tp := range tps {
+		out[i] = *targetInfo(tp, cfg)
+	}
+	return out
+}
+
 func targetInfo(tp *target.Process, cfg *runConfig) *report.Target {
 	if tp == nil {
 		return nil
@@ -224,10 +260,10 @@ func targetInfo(tp *target.Process, cfg *runConfig) *report.Target {
 
 // writeReports writes and commits the report files; s is nil when the run
 // ended before sampling started (the timeline then has its header only).
-func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addr netip.AddrPort,
+func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addrs []netip.AddrPort,
 	results []loadgen.Result, reason func(int) string, segs []loadgen.SegInfo, s *sampler) error {
 	if outs.csv != nil {
-		if err := report.WriteCSV(outs.csv, []netip.AddrPort{addr}, results, reason, segs); err != nil {
+		if err := report.WriteCSV(outs.csv, addrs, results, reason, segs); err != nil {
 			return fmt.Errorf("--csv %s: %w", cfg.CSV, err)
 		}
 	}
@@ -275,8 +311,9 @@ func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addr netip.
 // sampler reads both sides every --interval for the timeline and progress.
 type sampler struct {
 	gen         load
-	tp          *target.Process // nil for --target
-	fp          *target.Process // the forwarder, or nil
+	tp          *target.Process   // nil for --target
+	tps         []*target.Process // every built-in target process
+	fp          *target.Process   // the forwarder, or nil
 	procs       []*procWatch
 	began       time.Time
 	interval    time.Duration
@@ -296,7 +333,7 @@ type sampler struct {
 }
 
 func newSampler(cfg *runConfig, outs *outputs, gen load, side *targetSide, began time.Time, stderr io.Writer) *sampler {
-	s := &sampler{gen: gen, tp: side.tp, procs: side.procs, began: began, interval: cfg.Interval, queueMax: -1, backlogSeen: -1}
+	s := &sampler{gen: gen, tp: side.tp, tps: side.tps, procs: side.procs, began: began, interval: cfg.Interval, queueMax: -1, backlogSeen: -1}
 	if outs.timeline != nil {
 		s.timeline, s.timelineErr = report.NewTimeline(outs.timeline)
 	}
@@ -320,9 +357,13 @@ func (s *sampler) sample() report.Sample {
 	}
 	ps := s.procSamples()
 	if s.tp != nil {
-		t := s.tp.Latest()
-		smp.TargetAccepted, smp.TargetFDs, smp.TargetAcceptErrors = t.Accepted, t.FDsOpen, t.AcceptErrors
-		smp.TargetNoFile = s.tp.Ready().NoFileSoft
+		for _, tp := range s.tps {
+			t := tp.Latest()
+			smp.TargetAccepted += t.Accepted
+			smp.TargetFDs += t.FDsOpen
+			smp.TargetAcceptErrors += t.AcceptErrors
+			smp.TargetNoFile += tp.Ready().NoFileSoft // their combined room
+		}
 	} else {
 		// The process nearest its limit stands for the target (an nginx worker, not its master).
 		best := -1.0

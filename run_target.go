@@ -19,8 +19,10 @@ import (
 // its listener watched from outside.
 type targetSide struct {
 	addr  netip.AddrPort
-	host  string          // as the user wrote it, for the HTTP Host header
-	tp    *target.Process // nil for --target
+	addrs []netip.AddrPort // every destination (several built-in targets); addrs[0] == addr
+	host  string           // as the user wrote it, for the HTTP Host header
+	tp    *target.Process  // nil for --target; the first of tps
+	tps   []*target.Process
 	fp    *target.Process // the forwarder of --forward, else nil
 	procs []*procWatch
 }
@@ -29,32 +31,44 @@ func (s *targetSide) close() {
 	if s.fp != nil {
 		s.fp.Stop(2 * time.Second)
 	}
-	if s.tp != nil {
-		s.tp.Stop(2 * time.Second)
+	for _, tp := range s.tps {
+		tp.Stop(2 * time.Second)
 	}
 	for _, p := range s.procs {
 		p.close()
 	}
 }
 
-// startBuiltin starts the built-in target as a child process.
+// startBuiltin starts the built-in target process(es), each on its own port
+// (--target-port, then the ports after it; or ports the kernel picks).
 func startBuiltin(ctx context.Context, cfg *runConfig, env runEnv) (*targetSide, error) {
-	tp, err := target.Start(ctx, target.ProcessConfig{
-		Exe: env.targetExe, Addr: fmt.Sprintf("127.0.0.1:%d", cfg.TargetPort),
-		NoFile: cfg.TargetNoFile, StatsInterval: cfg.Interval, Behavior: cfg.behavior,
-	})
-	if err != nil {
-		if cause := context.Cause(ctx); cause != nil {
-			return nil, cause
+	side := &targetSide{}
+	for i := range max(1, cfg.targetProcs) {
+		port := 0
+		if cfg.TargetPort != 0 {
+			port = cfg.TargetPort + i
 		}
-		return nil, runtimeErr(err)
+		tp, err := target.Start(ctx, target.ProcessConfig{
+			Exe: env.targetExe, Addr: fmt.Sprintf("127.0.0.1:%d", port),
+			NoFile: cfg.TargetNoFile, StatsInterval: cfg.Interval, Behavior: cfg.behavior,
+		})
+		if err != nil {
+			side.close()
+			if cause := context.Cause(ctx); cause != nil {
+				return nil, cause
+			}
+			return nil, runtimeErr(err)
+		}
+		side.tps = append(side.tps, tp)
+		a, err := netip.ParseAddrPort(tp.Ready().Addr)
+		if err != nil {
+			side.close()
+			return nil, runtimeErr(fmt.Errorf("target reported address %q: %w", tp.Ready().Addr, err))
+		}
+		side.addrs = append(side.addrs, a)
 	}
-	addr, err := netip.ParseAddrPort(tp.Ready().Addr)
-	if err != nil {
-		tp.Stop(2 * time.Second)
-		return nil, runtimeErr(fmt.Errorf("target reported address %q: %w", tp.Ready().Addr, err))
-	}
-	side := &targetSide{addr: addr, host: addr.String(), tp: tp}
+	tp, addr := side.tps[0], side.addrs[0]
+	side.tp, side.addr, side.host = tp, addr, addr.String()
 	if !cfg.Forward {
 		return side, nil
 	}
@@ -75,10 +89,10 @@ func startBuiltin(ctx context.Context, cfg *runConfig, env runEnv) (*targetSide,
 	}
 	if side.addr, err = netip.ParseAddrPort(fp.Ready().Addr); err != nil {
 		fp.Stop(2 * time.Second)
-		tp.Stop(2 * time.Second)
+		side.close()
 		return nil, runtimeErr(fmt.Errorf("forwarder reported address %q: %w", fp.Ready().Addr, err))
 	}
-	side.fp, side.host = fp, side.addr.String()
+	side.fp, side.host, side.addrs = fp, side.addr.String(), []netip.AddrPort{side.addr}
 	return side, nil
 }
 
@@ -100,7 +114,7 @@ func resolveExternal(ctx context.Context, cfg *runConfig, kv *limits.KernelView)
 	if !addr.Addr().IsLoopback() && !cfg.AllowRemote {
 		return nil, usageErr("--target: %s is not a loopback address; add --allow-remote if you mean to flood it", addr.Addr())
 	}
-	side := &targetSide{addr: addr, host: host}
+	side := &targetSide{addr: addr, addrs: []netip.AddrPort{addr}, host: host}
 	if addr.Addr().IsLoopback() && kv.Unavailable == nil {
 		if ls, err := kv.Listeners(addr.Port()); err == nil && listenerFor(ls, addr) == nil {
 			return nil, runtimeErr(fmt.Errorf("--target %s: nothing listens there (sock_diag sees no listener on port %d): start the server or fix the address",

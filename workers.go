@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/connlimit/connlimit/loadgen"
+	"github.com/connlimit/connlimit/report"
 )
 
 // workerPool runs the generator as several "connlimit worker" processes and
@@ -333,11 +334,14 @@ func (p *workerPool) Reason(i int) string { return p.reasons[i] }
 // Segments are TCP_INFO per merged attempt, or nil.
 func (p *workerPool) Segments() []loadgen.SegInfo { return p.segs }
 
-// PIDs lists the workers' process ids.
-func (p *workerPool) PIDs() []int {
-	var pids []int
-	for _, w := range p.workers {
-		pids = append(pids, w.cmd.Process.Pid)
+// Procs is each worker's share and final counts, for the report.
+func (p *workerPool) Procs() []report.GeneratorProc {
+	out := make([]report.GeneratorProc, len(p.workers))
+	for i, w := range p.workers {
+		w.mu.Lock()
+		l := w.latest
+		w.mu.Unlock()
+		out[i] = report.GeneratorProc{PID: w.cmd.Process.Pid, Connections: w.n, Served: l.Served, Queued: l.Queued, Failed: l.Failed}
 	}
-	return pids
+	return out
 }

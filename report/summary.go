@@ -60,6 +60,11 @@ type Summary struct {
 	// Probe is how a connection was judged served: connect, greeting, echo or http.
 	Probe  string  `json:"probe"`
 	Target *Target `json:"target"`
+	// Generators are the generator processes of a run with --procs above 1.
+	Generators []GeneratorProc `json:"generators,omitempty"`
+	// Targets are every built-in target process when there are several
+	// (run --target-procs); Target is then the one that ran out first.
+	Targets []Target `json:"targets,omitempty"`
 	// Forwarder is the port forwarder between the generator and the target
 	// (run --forward); null without one.
 	Forwarder *Target `json:"forwarder"`
@@ -88,6 +93,15 @@ type Segments struct {
 	Split       string `json:"split"`
 	Connections int    `json:"connections"` // with a TCP_INFO reading
 	Retrans     int64  `json:"retrans"`     // over all of them
+}
+
+// GeneratorProc is one generator process's share of a multi-process run.
+type GeneratorProc struct {
+	PID         int   `json:"pid"`
+	Connections int   `json:"connections"`
+	Served      int64 `json:"served"`
+	Queued      int64 `json:"queued"`
+	Failed      int64 `json:"failed"`
 }
 
 // Process is one process behind the target's listener.
@@ -223,7 +237,9 @@ type Input struct {
 	GeneratorID int
 	SourceAddrs int
 	Limits      Limits
-	TargetInfo  *Target // nil when the target is not ours
+	TargetInfo  *Target  // nil when the target is not ours
+	Targets     []Target // every target process, when several
+	Generators  []GeneratorProc
 	Forwarder   *Target // nil without run --forward
 	// ForwarderFirst: the forwarder's first EMFILE came before the target's.
 	ForwarderFirst bool
@@ -254,6 +270,8 @@ func Build(in Input) Summary {
 		Generator:       Generator{PID: in.GeneratorID},
 		Target:          in.TargetInfo,
 		Forwarder:       in.Forwarder,
+		Targets:         in.Targets,
+		Generators:      in.Generators,
 		Kernel:          in.Kernel,
 		Probe:           in.Probe,
 		TargetProcesses: in.Processes,

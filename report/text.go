@@ -31,6 +31,12 @@ func WriteText(w io.Writer, s Summary) error {
 	who := "an external target"
 	if t := s.Target; t != nil {
 		who = fmt.Sprintf("built-in target, pid %d, soft limit %d, hard %d", t.PID, t.NoFileSoft, t.NoFileHard)
+		if n := len(s.Targets); n > 1 {
+			who = fmt.Sprintf("%d built-in target processes on ports of their own, soft limit %d each", n, t.NoFileSoft)
+		}
+	}
+	if n := len(s.Generators); n > 1 {
+		who += fmt.Sprintf("; %d generator processes", n)
 	}
 	if s.Probe != "" {
 		who += ", probe " + s.Probe

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// Several generator processes and several target processes make one run:
+// one set of counts, one CSV in time order, a breakdown per process.
+func TestMultiProcess(t *testing.T) {
+	noLeftovers(t)
+	csvPath := filepath.Join(t.TempDir(), "c.csv")
+	s := runJSON(t, "--procs", "3", "--target-procs", "2", "--target-nofile", "2000", "--connections", "3000",
+		"--hold", "0s", "--csv", csvPath)
+	if s.Outcomes["served"] != 3000 || s.FirstLimit != "none" || len(s.Generators) != 3 || len(s.Targets) != 2 {
+		t.Fatalf("outcomes %v, first limit %s, %d generators, %d targets", s.Outcomes, s.FirstLimit, len(s.Generators), len(s.Targets))
+	}
+	n, accepted := 0, int64(0)
+	for _, g := range s.Generators {
+		n += g.Connections
+		if g.Served != int64(g.Connections) {
+			t.Errorf("generator %+v", g)
+		}
+	}
+	for _, tg := range s.Targets {
+		accepted += tg.Accepted
+		if tg.Accepted < 1000 {
+			t.Errorf("target %+v got less than its share", tg)
+		}
+	}
+	if n != 3000 || accepted != 3000 {
+		t.Errorf("generators hold %d, targets accepted %d, want 3000 each", n, accepted)
+	}
+	rows := readCSV(t, csvPath)
+	ports := map[string]int{}
+	for i, r := range rows[1:] {
+		if r[0] != strconv.Itoa(i+1) {
+			t.Fatalf("row %d has seq %s: want the merged attempts numbered in order", i+1, r[0])
+		}
+		ports[r[5]]++
+	}
+	if len(rows) != 3001 || len(ports) != 2 {
+		t.Errorf("%d rows, remote ports %v", len(rows)-1, ports)
+	}
+}
+
+// Each target process meets its own limit; the verdict names the first.
+func TestMultiProcessTargetsRunOut(t *testing.T) {
+	noLeftovers(t)
+	s := runJSON(t, "--procs", "2", "--target-procs", "2", "--target-nofile", "64", "--connections", "400",
+		"--greeting-timeout", "300ms", "--hold", "0s")
+	if s.FirstLimit != "target-fd-limit" || len(s.Targets) != 2 {
+		t.Fatalf("first limit %s, %d targets", s.FirstLimit, len(s.Targets))
+	}
+	served := 0
+	for _, tg := range s.Targets {
+		if tg.FirstEMFILE == nil || tg.FirstEMFILE.SlotsUsed != 64 {
+			t.Errorf("target %+v: want its own first EMFILE at 64 slots", tg)
+			continue
+		}
+		// At the limit: later, teardown's resets free slots and the target
+		// drains its queue, which its total accepted count includes.
+		served += int(tg.FirstEMFILE.Accepted)
+	}
+	if s.Outcomes["served"] != served || s.Outcomes["queued"] != 400-served {
+		t.Errorf("outcomes %v, targets accepted %d", s.Outcomes, served)
+	}
+}
+
+// connlimitBinary builds connlimit without the race detector: the 100,000
+// connection run would exceed its limit of 8128 goroutines per process in
+// the targets, which hold a goroutine per connection.
+func connlimitBinary(t *testing.T) string {
+	t.Helper()
+	exe := filepath.Join(t.TempDir(), "connlimit")
+	cmd := exec.Command("go", "build", "-o", exe, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return exe
+}
+
+// 100,000 connections with the defaults: auto generator and target processes
+// (the hard limit here is 20,000), every attempt counted, nothing left over.
+// A test of correctness, not of time.
+func TestHundredThousand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	noLeftovers(t)
+	exe := connlimitBinary(t)
+	js := filepath.Join(t.TempDir(), "s.json")
+	cmd := exec.Command(exe, "run", "-q", "--connections", "100000", "--hold", "1s", "--connect-timeout", "10s",
+		"--greeting-timeout", "10s", "--json", js)
+	cmd.SysProcAttr = childAttr()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	s := readSummary(t, js)
+	if s.Attempted != 100000 || sum(s.Outcomes) != 100000 || s.Outcomes["served"] != 100000 || s.FirstLimit != "none" {
+		t.Errorf("attempted %d, outcomes %v, first limit %s", s.Attempted, s.Outcomes, s.FirstLimit)
+	}
+	if len(s.Generators) < 5 || len(s.Targets) < 5 {
+		t.Errorf("%d generators, %d targets: want the hard limit 20000 to require at least 5 of each", len(s.Generators), len(s.Targets))
+	}
+	noProcessLeft(t)
+}
