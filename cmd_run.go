@@ -56,13 +56,14 @@ type runConfig struct {
 	MaxConnectP99 time.Duration
 	gates         report.Gates
 
-	Forward       bool
-	ForwardNoFile uint64 // 0: the target's
-	SourceIPs     string
-	sources       []netip.Addr
-	procs         int // generator processes, resolved from Procs
-	TargetProcs   string
-	targetProcs   int // built-in target processes, resolved from TargetProcs
+	Forward         bool
+	ForwardNoFile   uint64 // 0: the target's
+	SkipMemoryCheck bool
+	SourceIPs       string
+	sources         []netip.Addr
+	procs           int // generator processes, resolved from Procs
+	TargetProcs     string
+	targetProcs     int // built-in target processes, resolved from TargetProcs
 
 	NetNS     bool
 	PortRange string
@@ -173,6 +174,7 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.StringVar(&cfg.JSON, "json", "", "write the summary as JSON to this file")
 	fs.StringVar(&cfg.Plot, "plot", "", "draw the run to this file (.svg or .png)")
 	fs.StringVar(&cfg.SourceIPs, "source-ips", "", "bind client sockets to these source addresses in turn (IP_BIND_ADDRESS_NO_PORT): each gets its own ephemeral ports")
+	fs.BoolVar(&cfg.SkipMemoryCheck, "skip-memory-check", false, "run even if the connections look too many for MemAvailable or fs.file-max")
 	fs.BoolVar(&cfg.Forward, "forward", false, "put a TCP port forwarder (connlimit forward) between the generator and the built-in target")
 	fs.Uint64Var(&cfg.ForwardNoFile, "forward-nofile", 0, "the forwarder's soft RLIMIT_NOFILE (0 = the target's)")
 	fs.StringVar(&cfg.Target, "target", "", "HOST:PORT of a running server to test instead of the built-in target")
@@ -454,6 +456,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 	}
 	if cfg.NoFile > nf.Hard {
 		return usageErr("--nofile: %d is above the hard limit %d; want %s", cfg.NoFile, nf.Hard, runRanges["nofile"])
+	}
+	if !cfg.SkipMemoryCheck {
+		if err := fitCheck(&cfg, sysctls, env.procRoot); err != nil {
+			return err
+		}
 	}
 	// Generator processes: one unless the connections do not fit one
 	// process's hard limit (or --procs says so).

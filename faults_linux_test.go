@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connlimit/connlimit/limits"
 )
 
 // startCLI starts connlimit as a child and waits until the Go runtime has
@@ -257,5 +259,29 @@ func TestEnvironmentFaults(t *testing.T) {
 				t.Errorf("files left: %v", ents)
 			}
 		})
+	}
+}
+
+// The safety pre-flight refuses a run that would not fit the memory the
+// machine has, with the figures and the flag that overrides it.
+func TestMemoryPreflight(t *testing.T) {
+	noLeftovers(t)
+	env := runEnv{procRoot: "limits/testdata/proc"} // MemTotal 2 GiB, MemAvailable 1.5 GiB
+	var stdout, stderr bytes.Buffer
+	err := runRun(t.Context(), []string{"--connections", "100000", "-q"}, &stdout, &stderr, env)
+	if exitCode(err) != 3 || !strings.Contains(err.Error(), "MemAvailable is 1.5 GiB") || !strings.Contains(err.Error(), "--skip-memory-check") {
+		t.Fatalf("run = %v (exit %d): want exit 3 with the figures and the override", err, exitCode(err))
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout %q", stdout.String())
+	}
+	// 1000 connections fit.
+	if err := fitCheck(&runConfig{Connections: 1000}, limits.Sysctls{FileMax: -1, FileNrAllocated: -1}, env.procRoot); err != nil {
+		t.Errorf("1000 connections refused: %v", err)
+	}
+	// Descriptors: fs.file-max nearly used up.
+	err = fitCheck(&runConfig{Connections: 1000}, limits.Sysctls{FileMax: 3000, FileNrAllocated: 1500}, env.procRoot)
+	if err == nil || !strings.Contains(err.Error(), "fs.file-max leaves 1500 free") {
+		t.Errorf("fitCheck with 1500 descriptors free = %v", err)
 	}
 }
