@@ -427,3 +427,44 @@ func TestSegments(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkOpen measures the generator's hot path: non-blocking connect,
+// epoll, classification, against a listener that never accepts (the kernel
+// completes the handshakes), with the connect probe. Reported per connection.
+func BenchmarkOpen(b *testing.B) {
+	const n = 2000
+	for b.Loop() {
+		b.StopTimer()
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
+		unix.Listen(fd, 4096)
+		sa, _ := unix.Getsockname(fd)
+		g, err := New(Config{Target: addrPort(sa), Connections: n, Probe: ConnectProbe{}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := g.Open(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		g.Close()
+		unix.Close(fd)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/conn")
+}
+
+func BenchmarkJudgeGreeting(b *testing.B) {
+	p := GreetingProbe{Parse: func(line []byte) (uint32, bool) { return 1, len(line) > 0 }}
+	reply := []byte("connlimit 12345 127.0.0.1:40000\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if j := p.Judge(reply); j.Outcome != Served {
+			b.Fatal(j)
+		}
+	}
+}
