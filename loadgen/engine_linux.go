@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -52,6 +53,7 @@ type engine struct {
 	unsent   map[int32][]byte // request bytes the socket has not taken yet
 	instant  bool             // the probe serves at connect, so bytes later are the target's own words
 	buf      [4096]byte
+	rsa      unix.RawSockaddrAny // getsockname's answer, reused: unix.Getsockname allocates two objects per call
 	interval time.Duration // between attempt starts; 0 = no rate limit
 }
 
@@ -292,9 +294,7 @@ func (e *engine) connected(i int32, r *Result, registered bool) {
 	g := e.g
 	g.c.open.Add(1)
 	r.Connect = time.Since(g.start) - r.Start
-	if sa, err := unix.Getsockname(int(r.FD)); err == nil {
-		r.Local = addrPort(sa)
-	}
+	r.Local = e.localAddr(int(r.FD))
 	r.phase = phaseReply
 	op := unix.EPOLL_CTL_ADD
 	if registered {
@@ -550,4 +550,29 @@ func (g *Generator) Close() error {
 		g.c.open.Add(-1)
 	}
 	return first
+}
+
+// localAddr is the socket's local address, read into the engine's own
+// buffer: no allocation per connection.
+func (e *engine) localAddr(fd int) netip.AddrPort {
+	l := uint32(unix.SizeofSockaddrAny)
+	_, _, errno := unix.RawSyscall(unix.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(&e.rsa)), uintptr(unsafe.Pointer(&l)))
+	if errno != 0 {
+		return netip.AddrPort{}
+	}
+	switch e.rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&e.rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), ntohs(sa.Port))
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&e.rsa))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), ntohs(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// ntohs reads a port as the kernel stores it: network byte order.
+func ntohs(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
 }

@@ -433,6 +433,7 @@ func TestSegments(t *testing.T) {
 // completes the handshakes), with the connect probe. Reported per connection.
 func BenchmarkOpen(b *testing.B) {
 	const n = 2000
+	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
