@@ -54,7 +54,7 @@ type engine struct {
 	instant  bool             // the probe serves at connect, so bytes later are the target's own words
 	buf      [4096]byte
 	rsa      unix.RawSockaddrAny // getsockname's answer, reused: unix.Getsockname allocates two objects per call
-	interval time.Duration // between attempt starts; 0 = no rate limit
+	interval time.Duration       // between attempt starts; 0 = no rate limit
 }
 
 // Open makes every attempt, waits for each to connect and satisfy the probe
