@@ -20,6 +20,9 @@ port=$((20000 + RANDOM % 10000))
 sleep 0.3
 storm=$("$tmp/connstorm" -n "$N" -p "$port" -c 256 -L -q)
 c_rate=$(sed -n 's/.*rate=\([0-9.]*\).*/\1/p' <<<"$storm" | head -1)
+# The same C server for connlimit's generator: the generator alone, apples to apples.
+"$tmp/connlimit" run --target "127.0.0.1:$port" --probe connect --connections "$N" --hold 0s -q --json "$tmp/c.json" >/dev/null
+gc_rate=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["connect_rate_per_s"]))' "$tmp/c.json")
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
 
 "$tmp/connlimit" run --connections "$N" --target-nofile 19000 --hold 0s --greeting-timeout 2s -q --json "$tmp/s.json" >/dev/null
@@ -38,6 +41,7 @@ rss_small=$(rss_at "$small")
 rss_big=$(rss_at "$N")
 
 echo "connstorm (C, epoll) vs connserver: ${c_rate} conn/s   ($storm)"
+echo "connlimit run vs connserver:       ${gc_rate} conn/s   (the generator alone: ratio $(python3 -c "print(f'{$gc_rate/$c_rate:.2f}')")x)"
 echo "connlimit run vs built-in target:  ${go_rate} conn/s"
 python3 - "$c_rate" "$go_rate" "$rss_small" "$rss_big" "$small" "$N" <<'PY'
 import sys

@@ -264,9 +264,18 @@ func (e *engine) handle(ev unix.EpollEvent) {
 	switch r.phase {
 	case phaseConnecting:
 		g.c.connecting.Add(-1)
-		soerr, err := unix.GetsockoptInt(int(r.FD), unix.SOL_SOCKET, unix.SO_ERROR)
-		if err == nil && soerr != 0 {
-			err = syscall.Errno(soerr)
+		// Writable without an error flag means connected; only then can the
+		// SO_ERROR call be spared, one system call per connection.
+		var err error
+		if ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			soerr, gerr := unix.GetsockoptInt(int(r.FD), unix.SOL_SOCKET, unix.SO_ERROR)
+			err = gerr
+			if err == nil && soerr != 0 {
+				err = syscall.Errno(soerr)
+			}
+			if err == nil {
+				err = syscall.ECONNRESET // hung up without a pending error
+			}
 		}
 		if err != nil {
 			unix.Close(int(r.FD))

@@ -167,7 +167,9 @@ func Serve(ctx context.Context, cfg Config) error {
 	if cfg.Backlog > 0 {
 		ln, err = listenBacklog(cfg.Addr, cfg.Backlog)
 	} else {
-		ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
+		// No TCP keepalive: Go would set it with three or four setsockopt
+		// calls per accepted connection, and a held test connection needs none.
+		ln, err = (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", cfg.Addr)
 	}
 	if err != nil {
 		return fmt.Errorf("target: %w (is the port in use? choose another or 0)", err)
