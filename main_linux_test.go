@@ -322,14 +322,7 @@ func checkCSV(t *testing.T, path string, s summaryJSON) {
 
 func checkTimeline(t *testing.T, path string) {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readCSV(t, path)
 	if strings.Join(rows[0], ",") != "elapsed_s,attempted,connecting,open,served,queued,failed,target_accepted,target_fds,target_accept_errors,"+
 		"accept_queue,listen_backlog,listen_overflows,listen_drops,syncookies_sent,reqq_full_drop,reqq_full_do_cookies,connect_timeouts,target_nofile,forwarder_fds,forwarder_nofile,forwarder_errors" {
 		t.Fatalf("timeline header %v", rows[0])

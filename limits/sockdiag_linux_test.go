@@ -92,7 +92,9 @@ func TestSockDiagAcceptQueue(t *testing.T) {
 
 // parseDiag reads netlink datagrams from the kernel: malformed ones must be
 // refused, never read past.
-func FuzzParseDiag(f *testing.F) {
+// diagMessage builds the kernel's answer for a listener on 127.0.0.1:8080
+// (sequence 7) with accept queue 3, backlog 4096 and inode 99.
+func diagMessage() []byte {
 	msg := make([]byte, sizeofNlMsghdr+sizeofInetDiagMsg)
 	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
 	binary.NativeEndian.PutUint16(msg[4:], unix.SOCK_DIAG_BY_FAMILY)
@@ -103,6 +105,12 @@ func FuzzParseDiag(f *testing.F) {
 	copy(body[8:], []byte{127, 0, 0, 1})
 	binary.NativeEndian.PutUint32(body[56:], 3)
 	binary.NativeEndian.PutUint32(body[60:], 4096)
+	binary.NativeEndian.PutUint32(body[68:], 99)
+	return msg
+}
+
+func FuzzParseDiag(f *testing.F) {
+	msg := diagMessage()
 	f.Add(msg, uint16(8080))
 	done := make([]byte, sizeofNlMsghdr+4)
 	binary.NativeEndian.PutUint32(done[0:], uint32(len(done)))
@@ -121,17 +129,7 @@ func FuzzParseDiag(f *testing.F) {
 }
 
 func TestParseDiagSample(t *testing.T) {
-	msg := make([]byte, sizeofNlMsghdr+sizeofInetDiagMsg)
-	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
-	binary.NativeEndian.PutUint16(msg[4:], unix.SOCK_DIAG_BY_FAMILY)
-	binary.NativeEndian.PutUint32(msg[8:], 7)
-	body := msg[sizeofNlMsghdr:]
-	body[0], body[1] = unix.AF_INET, tcpListenState
-	binary.BigEndian.PutUint16(body[4:], 8080)
-	copy(body[8:], []byte{127, 0, 0, 1})
-	binary.NativeEndian.PutUint32(body[56:], 3)
-	binary.NativeEndian.PutUint32(body[60:], 4096)
-	binary.NativeEndian.PutUint32(body[68:], 99)
+	msg := diagMessage()
 	var out []Listener
 	done, err := parseDiag(msg, 7, 8080, &out)
 	want := Listener{Addr: netip.MustParseAddrPort("127.0.0.1:8080"), AcceptQueue: 3, Backlog: 4096, Inode: 99}

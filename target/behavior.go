@@ -3,6 +3,7 @@ package target
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -40,13 +41,20 @@ const (
 var CapPolicies = []CapPolicy{CapWait, CapClose, CapStop}
 
 // ParseCapPolicy accepts one of CapPolicies.
-func ParseCapPolicy(s string) (CapPolicy, error) {
-	for _, p := range CapPolicies {
+func ParseCapPolicy(s string) (CapPolicy, error) { return parseName(s, CapPolicies) }
+
+// parseName accepts one of the names in all, and lists them otherwise.
+func parseName[T ~string](s string, all []T) (T, error) {
+	for _, p := range all {
 		if string(p) == s {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("unknown policy %q: want wait, close or stop", s)
+	names := make([]string, len(all))
+	for i, p := range all {
+		names[i] = string(p)
+	}
+	return "", fmt.Errorf("unknown policy %q: want %s or %s", s, strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
 }
 
 // Args renders b as flags of the target subcommand.

@@ -55,14 +55,7 @@ const (
 var Policies = []Policy{PolicyBackoff, PolicyShed, PolicyStop}
 
 // ParsePolicy accepts one of Policies.
-func ParsePolicy(s string) (Policy, error) {
-	for _, p := range Policies {
-		if string(p) == s {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("unknown accept policy %q: want backoff, shed or stop", s)
-}
+func ParsePolicy(s string) (Policy, error) { return parseName(s, Policies) }
 
 // Config describes one target server.
 type Config struct {
