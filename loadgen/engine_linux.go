@@ -232,10 +232,9 @@ func (e *engine) startAttempt() {
 	err = unix.Connect(fd, e.sas[dst])
 	switch {
 	case err == nil:
-		e.connected(i, r, false)
+		e.connected(i, r, false, 0)
 	case errors.Is(err, unix.EINPROGRESS):
-		ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLONESHOT, Fd: int32(fd), Pad: i}
-		if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		if err := e.register(i, fd); err != nil {
 			unix.Close(fd)
 			e.fail(r, err)
 			return
@@ -255,6 +254,15 @@ func (e *engine) fail(r *Result, err error) {
 func (e *engine) done(r *Result, o Outcome, errno syscall.Errno) {
 	e.pending--
 	e.g.finish(r, o, errno)
+}
+
+// watched are the events of a connection's one registration, edge-triggered
+// for its whole life: no re-arming system call per step.
+const watched = unix.EPOLLOUT | unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
+
+func (e *engine) register(i int32, fd int) error {
+	ev := unix.EpollEvent{Events: watched, Fd: int32(fd), Pad: i}
+	return os.NewSyscallError("epoll_ctl", unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev))
 }
 
 func (e *engine) handle(ev unix.EpollEvent) {
@@ -282,32 +290,33 @@ func (e *engine) handle(ev unix.EpollEvent) {
 			e.fail(r, err)
 			return
 		}
-		e.connected(i, r, true)
+		e.connected(i, r, true, ev.Events)
 	case phaseReply:
 		if ev.Events&unix.EPOLLOUT != 0 && len(e.unsent[i]) > 0 && !e.send(i, r) {
 			return
 		}
 		if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-			e.readReply(i, r)
-			return
+			e.readReply(i, r, ev.Events)
 		}
-		e.arm(i, r, unix.EPOLL_CTL_MOD)
 	case phaseHeld:
 		e.readHeld(i, r)
 	}
 }
 
 // connected records the handshake, sends the probe's request and waits for
-// its verdict; registered says whether the socket is already in the epoll set.
-func (e *engine) connected(i int32, r *Result, registered bool) {
+// its verdict; registered says whether the socket is already in the epoll
+// set, events what the event that told of the connection also said.
+func (e *engine) connected(i int32, r *Result, registered bool, events uint32) {
 	g := e.g
 	g.c.open.Add(1)
 	r.Connect = time.Since(g.start) - r.Start
 	r.Local = e.localAddr(int(r.FD))
 	r.phase = phaseReply
-	op := unix.EPOLL_CTL_ADD
-	if registered {
-		op = unix.EPOLL_CTL_MOD
+	if !registered {
+		if err := e.register(i, int(r.FD)); err != nil {
+			e.end(i, r, Classify(err), errnoOf(err))
+			return
+		}
 	}
 	if req := g.cfg.Probe.Request(); len(req) > 0 {
 		e.unsent[i] = req
@@ -316,11 +325,15 @@ func (e *engine) connected(i int32, r *Result, registered bool) {
 		}
 	}
 	if j := g.cfg.Probe.Judge(nil); !j.More {
-		e.verdict(i, r, j, op)
+		e.verdict(i, r, j)
+		if r.phase == phaseHeld && events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+			e.readHeld(i, r) // words or a close came with the handshake's edge: no other edge will tell
+		}
 		return
 	}
-	if e.arm(i, r, op) {
-		e.replyQ.push(i)
+	e.replyQ.push(i)
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP) != 0 {
+		e.readReply(i, r, events) // the reply came with the handshake's edge: no other edge will tell
 	}
 }
 
@@ -342,62 +355,60 @@ func (e *engine) send(i int32, r *Result) bool {
 	return true
 }
 
-// arm asks for the next event on a connected socket (one-shot); false if the attempt ended.
-func (e *engine) arm(i int32, r *Result, op int) bool {
-	events := uint32(unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT)
-	if len(e.unsent[i]) > 0 {
-		events |= unix.EPOLLOUT
+// readReply reads what the target sent and asks the probe about it. The
+// registration is edge-triggered: it reads until the socket is drained or
+// the probe has its verdict.
+func (e *engine) readReply(i int32, r *Result, events uint32) {
+	for {
+		n, err := unix.Read(int(r.FD), e.buf[:])
+		switch {
+		case errors.Is(err, unix.EAGAIN):
+			return // the next edge brings more
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			e.keepReason(i, e.got[i])
+			e.end(i, r, Classify(err), errnoOf(err))
+			return
+		case n == 0:
+			e.keepReason(i, e.got[i])
+			e.end(i, r, Closed, 0)
+			return
+		}
+		// Most replies arrive in one read: judge them in place, copying only
+		// what must wait for more.
+		got := e.buf[:n]
+		if prev, ok := e.got[i]; ok {
+			got = append(prev, got...)
+		}
+		j := e.g.cfg.Probe.Judge(got)
+		if !j.More {
+			e.verdict(i, r, j)
+			// A close in the same edge, or bytes beyond a full read, would
+			// bring no other edge: read on as a held connection.
+			if r.phase == phaseHeld && (events&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 || n == len(e.buf)) {
+				e.readHeld(i, r)
+			}
+			return
+		}
+		if len(e.got[i]) == 0 {
+			got = append([]byte(nil), got...)
+		}
+		if len(got) > maxReply {
+			e.g.reasons[i] = "no verdict in " + strconv.Itoa(maxReply) + " bytes"
+			e.end(i, r, Other, unix.EPROTO)
+			return
+		}
+		e.got[i] = got
+		if n < len(e.buf) {
+			return // drained: a short read empties the socket, and new bytes bring an edge
+		}
 	}
-	ev := unix.EpollEvent{Events: events, Fd: r.FD, Pad: i}
-	if err := unix.EpollCtl(e.epfd, op, int(r.FD), &ev); err != nil {
-		e.end(i, r, Classify(err), errnoOf(err))
-		return false
-	}
-	return true
-}
-
-// readReply reads what the target sent and asks the probe about it.
-func (e *engine) readReply(i int32, r *Result) {
-	n, err := unix.Read(int(r.FD), e.buf[:])
-	switch {
-	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
-		e.arm(i, r, unix.EPOLL_CTL_MOD)
-		return
-	case err != nil:
-		e.keepReason(i, e.got[i])
-		e.end(i, r, Classify(err), errnoOf(err))
-		return
-	case n == 0:
-		e.keepReason(i, e.got[i])
-		e.end(i, r, Closed, 0)
-		return
-	}
-	// Most replies arrive in one read: judge them in place, copying only
-	// what must wait for more.
-	got := e.buf[:n]
-	if prev, ok := e.got[i]; ok {
-		got = append(prev, got...)
-	}
-	j := e.g.cfg.Probe.Judge(got)
-	if !j.More {
-		e.verdict(i, r, j, unix.EPOLL_CTL_MOD)
-		return
-	}
-	if len(e.got[i]) == 0 {
-		got = append([]byte(nil), got...)
-	}
-	if len(got) > maxReply {
-		e.g.reasons[i] = "no verdict in " + strconv.Itoa(maxReply) + " bytes"
-		e.end(i, r, Other, unix.EPROTO)
-		return
-	}
-	e.got[i] = got
-	e.arm(i, r, unix.EPOLL_CTL_MOD)
 }
 
 // verdict ends the reply phase: a served connection is held and watched,
 // anything else is closed.
-func (e *engine) verdict(i int32, r *Result, j Judgement, op int) {
+func (e *engine) verdict(i int32, r *Result, j Judgement) {
 	g := e.g
 	delete(e.got, i)
 	delete(e.unsent, i)
@@ -420,12 +431,7 @@ func (e *engine) verdict(i int32, r *Result, j Judgement, op int) {
 		}
 	}
 	e.done(r, Served, 0)
-	r.phase = phaseHeld
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: r.FD, Pad: i}
-	if err := unix.EpollCtl(e.epfd, op, int(r.FD), &ev); err != nil {
-		e.closeOpen(r)
-		g.demote(r, errnoOf(err))
-	}
+	r.phase = phaseHeld // still registered: the next edge is the target's close, or words
 }
 
 // readHeld drains a served connection; EOF or an error means the target
@@ -436,12 +442,7 @@ func (e *engine) readHeld(i int32, r *Result) {
 		n, err := unix.Read(int(r.FD), e.buf[:])
 		switch {
 		case errors.Is(err, unix.EAGAIN):
-			ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: r.FD, Pad: i}
-			if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_MOD, int(r.FD), &ev); err != nil {
-				e.closeOpen(r)
-				g.demote(r, errnoOf(err))
-			}
-			return
+			return // drained; the registration stays
 		case errors.Is(err, unix.EINTR):
 			continue
 		case err != nil || n == 0:
