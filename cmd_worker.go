@@ -48,7 +48,7 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 		rate                                 float64
 		connectTimeout, replyTimeout, every  time.Duration
 		epoch                                int64
-		builtin                              bool
+		builtin, localAddrs                  bool
 	)
 	fs.StringVar(&targets, "targets", "", "")
 	fs.StringVar(&sources, "source-ips", "", "")
@@ -64,6 +64,7 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 	fs.DurationVar(&every, "interval", 100*time.Millisecond, "")
 	fs.Int64Var(&epoch, "epoch", 0, "")
 	fs.BoolVar(&builtin, "builtin", false, "")
+	fs.BoolVar(&localAddrs, "local-addrs", false, "")
 	if err := fs.Parse(args); err != nil {
 		return usageErr("worker: %v (an internal command of connlimit run)", err)
 	}
@@ -106,7 +107,7 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 		p = loadgen.GreetingProbe{Parse: target.ParseGreeting}
 	}
 	gen, err := loadgen.New(loadgen.Config{Targets: dsts, Sources: srcs, Connections: n, Rate: rate, Concurrency: concurrency,
-		ConnectTimeout: connectTimeout, GreetingTimeout: replyTimeout, Probe: p, MSS: mss, Segments: probe == "echo",
+		ConnectTimeout: connectTimeout, GreetingTimeout: replyTimeout, Probe: p, MSS: mss, Segments: probe == "echo", LocalAddrs: localAddrs,
 		Epoch: time.Unix(0, epoch)})
 	if err != nil {
 		return runtimeErr(err)

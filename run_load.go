@@ -81,6 +81,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 			Targets: side.addrs, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
 			ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout,
 			Probe: probeFor(cfg, side), MSS: cfg.MSS, Segments: cfg.Probe == "echo", Sources: cfg.sources,
+			LocalAddrs: cfg.CSV != "",
 		})
 		if err != nil {
 			return runtimeErr(err)

@@ -85,6 +85,9 @@ func startWorkers(spec workerSpec, n int) (*workerPool, error) {
 		if spec.builtin {
 			args = append(args, "--builtin")
 		}
+		if cfg.CSV != "" {
+			args = append(args, "--local-addrs")
+		}
 		if src := shareOf(cfg.sources, i, n); len(src) > 0 {
 			args = append(args, "--source-ips", joinAddrs(src))
 		}

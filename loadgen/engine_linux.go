@@ -310,7 +310,9 @@ func (e *engine) connected(i int32, r *Result, registered bool, events uint32) {
 	g := e.g
 	g.c.open.Add(1)
 	r.Connect = time.Since(g.start) - r.Start
-	r.Local = e.localAddr(int(r.FD))
+	if g.cfg.LocalAddrs {
+		r.Local = e.localAddr(int(r.FD))
+	}
 	r.phase = phaseReply
 	if !registered {
 		if err := e.register(i, int(r.FD)); err != nil {

@@ -90,6 +90,7 @@ func greeter(t *testing.T, fn func(net.Conn)) (netip.AddrPort, func() int) {
 
 func run(t *testing.T, cfg Config) (*Generator, map[Outcome]int) {
 	t.Helper()
+	cfg.LocalAddrs = true
 	g, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

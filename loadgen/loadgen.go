@@ -83,9 +83,9 @@ func Classify(err error) Outcome {
 
 // Result is one attempt. Durations are measured on the monotonic clock.
 type Result struct {
-	Seq     uint32 // 1-based attempt number
-	FD      int32  // descriptor the attempt used; -1 if socket() failed
-	Local   netip.AddrPort
+	Seq     uint32         // 1-based attempt number
+	FD      int32          // descriptor the attempt used; -1 if socket() failed
+	Local   netip.AddrPort // with Config.LocalAddrs only
 	Outcome Outcome
 	phase   phase
 	Status  uint16        // HTTP status from the http probe; 0 otherwise
@@ -136,6 +136,9 @@ type Config struct {
 	MSS int
 	// Segments asks for TCP_INFO of every served connection (see Generator.Segments).
 	Segments bool
+	// LocalAddrs records each connection's local address (one getsockname
+	// per connection); the per-attempt CSV needs it, the counts do not.
+	LocalAddrs bool
 	// Epoch, when set, is the time Result.Start counts from, so the results
 	// of generators in several processes can be merged in time order.
 	Epoch time.Time
