@@ -61,7 +61,8 @@ type runConfig struct {
 	SkipMemoryCheck bool
 	SourceIPs       string
 	sources         []netip.Addr
-	procs           int // generator processes, resolved from Procs
+	procs           int  // generator processes, resolved from Procs
+	perWorkerConc   bool // --concurrency left to its default: each worker gets all of it
 	TargetProcs     string
 	targetProcs     int // built-in target processes, resolved from TargetProcs
 
@@ -157,6 +158,10 @@ func autoSources(n, dsts int) int {
 	per := perTupleBudget * max(1, dsts)
 	return (n + per - 1) / per
 }
+
+// scaleTimeout is the connect and reply timeout of multi-process runs that
+// leave them unset.
+const scaleTimeout = 10 * time.Second
 
 // maxProcs bounds --procs.
 const maxProcs = 1024
@@ -491,9 +496,21 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 			return usageErr("--procs: %d processes would hold %d connections each, above the hard limit %d less %d for themselves; want at least %d",
 				cfg.procs, each, nf.Hard, generatorReserve, (cfg.Connections+perProc-1)/perProc)
 		}
+		// At this scale the cores are saturated and replies take longer than
+		// the 1 s default: waiting longer keeps a slow answer from reading as
+		// a target that stopped accepting.
+		cfg.perWorkerConc = !fs.Changed("concurrency")
+		for _, d := range []struct {
+			flag string
+			dst  *time.Duration
+		}{{"connect-timeout", &cfg.ConnectTimeout}, {"greeting-timeout", &cfg.GreetingTimeout}} {
+			if !fs.Changed(d.flag) {
+				*d.dst = max(*d.dst, scaleTimeout)
+			}
+		}
 		if !cfg.Quiet {
-			fmt.Fprintf(stderr, "connlimit: %d connections over %d generator processes (at most %d each, under the hard limit %d)\n",
-				cfg.Connections, cfg.procs, (cfg.Connections+cfg.procs-1)/cfg.procs, nf.Hard)
+			fmt.Fprintf(stderr, "connlimit: %d connections over %d generator processes (at most %d each, under the hard limit %d); timeouts %s unless set\n",
+				cfg.Connections, cfg.procs, (cfg.Connections+cfg.procs-1)/cfg.procs, nf.Hard, scaleTimeout)
 		}
 	}
 	// Built-in target processes: as many as the connections need at the

@@ -73,11 +73,15 @@ func startWorkers(spec workerSpec, n int) (*workerPool, error) {
 	for _, t := range spec.targets {
 		dsts = append(dsts, t.String())
 	}
+	conc := max(1, cfg.Concurrency/n) // --concurrency is the total in flight
+	if cfg.perWorkerConc {
+		conc = cfg.Concurrency // the default: each worker keeps its own connects flowing
+	}
 	for i := range n {
 		count := cfg.Connections/n + btoi(i < cfg.Connections%n)
 		args := []string{"worker", "--targets", strings.Join(dsts, ","), "--connections", strconv.Itoa(count),
 			"--rate", strconv.FormatFloat(cfg.Rate/float64(n), 'f', -1, 64),
-			"--concurrency", strconv.Itoa(max(1, cfg.Concurrency/n)),
+			"--concurrency", strconv.Itoa(conc),
 			"--connect-timeout", cfg.ConnectTimeout.String(), "--greeting-timeout", cfg.GreetingTimeout.String(),
 			"--probe", cfg.Probe, "--payload", strconv.Itoa(cfg.Payload), "--mss", strconv.Itoa(cfg.MSS),
 			"--interval", cfg.Interval.String(), "--epoch", strconv.FormatInt(epoch, 10),
