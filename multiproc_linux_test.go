@@ -68,6 +68,10 @@ func TestMultiProcessTargetsRunOut(t *testing.T) {
 	if s.Outcomes["served"] != served || s.Outcomes["queued"] != 400-served {
 		t.Errorf("outcomes %v, targets accepted %d", s.Outcomes, served)
 	}
+	// The kernel's view adds up both listeners' accept queues.
+	if k := s.Kernel; k.AcceptQueueEnd != int64(s.Outcomes["queued"]) {
+		t.Errorf("kernel view %+v: want both accept queues, %d in all", k, s.Outcomes["queued"])
+	}
 }
 
 // connlimitBinary builds connlimit without the race detector: the 100,000

@@ -106,7 +106,10 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	}
 	sampler := newSampler(cfg, outs, gen, side, began, stderr)
 	sampler.fp = side.fp
-	sampler.kv, sampler.port = kv, addr.Port()
+	sampler.kv = kv
+	for _, a := range side.addrs {
+		sampler.ports = append(sampler.ports, a.Port())
+	}
 	sampleCtx, stopSampling := context.WithCancel(context.Background())
 	wg.Go(func() { sampler.loop(sampleCtx) })
 
@@ -327,7 +330,7 @@ type sampler struct {
 	seen        int
 
 	kv          *limits.KernelView
-	port        uint16
+	ports       []uint16   // the listeners the kernel view follows
 	mu          sync.Mutex // guards the two below: kernelSample runs in the loop and at the end of the hold
 	queueMax    int64
 	backlogSeen int64
@@ -403,7 +406,7 @@ func (s *sampler) kernelSample() limits.KernelSample {
 	if s.kv == nil {
 		return limits.KernelSample{}
 	}
-	k := s.kv.Sample(s.port)
+	k := s.kv.Sample(s.ports...)
 	if l := k.Listener; l != nil {
 		s.mu.Lock()
 		s.queueMax = max(s.queueMax, int64(l.AcceptQueue))
@@ -416,8 +419,8 @@ func (s *sampler) kernelSample() limits.KernelSample {
 func (s *sampler) kernelSummary(cfg *runConfig, kv *limits.KernelView, holdEnd limits.KernelSample) *report.Kernel {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := &report.Kernel{Namespace: "host", ListenBacklog: s.backlogSeen, AcceptQueueMax: s.queueMax, AcceptQueueEnd: -1,
-		TCPExt: s.kv.Sample(s.port).TCPExt}
+	k := &report.Kernel{Namespace: "host", Listeners: len(s.ports), ListenBacklog: s.backlogSeen, AcceptQueueMax: s.queueMax, AcceptQueueEnd: -1,
+		TCPExt: s.kv.Sample(s.ports...).TCPExt}
 	if cfg.inNetNS {
 		k.Namespace, k.Exact = "private", true
 	}

@@ -2,6 +2,7 @@ package limits
 
 import (
 	"errors"
+	"slices"
 	"sync"
 )
 
@@ -45,14 +46,30 @@ func OpenKernelView(procRoot string) *KernelView {
 	return k
 }
 
-// Sample reads the listener on port and the counters now.
-func (k *KernelView) Sample(port uint16) KernelSample {
+// Sample reads the listeners on ports and the counters now. With several
+// ports (one target process each) the listener reported is their sum: the
+// accept queues added up, the backlog of the first (they share one setting).
+func (k *KernelView) Sample(ports ...uint16) KernelSample {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var s KernelSample
 	if k.diag != nil {
-		if ls, err := k.diag.Listeners(port); err == nil && len(ls) > 0 {
-			s.Listener = &ls[0]
+		q := uint16(0) // one port: the kernel filters; several: one dump of every listener
+		if len(ports) == 1 {
+			q = ports[0]
+		}
+		if ls, err := k.diag.Listeners(q); err == nil {
+			for _, l := range ls {
+				if !slices.Contains(ports, l.Addr.Port()) {
+					continue
+				}
+				if s.Listener == nil {
+					first := l
+					s.Listener = &first
+				} else {
+					s.Listener.AcceptQueue += l.AcceptQueue
+				}
+			}
 		}
 	}
 	if k.netstat != nil {

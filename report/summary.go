@@ -155,6 +155,9 @@ type Kernel struct {
 	Exact bool `json:"exact"`
 	// Unavailable names the readings that could not be made.
 	Unavailable string `json:"unavailable,omitempty"`
+	// Listeners is how many listening sockets the figures cover (one per
+	// target process); their accept queues are added up.
+	Listeners int `json:"listeners"`
 	// ListenBacklog is the listener's backlog; the accept queue holds one
 	// more. -1 when the listener was not seen.
 	ListenBacklog int64 `json:"listen_backlog"`

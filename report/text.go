@@ -251,8 +251,13 @@ func writeKernel(p func(string, ...any), k *Kernel) {
 		if k.AcceptQueueEnd >= 0 {
 			end = fmt.Sprintf("%d at the end of the hold", k.AcceptQueueEnd)
 		}
-		p("  listener: backlog %d, so the accept queue holds %d; longest queue in the samples %d, %s\n",
-			k.ListenBacklog, k.ListenBacklog+1, k.AcceptQueueMax, end)
+		if k.Listeners > 1 {
+			p("  %d listeners: backlog %d each, so each accept queue holds %d; longest total in the samples %d, %s\n",
+				k.Listeners, k.ListenBacklog, k.ListenBacklog+1, k.AcceptQueueMax, end)
+		} else {
+			p("  listener: backlog %d, so the accept queue holds %d; longest queue in the samples %d, %s\n",
+				k.ListenBacklog, k.ListenBacklog+1, k.AcceptQueueMax, end)
+		}
 	} else {
 		p("  listener: not seen by sock_diag while sampling (closed early, or in another network namespace)\n")
 	}
