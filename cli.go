@@ -20,7 +20,7 @@ const (
 const usageText = `connlimit finds, shows and explains where a TCP server stops taking connections.
 
 Usage:
-  connlimit [run] [flags]      open connections to a built-in target until it runs out of descriptors
+  connlimit [run] [flags]      open connections to a built-in target (or --target HOST:PORT) and say where they stop
   connlimit limits             show the limits that decide how many connections fit, and what they mean
   connlimit plot TIMELINE.csv -o FILE.svg|.png   redraw a run from its saved --timeline
   connlimit target [flags]     run the built-in target by hand (run starts it for you)
