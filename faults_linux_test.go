@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -109,6 +110,8 @@ func TestInterruptAtEveryPhase(t *testing.T) {
 		}, false},
 		{"ramping", []string{"--connections", "2000", "--rate", "500"}, syscall.SIGTERM,
 			func(*testing.T, int) { time.Sleep(time.Second) }, false},
+		{"ramping, several generator processes", []string{"--connections", "3000", "--rate", "1500", "--procs", "3"}, syscall.SIGINT,
+			func(*testing.T, int) { time.Sleep(time.Second) }, false},
 		{"holding", []string{"--connections", "300", "--target-nofile", "64", "--hold", "1m"}, syscall.SIGINT,
 			func(*testing.T, int) { time.Sleep(1500 * time.Millisecond) }, true},
 		{"tearing down", []string{"--connections", "12000", "--target-nofile", "19000", "--hold", "0s", "--greeting-timeout", "3s"}, syscall.SIGINT,
@@ -180,13 +183,20 @@ func TestSecondInterrupt(t *testing.T) {
 // it (Pdeathsig), the namespaced one of --netns and its target too.
 func TestGeneratorKilled(t *testing.T) {
 	noLeftovers(t)
-	for _, extra := range [][]string{nil, {"--netns"}} {
+	for _, tc := range []struct {
+		extra []string
+		want  int // processes of ours once running
+	}{
+		{nil, 2},                      // generator + target
+		{[]string{"--netns"}, 3},      // + the namespaced run
+		{[]string{"--procs", "2"}, 4}, // + two generator workers
+	} {
+		extra, want := tc.extra, tc.want
 		t.Run(strings.Join(append([]string{"run"}, extra...), " "), func(t *testing.T) {
-			if len(extra) > 0 {
+			if slices.Contains(extra, "--netns") {
 				netnsOrSkip(t)
 			}
 			cmd, _ := startCLI(t, append([]string{"run", "-q", "--connections", "100", "--hold", "1m"}, extra...)...)
-			want := 2 + len(extra) // generator (+ namespaced child) + target
 			for deadline := time.Now().Add(10 * time.Second); len(ourProcesses()) < want; time.Sleep(10 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatalf("processes %v, want %d", ourProcesses(), want)
