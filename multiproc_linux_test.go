@@ -68,6 +68,9 @@ func TestMultiProcessTargetsRunOut(t *testing.T) {
 	if s.Outcomes["served"] != served || s.Outcomes["queued"] != 400-served {
 		t.Errorf("outcomes %v, targets accepted %d", s.Outcomes, served)
 	}
+	if s.FirstLimitAt < int64(served)-2 || s.FirstLimitAt > int64(served) {
+		t.Errorf("first limit at %d: want about the %d served by both targets", s.FirstLimitAt, served)
+	}
 	// The kernel's view adds up both listeners' accept queues.
 	if k := s.Kernel; k.AcceptQueueEnd != int64(s.Outcomes["queued"]) {
 		t.Errorf("kernel view %+v: want both accept queues, %d in all", k, s.Outcomes["queued"])

@@ -317,6 +317,11 @@ func Build(in Input) Summary {
 		s.Segments = segments(in.Segs, in.Payload, in.MSSAsked)
 	}
 	s.FirstLimit, s.FirstLimitAt = firstLimit(in.Results, in.TargetInfo, in.Processes)
+	if s.FirstLimit == LimitTargetFD && len(in.Targets) > 1 {
+		// One target's own count would understate a run spread over several:
+		// count the attempts that succeeded before the first that did not.
+		_, s.FirstLimitAt = firstLimit(in.Results, nil, nil)
+	}
 	if f := in.Forwarder; f != nil && f.FirstEMFILE != nil && (in.TargetInfo == nil || in.TargetInfo.FirstEMFILE == nil || in.ForwarderFirst) {
 		// Two descriptors per connection: the connections it held when it ran out.
 		e := f.FirstEMFILE

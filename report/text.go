@@ -104,6 +104,15 @@ func explain(p func(string, ...any), s Summary) {
 	case s.FirstLimit == LimitTargetFD && t != nil && t.FirstEMFILE != nil:
 		e := t.FirstEMFILE
 		others := len(e.OtherFDs)
+		if n := len(s.Targets); n > 1 {
+			out := 0
+			for _, x := range s.Targets {
+				if x.FirstEMFILE != nil {
+					out++
+				}
+			}
+			p("  %d of the %d target processes ran out of descriptors; the first of them:\n", out, n)
+		}
 		p("  The target (pid %d, soft limit %d) accepted %d connections; accept() then failed with %s:\n",
 			t.PID, t.NoFileSoft, e.Accepted, e.Errno)
 		p("  %d of %d descriptors in use = %d connections + %d others (%s).\n",
