@@ -64,6 +64,7 @@ func writeLimits(w io.Writer, nf limits.NoFile, sc limits.Sysctls, scErr error) 
 	p("  %-22s %-10s %s\n", "tcp_max_syn_backlog", v(sc.TCPMaxSynBacklog), "half-open connections (SYN received, handshake unfinished) per listener")
 	p("  %-22s %-10s %s\n", "tcp_syncookies", v(sc.TCPSyncookies), "1: answer with SYN cookies when the SYN queue overflows")
 	p("  %-22s %-10s %s\n", "tcp_syn_retries", v(sc.TCPSynRetries), synRetriesMeaning(sc.TCPSynRetries))
+	writePortBudget(p, nf, sc)
 	if scErr != nil {
 		p("\nsome readings failed: %v\n", scErr)
 	}
@@ -85,4 +86,33 @@ func synRetriesMeaning(n int64) string {
 		return "SYN retransmissions before connect() gives up"
 	}
 	return fmt.Sprintf("a connect without its own timeout gives up after about %d s of unanswered SYNs", (int64(1)<<(n+1))-1)
+}
+
+// writePortBudget tells how many processes and source addresses a number of
+// connections needs here: the run's pre-flight makes the same choices.
+func writePortBudget(p func(string, ...any), nf limits.NoFile, sc limits.Sysctls) {
+	perProc := int(nf.Hard) - generatorReserve
+	if perProc <= 0 {
+		return
+	}
+	p("\nbudget (what connlimit run --procs auto, --target-procs auto and source addresses choose):\n")
+	p("  one process holds at most %d connections (hard limit %d less %d for itself)\n", perProc, nf.Hard, generatorReserve)
+	p("  one (source address, destination ip:port) pair: at most %d ephemeral ports, and connect() slows 10-25x\n", max(0, sc.PortRange.Count()))
+	p("  past ~14000 (it prefers even ports, then scans): connlimit keeps each pair under %d\n", perTupleBudget)
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		procs := (n + perProc - 1) / perProc
+		src := max(1, autoSources(n, procs))
+		p("  %9d connections: %s, %s, %s on loopback\n",
+			n, plural(procs, "generator process"), plural(procs, "target process"), plural(src, "source address"))
+	}
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	if strings.HasSuffix(what, "s") {
+		return fmt.Sprintf("%d %ses", n, what)
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

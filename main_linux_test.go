@@ -466,7 +466,7 @@ func TestLimitsShowsInheritedSoftLimit(t *testing.T) {
 	}
 	for _, want := range []string{"inherited soft         512", "fs.nr_open", "fs.file-max", "ip_local_port_range",
 		"net.core.somaxconn", "tcp_max_syn_backlog", "tcp_syncookies", "tcp_syn_retries",
-		"one source address can open at most"} {
+		"one source address can open at most", "one process holds at most", "1000000 connections: "} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("limits output lacks %q:\n%s", want, out)
 		}
