@@ -23,7 +23,8 @@ import (
 // A generator worker is one process of a multi-process run: run starts
 // "connlimit worker" children, each with its share of the connections and its
 // own RLIMIT_NOFILE. It reports on fd 3 (JSON lines), holds its connections
-// until its stdin closes, then writes its results to a file and exits.
+// until its stdin closes, then writes its results (gob) on fd 4 and exits:
+// pipes, not files, so a run killed with -9 leaves nothing behind.
 
 // workerEvent is one line a worker writes to its parent.
 type workerEvent struct {
@@ -43,17 +44,16 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		targets, sources, probe, resultsPath string
-		n, concurrency, payload, mss         int
-		rate                                 float64
-		connectTimeout, replyTimeout, every  time.Duration
-		epoch                                int64
-		builtin, localAddrs                  bool
+		targets, sources, probe             string
+		n, concurrency, payload, mss        int
+		rate                                float64
+		connectTimeout, replyTimeout, every time.Duration
+		epoch                               int64
+		builtin, localAddrs                 bool
 	)
 	fs.StringVar(&targets, "targets", "", "")
 	fs.StringVar(&sources, "source-ips", "", "")
 	fs.StringVar(&probe, "probe", "greeting", "")
-	fs.StringVar(&resultsPath, "results", "", "")
 	fs.IntVar(&n, "connections", 0, "")
 	fs.IntVar(&concurrency, "concurrency", loadgen.DefaultConcurrency, "")
 	fs.IntVar(&payload, "payload", 16, "")
@@ -68,11 +68,12 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 	if err := fs.Parse(args); err != nil {
 		return usageErr("worker: %v (an internal command of connlimit run)", err)
 	}
-	events := os.NewFile(3, "events")
-	if events == nil || resultsPath == "" || n < 1 {
+	events, results := os.NewFile(3, "events"), os.NewFile(4, "results")
+	if events == nil || results == nil || n < 1 {
 		return usageErr("worker: an internal command of connlimit run; use connlimit run --procs N")
 	}
 	defer events.Close()
+	defer results.Close()
 	enc := &lockedEncoder{enc: json.NewEncoder(events)}
 
 	var dsts []netip.AddrPort
@@ -141,7 +142,7 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 	}
 	closeErr := gen.Close()
 	stopStats()
-	err = writeWorkerResults(resultsPath, gen)
+	err = writeWorkerResults(results, gen)
 	ev := workerEvent{Event: "done", Snap: gen.Snapshot()}
 	if err == nil {
 		err = closeErr
@@ -159,11 +160,7 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 	return nil
 }
 
-func writeWorkerResults(path string, gen *loadgen.Generator) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
+func writeWorkerResults(f *os.File, gen *loadgen.Generator) error {
 	res := workerResults{Results: gen.Results(), Reasons: map[int32]string{}, Segs: gen.Segments()}
 	for i := range res.Results {
 		if r := gen.Reason(i); r != "" {

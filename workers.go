@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/gob"
@@ -12,7 +13,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,7 +28,6 @@ import (
 // results in time order.
 type workerPool struct {
 	workers []*worker
-	dir     string // results files
 	results []loadgen.Result
 	reasons map[int]string
 	segs    []loadgen.SegInfo
@@ -36,11 +35,12 @@ type workerPool struct {
 }
 
 type worker struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	events *os.File
-	path   string
-	n      int
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	events  *os.File
+	results *os.File     // read end of the worker's fd 4
+	out     bytes.Buffer // what came through it; read while the worker writes, so it never blocks
+	n       int
 
 	mu     sync.Mutex
 	latest loadgen.Snapshot
@@ -62,11 +62,7 @@ type workerSpec struct {
 // startWorkers starts n workers with connections split as evenly as
 // possible; each gets an equal part of the rate and the source addresses.
 func startWorkers(spec workerSpec, n int) (*workerPool, error) {
-	dir, err := os.MkdirTemp("", "connlimit-workers-")
-	if err != nil {
-		return nil, fmt.Errorf("worker results directory: %w", err)
-	}
-	p := &workerPool{dir: dir, reasons: map[int]string{}}
+	p := &workerPool{reasons: map[int]string{}}
 	cfg := spec.cfg
 	epoch := time.Now().UnixNano()
 	var dsts []string
@@ -84,8 +80,7 @@ func startWorkers(spec workerSpec, n int) (*workerPool, error) {
 			"--concurrency", strconv.Itoa(conc),
 			"--connect-timeout", cfg.ConnectTimeout.String(), "--greeting-timeout", cfg.GreetingTimeout.String(),
 			"--probe", cfg.Probe, "--payload", strconv.Itoa(cfg.Payload), "--mss", strconv.Itoa(cfg.MSS),
-			"--interval", cfg.Interval.String(), "--epoch", strconv.FormatInt(epoch, 10),
-			"--results", filepath.Join(dir, "w"+strconv.Itoa(i))}
+			"--interval", cfg.Interval.String(), "--epoch", strconv.FormatInt(epoch, 10)}
 		if spec.builtin {
 			args = append(args, "--builtin")
 		}
@@ -100,7 +95,7 @@ func startWorkers(spec workerSpec, n int) (*workerPool, error) {
 			p.Close()
 			return nil, err
 		}
-		w.n, w.path = count, filepath.Join(dir, "w"+strconv.Itoa(i))
+		w.n = count
 		p.workers = append(p.workers, w)
 	}
 	return p, nil
@@ -135,23 +130,32 @@ func startWorker(exe string, args []string) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{opened: make(chan struct{}), gone: make(chan struct{}), events: pr}
-	w.cmd = exec.Command(exe, args...)
-	w.cmd.ExtraFiles = []*os.File{pw}
-	w.cmd.Stderr = os.Stderr
-	w.cmd.SysProcAttr = childAttr()
-	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
+	rr, rw, err := os.Pipe()
+	if err != nil {
 		pr.Close()
 		pw.Close()
 		return nil, err
 	}
+	closeAll := func() { pr.Close(); pw.Close(); rr.Close(); rw.Close() }
+	w := &worker{opened: make(chan struct{}), gone: make(chan struct{}), events: pr, results: rr}
+	w.cmd = exec.Command(exe, args...)
+	w.cmd.ExtraFiles = []*os.File{pw, rw}
+	w.cmd.Stderr = os.Stderr
+	w.cmd.SysProcAttr = childAttr()
+	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
+		closeAll()
+		return nil, err
+	}
 	err = w.cmd.Start()
-	pw.Close()
+	pw.Close() // the child holds the write ends now
+	rw.Close()
 	if err != nil {
 		pr.Close()
+		rr.Close()
 		return nil, fmt.Errorf("start generator worker: %w", err)
 	}
 	w.wg.Go(w.read)
+	w.wg.Go(func() { w.out.ReadFrom(w.results) })
 	return w, nil
 }
 
@@ -260,7 +264,6 @@ func (p *workerPool) Close() error {
 		return nil
 	}
 	p.closed = true
-	defer os.RemoveAll(p.dir)
 	for _, w := range p.workers {
 		w.stdin.Close()
 	}
@@ -286,15 +289,9 @@ func (p *workerPool) Close() error {
 		if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 130) {
 			errs = append(errs, fmt.Errorf("generator worker %d (pid %d): %v%s", i, w.cmd.Process.Pid, err, w.errText()))
 		}
-		f, ferr := os.Open(w.path)
-		if ferr != nil {
-			errs = append(errs, fmt.Errorf("generator worker %d left no results: %w", i, ferr))
-			continue
-		}
+		w.results.Close()
 		var res workerResults
-		ferr = gob.NewDecoder(bufio.NewReader(f)).Decode(&res)
-		f.Close()
-		if ferr != nil {
+		if ferr := gob.NewDecoder(&w.out).Decode(&res); ferr != nil {
 			errs = append(errs, fmt.Errorf("generator worker %d results: %w", i, ferr))
 			continue
 		}
