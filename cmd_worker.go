@@ -17,7 +17,6 @@ import (
 
 	"github.com/connlimit/connlimit/limits"
 	"github.com/connlimit/connlimit/loadgen"
-	"github.com/connlimit/connlimit/target"
 )
 
 // A generator worker is one process of a multi-process run: run starts
@@ -44,16 +43,18 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		targets, sources, probe             string
-		n, concurrency, payload, mss        int
-		rate                                float64
-		connectTimeout, replyTimeout, every time.Duration
-		epoch                               int64
-		builtin, localAddrs                 bool
+		targets, sources, probe, host, httpPath string
+		n, concurrency, payload, mss            int
+		rate                                    float64
+		connectTimeout, replyTimeout, every     time.Duration
+		epoch                                   int64
+		builtin, localAddrs                     bool
 	)
 	fs.StringVar(&targets, "targets", "", "")
 	fs.StringVar(&sources, "source-ips", "", "")
 	fs.StringVar(&probe, "probe", "greeting", "")
+	fs.StringVar(&host, "host", "", "")
+	fs.StringVar(&httpPath, "http-path", "/", "")
 	fs.IntVar(&n, "connections", 0, "")
 	fs.IntVar(&concurrency, "concurrency", loadgen.DefaultConcurrency, "")
 	fs.IntVar(&payload, "payload", 16, "")
@@ -94,19 +95,7 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 	if _, err := limits.EnsureSoft(uint64(n) + generatorReserve); err != nil {
 		return runtimeErr(fmt.Errorf("worker: %w", err))
 	}
-	var p loadgen.Probe
-	switch probe {
-	case "connect":
-		p = loadgen.ConnectProbe{}
-	case "echo":
-		e := loadgen.NewEchoProbe(payload)
-		if builtin {
-			e.AfterLine, e.Parse = true, target.ParseGreeting
-		}
-		p = e
-	default:
-		p = loadgen.GreetingProbe{Parse: target.ParseGreeting}
-	}
+	p := newProbe(probe, payload, builtin, host, httpPath)
 	gen, err := loadgen.New(loadgen.Config{Targets: dsts, Sources: srcs, Connections: n, Rate: rate, Concurrency: concurrency,
 		ConnectTimeout: connectTimeout, GreetingTimeout: replyTimeout, Probe: p, MSS: mss, Segments: probe == "echo", LocalAddrs: localAddrs,
 		Epoch: time.Unix(0, epoch)})

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,4 +117,16 @@ func TestHundredThousand(t *testing.T) {
 		t.Errorf("%d generators, %d targets: want the hard limit 20000 to require at least 5 of each", len(s.Generators), len(s.Targets))
 	}
 	noProcessLeft(t)
+}
+
+// Worker processes use the probe the run was given (they once fell back to
+// the greeting probe for http).
+func TestMultiProcessHTTPProbe(t *testing.T) {
+	noLeftovers(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }))
+	defer srv.Close()
+	s := runJSON(t, "--target", srv.Listener.Addr().String(), "--probe", "http", "--procs", "2", "--connections", "20", "--hold", "0s")
+	if s.Outcomes["served"] != 20 || len(s.Generators) != 2 {
+		t.Errorf("outcomes %v with %d generators: want 20 served by 2", s.Outcomes, len(s.Generators))
+	}
 }

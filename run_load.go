@@ -70,7 +70,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	}
 	var gen load
 	if cfg.procs > 1 {
-		pool, err := startWorkers(workerSpec{exe: env.targetExe, targets: side.addrs, cfg: cfg, builtin: tp != nil}, cfg.procs)
+		pool, err := startWorkers(workerSpec{exe: env.targetExe, host: side.host, targets: side.addrs, cfg: cfg, builtin: tp != nil}, cfg.procs)
 		if err != nil {
 			return runtimeErr(err)
 		}

@@ -248,17 +248,23 @@ func (p *procWatch) report(end limits.ProcSample) report.Process {
 
 // probeFor builds the --probe.
 func probeFor(cfg *runConfig, side *targetSide) loadgen.Probe {
-	switch cfg.Probe {
+	return newProbe(cfg.Probe, cfg.Payload, side.tp != nil, side.host, cfg.HTTPPath)
+}
+
+// newProbe builds a probe by name, for the run and for its worker processes.
+// builtin says the target is connlimit's own, which greets before it echoes.
+func newProbe(kind string, payload int, builtin bool, host, path string) loadgen.Probe {
+	switch kind {
 	case "connect":
 		return loadgen.ConnectProbe{}
 	case "echo":
-		p := loadgen.NewEchoProbe(cfg.Payload)
-		if side.tp != nil { // the built-in target greets, then echoes
+		p := loadgen.NewEchoProbe(payload)
+		if builtin {
 			p.AfterLine, p.Parse = true, target.ParseGreeting
 		}
 		return p
 	case "http":
-		return loadgen.NewHTTPProbe(side.host, cfg.HTTPPath)
+		return loadgen.NewHTTPProbe(host, path)
 	}
 	return loadgen.GreetingProbe{Parse: target.ParseGreeting}
 }

@@ -54,6 +54,7 @@ type worker struct {
 // workerSpec is what every worker shares.
 type workerSpec struct {
 	exe     string
+	host    string // for the http probe's Host header
 	targets []netip.AddrPort
 	cfg     *runConfig
 	builtin bool
@@ -80,6 +81,7 @@ func startWorkers(spec workerSpec, n int) (*workerPool, error) {
 			"--concurrency", strconv.Itoa(conc),
 			"--connect-timeout", cfg.ConnectTimeout.String(), "--greeting-timeout", cfg.GreetingTimeout.String(),
 			"--probe", cfg.Probe, "--payload", strconv.Itoa(cfg.Payload), "--mss", strconv.Itoa(cfg.MSS),
+			"--host", spec.host, "--http-path", cfg.HTTPPath,
 			"--interval", cfg.Interval.String(), "--epoch", strconv.FormatInt(epoch, 10)}
 		if spec.builtin {
 			args = append(args, "--builtin")

@@ -23,7 +23,7 @@ func (s *Summary) limitDetail() (setting, value, fix string) {
 			"raise the target's soft limit: ulimit -n / systemd LimitNOFILE= / nginx worker_rlimit_nofile (built-in target: --target-nofile)"
 	case LimitTargetNotAccepting:
 		if t != nil && t.MaxConns > 0 {
-			return "the target's connection cap (--max-conns, at the cap: " + t.OnMaxConns + ")", strconv.Itoa(t.MaxConns),
+			return capSetting(t), strconv.Itoa(t.MaxConns),
 				"raise the application's connection cap, or stop it from holding connections it does not need"
 		}
 		value = "not calling accept() with descriptors to spare"
@@ -44,7 +44,7 @@ func (s *Summary) limitDetail() (setting, value, fix string) {
 			"make the target accept faster, or raise the backlog: net.core.somaxconn and the server's listen backlog (built-in target: --backlog)"
 	case LimitTargetClosed:
 		if t != nil && t.MaxConns > 0 {
-			return "the target's connection cap (--max-conns, at the cap: " + t.OnMaxConns + ")", strconv.Itoa(t.MaxConns),
+			return capSetting(t), strconv.Itoa(t.MaxConns),
 				"raise the application's connection cap (maxclients, max_connections)"
 		}
 		value = "closes or resets accepted connections"
@@ -86,4 +86,9 @@ func procsText(ps []Process) string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// capSetting names the built-in target's connection cap and its policy.
+func capSetting(t *Target) string {
+	return "the target's connection cap (--max-conns, at the cap: " + t.OnMaxConns + ")"
 }
