@@ -57,7 +57,7 @@ func TestMultiProcessTargetsRunOut(t *testing.T) {
 	if s.FirstLimit != "target-fd-limit" || len(s.Targets) != 2 {
 		t.Fatalf("first limit %s, %d targets", s.FirstLimit, len(s.Targets))
 	}
-	served := 0
+	served, fewest := 0, int64(400)
 	for _, tg := range s.Targets {
 		if tg.FirstEMFILE == nil || tg.FirstEMFILE.SlotsUsed != 64 {
 			t.Errorf("target %+v: want its own first EMFILE at 64 slots", tg)
@@ -66,12 +66,16 @@ func TestMultiProcessTargetsRunOut(t *testing.T) {
 		// At the limit: later, teardown's resets free slots and the target
 		// drains its queue, which its total accepted count includes.
 		served += int(tg.FirstEMFILE.Accepted)
+		fewest = min(fewest, tg.FirstEMFILE.Accepted)
 	}
 	if s.Outcomes["served"] != served || s.Outcomes["queued"] != 400-served {
 		t.Errorf("outcomes %v, targets accepted %d", s.Outcomes, served)
 	}
-	if s.FirstLimitAt < int64(served)-2 || s.FirstLimitAt > int64(served) {
-		t.Errorf("first limit at %d: want about the %d served by both targets", s.FirstLimitAt, served)
+	// The first attempt that failed went to a full target, after at least
+	// that target's connections; the other may still have served some after.
+	if s.FirstLimitAt < fewest-2 || s.FirstLimitAt > int64(served) {
+		t.Errorf("first limit at %d: want between the %d the first full target took and the %d served by both",
+			s.FirstLimitAt, fewest, served)
 	}
 	// The kernel's view adds up both listeners' accept queues.
 	if k := s.Kernel; k.AcceptQueueEnd != int64(s.Outcomes["queued"]) {
