@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"sync"
 
@@ -90,11 +91,11 @@ const greetingPrefix = "connlimit "
 
 // AppendGreeting appends the line the target writes to the seq-th accepted
 // connection, naming the peer as the target sees it.
-func AppendGreeting(b []byte, seq uint64, peer string) []byte {
+func AppendGreeting(b []byte, seq uint64, peer netip.AddrPort) []byte {
 	b = append(b, greetingPrefix...)
 	b = strconv.AppendUint(b, seq, 10)
 	b = append(b, ' ')
-	b = append(b, peer...)
+	b = peer.AppendTo(b)
 	return append(b, '\n')
 }
 

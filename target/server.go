@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,9 @@ type server struct {
 	lnFd   int
 	soft   uint64
 	spare  *os.File // PolicyShed's reserved descriptor
+	// loop holds the greeting target's connections without a goroutine
+	// each; nil for the forwarder, which copies in goroutines.
+	loop *connLoop
 	// atStart are the descriptors open before Serve listened: anything
 	// there not explained by the runtime was inherited from the parent.
 	atStart map[int]bool
@@ -102,8 +106,50 @@ type server struct {
 	firstEMFILE  atomic.Bool   // the first EMFILE/ENFILE was recorded
 	slotFreed    chan struct{} // a connection ended; CapWait waits on it
 
+	goLn net.Listener // the goroutine path's listener; nil with loop
+
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+}
+
+// listener is what the accept loop needs of either path's listener.
+type listener interface {
+	Close() error
+	Addr() net.Addr
+}
+
+// conn is one accepted connection: a net.Conn on the goroutine path, a bare
+// descriptor (and the peer's address) on the loop's.
+type conn struct {
+	c    net.Conn
+	fd   int
+	peer netip.AddrPort
+}
+
+func (s *server) accept() (conn, error) {
+	if s.loop != nil {
+		return s.loop.accept()
+	}
+	c, err := s.goLn.Accept()
+	return conn{c: c, fd: -1}, err
+}
+
+// discard closes a connection that is not kept.
+func (s *server) discard(c conn) {
+	if c.c != nil {
+		c.c.Close()
+		return
+	}
+	s.loop.discard(c)
+}
+
+// connClosed counts a kept connection's end and wakes a cap that waits.
+func (s *server) connClosed() {
+	s.open.Add(-1)
+	select {
+	case s.slotFreed <- struct{}{}:
+	default:
+	}
 }
 
 // Serve sets the descriptor limit, listens, and accepts until ctx is done.
@@ -156,22 +202,16 @@ func Serve(ctx context.Context, cfg Config) error {
 		}
 		defer func() { s.spare.Close() }()
 	}
-	var ln net.Listener
-	if cfg.Backlog > 0 {
-		ln, err = listenBacklog(cfg.Addr, cfg.Backlog)
-	} else {
-		// No TCP keepalive: Go would set it with three or four setsockopt
-		// calls per accepted connection, and a held test connection needs none.
-		ln, err = (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", cfg.Addr)
-	}
+	ln, err := s.listen(ctx)
 	if err != nil {
 		return fmt.Errorf("target: %w (is the port in use? choose another or 0)", err)
 	}
-	s.lnFd, s.soft = listenerFd(ln), nf.Soft
+	s.soft = nf.Soft
 	fds, _ := s.inv.Count()
 	if err := s.events.write(Event{Type: EventReady, PID: os.Getpid(), Addr: ln.Addr().String(),
 		NoFileSoft: nf.Soft, NoFileHard: nf.Hard, FDsOpen: fds}); err != nil {
 		ln.Close()
+		s.closeLoop()
 		return err
 	}
 	fmt.Fprintf(cfg.Log, "target pid %d listening on %s, soft limit %d, hard %d\n", os.Getpid(), ln.Addr(), nf.Soft, nf.Hard)
@@ -180,6 +220,9 @@ func Serve(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wg.Go(func() { s.statsLoop(ctx) })
+	if s.loop != nil {
+		wg.Go(func() { s.loop.run(ctx) })
+	}
 	wg.Go(func() {
 		<-ctx.Done()
 		ln.Close()
@@ -188,10 +231,39 @@ func Serve(ctx context.Context, cfg Config) error {
 	err = s.acceptLoop(ctx, ln, &wg)
 	cancel()
 	wg.Wait()
+	s.closeLoop()
 	if werr := s.events.write(s.snapshot(EventExit)); err == nil {
 		err = werr
 	}
 	return err
+}
+
+// listen opens the listener: the connection loop's where there is one
+// (Linux, not forwarding), else a net.Listener.
+func (s *server) listen(ctx context.Context) (listener, error) {
+	if s.cfg.ForwardTo == "" {
+		l, err := newConnLoop(s, s.cfg.Addr, s.cfg.Backlog)
+		if err != nil {
+			return nil, err
+		}
+		if l != nil {
+			s.loop, s.lnFd = l, l.listenerFd()
+			return l, nil
+		}
+	}
+	var err error
+	if s.cfg.Backlog > 0 {
+		s.goLn, err = listenBacklog(s.cfg.Addr, s.cfg.Backlog)
+	} else {
+		// No TCP keepalive: Go would set it with three or four setsockopt
+		// calls per accepted connection, and a held test connection needs none.
+		s.goLn, err = (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", s.cfg.Addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.lnFd = listenerFd(s.goLn)
+	return s.goLn, nil
 }
 
 func listenerFd(ln net.Listener) int {
@@ -206,13 +278,13 @@ func listenerFd(ln net.Listener) int {
 
 // acceptLoop follows net/http's Serve: shutdown check first, back off on
 // errors that a later accept can survive, reset the delay after a success.
-func (s *server) acceptLoop(ctx context.Context, ln net.Listener, wg *sync.WaitGroup) error {
+func (s *server) acceptLoop(ctx context.Context, ln listener, wg *sync.WaitGroup) error {
 	var delay time.Duration
 	for {
 		if !s.pace(ctx, ln) {
 			return nil
 		}
-		c, err := ln.Accept()
+		c, err := s.accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -232,7 +304,7 @@ func (s *server) acceptLoop(ctx context.Context, ln net.Listener, wg *sync.WaitG
 				return nil
 			}
 			if noFDs && s.cfg.OnEMFILE == PolicyShed {
-				if err := s.shedOne(ln); err != nil {
+				if err := s.shedOne(); err != nil {
 					return err
 				}
 				continue
@@ -249,16 +321,20 @@ func (s *server) acceptLoop(ctx context.Context, ln net.Listener, wg *sync.WaitG
 		}
 		delay = 0
 		if s.atCap() && s.cfg.OnMaxConns == CapClose {
-			c.Close()
+			s.discard(c)
 			s.capped.Add(1)
 			continue
 		}
 		seq := s.accepted.Add(1)
 		s.open.Add(1)
+		if s.loop != nil {
+			s.loop.add(c, uint64(seq))
+			continue
+		}
 		s.mu.Lock()
-		s.conns[c] = struct{}{}
+		s.conns[c.c] = struct{}{}
 		s.mu.Unlock()
-		wg.Go(func() { s.handle(c, uint64(seq)) })
+		wg.Go(func() { s.handle(c.c, uint64(seq)) })
 	}
 }
 
@@ -268,7 +344,7 @@ func (s *server) atCap() bool {
 
 // pace runs before each accept: the accept delay, then the connection cap.
 // It returns false when the loop should end.
-func (s *server) pace(ctx context.Context, ln net.Listener) bool {
+func (s *server) pace(ctx context.Context, ln listener) bool {
 	if d := s.cfg.AcceptDelay; d > 0 {
 		t := time.NewTimer(d)
 		select {
@@ -303,11 +379,11 @@ func (s *server) pace(ctx context.Context, ln net.Listener) bool {
 // it at once, then takes the slot back. Accept blocks until a client comes
 // if the queue was empty (at the limit accept fails even then), so this
 // never spins.
-func (s *server) shedOne(ln net.Listener) error {
+func (s *server) shedOne() error {
 	s.spare.Close()
-	c, err := ln.Accept()
+	c, err := s.accept()
 	if err == nil {
-		c.Close()
+		s.discard(c)
 		s.shed.Add(1)
 	}
 	spare, serr := os.Open(os.DevNull)
@@ -334,18 +410,14 @@ func (s *server) handle(c net.Conn, seq uint64) {
 		delete(s.conns, c)
 		s.mu.Unlock()
 		c.Close()
-		s.open.Add(-1)
-		select {
-		case s.slotFreed <- struct{}{}:
-		default:
-		}
+		s.connClosed()
 	}()
 	if s.cfg.ForwardTo != "" {
 		s.forward(c)
 		return
 	}
 	buf := make([]byte, 0, 256)
-	if _, err := c.Write(AppendGreeting(buf, seq, c.RemoteAddr().String())); err != nil {
+	if _, err := c.Write(AppendGreeting(buf, seq, c.RemoteAddr().(*net.TCPAddr).AddrPort())); err != nil {
 		return
 	}
 	buf = buf[:cap(buf)]
@@ -392,6 +464,13 @@ func (s *server) echo(c net.Conn, first []byte) error {
 	return err
 }
 
+// closeLoop ends the loop's connections once nothing else uses them.
+func (s *server) closeLoop() {
+	if s.loop != nil {
+		s.loop.closeAll()
+	}
+}
+
 func (s *server) closeConns() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -413,6 +492,13 @@ func (s *server) spareFd() int {
 		return -1
 	}
 	return int(s.spare.Fd())
+}
+
+func (s *server) loopFd() int {
+	if s.loop == nil {
+		return -1
+	}
+	return s.loop.fd()
 }
 
 // recordFirstEMFILE lists every descriptor at the moment of the failure and
@@ -443,6 +529,8 @@ func (s *server) recordFirstEMFILE(err error, phase string) {
 			fd.Kind = "fd inventory"
 		case s.spareFd():
 			fd.Kind = "spare (shed policy)"
+		case s.loopFd():
+			fd.Kind = "connection epoll"
 		default:
 			switch {
 			case s.atStart[fd.Num] && (fd.Kind == limits.KindFile || fd.Kind == limits.KindPipe ||

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -32,7 +33,7 @@ func TestGreetingRoundTrip(t *testing.T) {
 			t.Errorf("ParseGreeting(%q) = %d, %v; want %d, %v", tc.line, seq, ok, tc.seq, tc.ok)
 		}
 	}
-	line := AppendGreeting(nil, 77, "127.0.0.1:40000")
+	line := AppendGreeting(nil, 77, netip.MustParseAddrPort("127.0.0.1:40000"))
 	if seq, ok := ParseGreeting(line); !ok || seq != 77 || string(line) != "connlimit 77 127.0.0.1:40000\n" {
 		t.Errorf("AppendGreeting gave %q, parsed %d %v", line, seq, ok)
 	}
@@ -46,7 +47,7 @@ func FuzzParseGreeting(f *testing.F) {
 		if !ok {
 			return
 		}
-		again, ok2 := ParseGreeting(AppendGreeting(nil, uint64(seq), "p"))
+		again, ok2 := ParseGreeting(AppendGreeting(nil, uint64(seq), netip.AddrPort{}))
 		if !ok2 || again != seq {
 			t.Fatalf("%q parsed as %d but its re-encoding parses as %d, %v", b, seq, again, ok2)
 		}
