@@ -67,6 +67,12 @@ type Inventory struct {
 	dir  *os.File
 	path string
 	buf  []byte // getdents buffer, reused
+	// above counts the descriptors numbered at or above aboveLimit at the
+	// last listing. No descriptor can be made at or above the soft limit
+	// (open, dup2 and F_DUPFD refuse), so while that limit holds and none
+	// was there, none will be: the count of open ones is all that changes.
+	above      int
+	aboveLimit uint64
 }
 
 // OpenInventory opens procRoot/pid/fd; pid "self" means the caller.
@@ -116,21 +122,31 @@ func (inv *Inventory) Count() (int, error) {
 
 // CountBelow counts the open descriptors, and those numbered below limit
 // (the ones that take a slot of a soft limit). It allocates nothing per
-// descriptor.
+// descriptor, and lists the directory only when it must: the first time
+// for a limit, and while some descriptor is numbered above it.
 func (inv *Inventory) CountBelow(limit uint64) (total, below int, err error) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	if inv.dir == nil {
 		return 0, 0, os.ErrClosed
 	}
+	if n, ok := statCount(inv.dir); ok {
+		if limit == 0 {
+			return n, 0, nil
+		}
+		if limit == inv.aboveLimit && inv.above == 0 {
+			return n, n, nil
+		}
+	}
 	if inv.buf == nil {
 		inv.buf = make([]byte, 32<<10)
 	}
 	total, below, err = countDir(inv.dir, inv.buf, limit)
 	if err != nil {
-		err = fmt.Errorf("list %s: %w", inv.path, err)
+		return 0, 0, fmt.Errorf("list %s: %w", inv.path, err)
 	}
-	return total, below, err
+	inv.above, inv.aboveLimit = total-below, limit
+	return total, below, nil
 }
 
 // List returns every open descriptor with its kind, in fd order. A descriptor

@@ -11,6 +11,19 @@ import (
 // those below limit, by reading getdents64 records into buf: no name is
 // allocated, so sampling a process with 100k descriptors every 100 ms makes
 // no garbage.
+// statCount is the number of open descriptors as Linux 6.2 and later report
+// it: the size of the fd directory, counted from the process's fd bitmap.
+// Listing the directory instead builds a dentry per descriptor, which at
+// 20,000 descriptors sampled ten times a second in 50 processes was a third
+// of the machine. ok is false where the size is not reported.
+func statCount(dir *os.File) (n int, ok bool) {
+	var st unix.Stat_t
+	if unix.Fstat(int(dir.Fd()), &st) != nil || st.Size <= 0 {
+		return 0, false
+	}
+	return int(st.Size), true
+}
+
 func countDir(dir *os.File, buf []byte, limit uint64) (total, below int, err error) {
 	fd := int(dir.Fd())
 	if _, err := unix.Seek(fd, 0, 0); err != nil {

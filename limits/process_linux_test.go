@@ -144,6 +144,36 @@ func TestCountBelowAgreesWithList(t *testing.T) {
 	if err != nil || total != len(fds) || below != wantBelow {
 		t.Errorf("CountBelow(%d) = %d, %d, %v; List says %d, %d", limit, total, below, err, len(fds), wantBelow)
 	}
+
+	// With nothing above the limit, later counts come from the directory's
+	// size (Linux 6.2+): they must still agree with a listing.
+	limit = uint64(fds[len(fds)-1].Num) + 100
+	for i, step := range []int{0, 10, -25} {
+		for ; step > 0; step-- {
+			f, err := os.Open(os.DevNull)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, f)
+		}
+		for ; step < 0; step++ {
+			files[len(files)-1].Close()
+			files = files[:len(files)-1]
+		}
+		fds, err := inv.List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total, below, err := inv.CountBelow(limit)
+		if err != nil || total != len(fds) || below != len(fds) {
+			t.Errorf("step %d: CountBelow(%d) = %d, %d, %v; List says %d below", i, limit, total, below, err, len(fds))
+		}
+		if n, ok := statCount(inv.dir); ok && n != len(fds) {
+			t.Errorf("step %d: the fd directory's size says %d open, List %d", i, n, len(fds))
+		} else if !ok {
+			t.Log("this kernel does not report the open count as the fd directory's size: listings only")
+		}
+	}
 }
 
 func FuzzParseLimitsNoFile(f *testing.F) {
