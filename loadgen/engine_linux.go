@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"github.com/connlimit/connlimit/internal/epoll"
 	"net/netip"
 	"os"
 	"strconv"
@@ -41,7 +42,7 @@ func (f *fifo) pop() {
 
 type engine struct {
 	g        *Generator
-	epfd     int
+	set      *epoll.Set
 	sas      []unix.Sockaddr // per Config.Targets
 	families []int
 	srcs     []unix.Sockaddr // per Config.Sources
@@ -67,11 +68,11 @@ func (g *Generator) Open(ctx context.Context) error {
 	if g.e != nil {
 		return errors.New("loadgen: Open called twice")
 	}
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	set, err := epoll.New()
 	if err != nil {
-		return os.NewSyscallError("epoll_create1", err)
+		return err
 	}
-	e := &engine{g: g, epfd: epfd, got: map[int32][]byte{}, unsent: map[int32][]byte{}}
+	e := &engine{g: g, set: set, got: map[int32][]byte{}, unsent: map[int32][]byte{}}
 	e.instant = !g.cfg.Probe.Judge(nil).More
 	for _, t := range g.cfg.Targets {
 		sa, family := sockaddr(t)
@@ -110,12 +111,9 @@ func (g *Generator) Hold(ctx context.Context, d time.Duration) error {
 		if left <= 0 {
 			return nil
 		}
-		n, err := unix.EpollWait(e.epfd, events, int((min(left, maxWait)+time.Millisecond-1)/time.Millisecond))
+		n, err := e.set.Wait(events, min(left, maxWait))
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			return os.NewSyscallError("epoll_wait", err)
+			return err
 		}
 		for _, ev := range events[:n] {
 			e.handle(ev)
@@ -158,13 +156,10 @@ func (e *engine) loop(ctx context.Context) error {
 		if e.next == len(g.results) && e.pending == 0 {
 			return nil
 		}
-		n, err := unix.EpollWait(e.epfd, events, e.waitMillis(now))
+		n, err := e.set.Poll(events, e.wait(now))
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
 			e.abort()
-			return os.NewSyscallError("epoll_wait", err)
+			return err
 		}
 		for _, ev := range events[:n] {
 			e.handle(ev)
@@ -172,9 +167,9 @@ func (e *engine) loop(ctx context.Context) error {
 	}
 }
 
-// waitMillis is how long epoll_wait may sleep before the loop has work of
-// its own: the next scheduled start or the earliest deadline.
-func (e *engine) waitMillis(now time.Duration) int {
+// wait is how long the loop may sleep before it has work of its own: the
+// next scheduled start or the earliest deadline.
+func (e *engine) wait(now time.Duration) time.Duration {
 	g := e.g
 	wake := now + maxWait
 	if e.next < len(g.results) && int(g.c.connecting.Load()) < g.cfg.Concurrency {
@@ -187,10 +182,7 @@ func (e *engine) waitMillis(now time.Duration) int {
 		r := &g.results[e.replyQ.peek()]
 		wake = min(wake, r.Start+r.Connect+g.cfg.GreetingTimeout)
 	}
-	if wake <= now {
-		return 0
-	}
-	return int((wake - now + time.Millisecond - 1) / time.Millisecond)
+	return max(wake-now, 0)
 }
 
 func (e *engine) startAttempt() {
@@ -262,7 +254,7 @@ const watched = unix.EPOLLOUT | unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
 
 func (e *engine) register(i int32, fd int) error {
 	ev := unix.EpollEvent{Events: watched, Fd: int32(fd), Pad: i}
-	return os.NewSyscallError("epoll_ctl", unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev))
+	return e.set.Ctl(unix.EPOLL_CTL_ADD, fd, &ev)
 }
 
 func (e *engine) handle(ev unix.EpollEvent) {
@@ -544,7 +536,7 @@ func (g *Generator) Close() error {
 	}
 	g.closed = true
 	if g.e != nil {
-		defer unix.Close(g.e.epfd)
+		defer g.e.set.Close()
 	}
 	var first error
 	rst := &unix.Linger{Onoff: 1, Linger: 0}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/connlimit/connlimit/internal/epoll"
 	"net"
 	"net/netip"
 	"os"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -26,7 +28,7 @@ type connLoop struct {
 	ln   *os.File // the listening socket
 	lnFd int
 	addr *net.TCPAddr
-	epfd int
+	set  *epoll.Set
 	rc   syscall.RawConn // ln's, to wait in Go's netpoller
 
 	// Accept goroutine only.
@@ -34,6 +36,7 @@ type connLoop struct {
 	afd      int
 	aerr     syscall.Errno
 	rsa      unix.RawSockaddrAny
+	pfd      [1]unix.PollFd // the listener, for poll(2)
 	greet    []byte
 
 	// run only.
@@ -74,20 +77,31 @@ func newConnLoop(s *server, addr string, backlog int) (*connLoop, error) {
 		ln.Close()
 		return nil, os.NewSyscallError("getsockname", err)
 	}
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	set, err := epoll.New()
 	if err != nil {
 		ln.Close()
-		return nil, os.NewSyscallError("epoll_create1", err)
+		return nil, err
 	}
-	l := &connLoop{s: s, ln: ln, lnFd: lnFd, addr: tcpAddr(sa), epfd: epfd, rc: rc, greet: make([]byte, 0, 128),
+	l := &connLoop{s: s, ln: ln, lnFd: lnFd, addr: tcpAddr(sa), set: set, rc: rc, greet: make([]byte, 0, 128),
 		buf: make([]byte, 64<<10), state: map[int]*echoState{}}
+	l.pfd[0] = unix.PollFd{Fd: int32(lnFd), Events: unix.POLLIN}
 	// Built once: a closure made per accept would be an allocation per connection.
 	l.acceptFn = func(lfd uintptr) bool {
-		n := uint32(unix.SizeofSockaddrAny)
-		r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, lfd, uintptr(unsafe.Pointer(&l.rsa)), uintptr(unsafe.Pointer(&n)),
-			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
-		l.afd, l.aerr = int(r), e
-		return e != unix.EAGAIN
+		for {
+			n := uint32(unix.SizeofSockaddrAny)
+			r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, lfd, uintptr(unsafe.Pointer(&l.rsa)), uintptr(unsafe.Pointer(&n)),
+				unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+			if e != unix.EAGAIN {
+				l.afd, l.aerr = int(r), e
+				return true
+			}
+			// During a ramp the next connection comes within milliseconds:
+			// wait for it in poll(2) rather than park, whose wakeup is a trip
+			// through the scheduler. Idle longer, and the netpoller waits.
+			if ready, _ := unix.Poll(l.pfd[:], int(epoll.Spin/time.Millisecond)); ready <= 0 {
+				return false
+			}
+		}
 	}
 	return l, nil
 }
@@ -110,7 +124,7 @@ func (l *connLoop) Addr() net.Addr { return l.addr }
 
 func (l *connLoop) listenerFd() int { return l.lnFd }
 
-func (l *connLoop) fd() int { return l.epfd }
+func (l *connLoop) fd() int { return l.set.Fd() }
 
 // accept waits for one connection and returns its bare descriptor.
 func (l *connLoop) accept() (conn, error) {
@@ -151,8 +165,8 @@ func (l *connLoop) add(c conn, seq uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ev := unix.EpollEvent{Events: watchedIn, Fd: int32(c.fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
-		fmt.Fprintf(l.s.cfg.Log, "target: %v\n", os.NewSyscallError("epoll_ctl", err))
+	if err := l.set.Ctl(unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+		fmt.Fprintf(l.s.cfg.Log, "target: %v\n", err)
 		l.closeLocked(c.fd)
 		return
 	}
@@ -170,12 +184,9 @@ func (l *connLoop) discard(c conn) { unix.Close(c.fd) }
 func (l *connLoop) run(ctx context.Context) {
 	events := make([]unix.EpollEvent, 256)
 	for ctx.Err() == nil {
-		n, err := unix.EpollWait(l.epfd, events, 100)
+		n, err := l.set.Wait(events, 100*time.Millisecond)
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			fmt.Fprintf(l.s.cfg.Log, "target: %v\n", os.NewSyscallError("epoll_wait", err))
+			fmt.Fprintf(l.s.cfg.Log, "target: %v\n", err)
 			return
 		}
 		for _, ev := range events[:n] {
@@ -259,7 +270,7 @@ func (l *connLoop) flush(fd int, st *echoState) bool {
 
 func (l *connLoop) modify(fd int, events uint32) {
 	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
-	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &ev)
+	l.set.Ctl(unix.EPOLL_CTL_MOD, fd, &ev)
 }
 
 func (l *connLoop) close(fd int) {
@@ -292,5 +303,5 @@ func (l *connLoop) closeAll() {
 			l.closeLocked(fd)
 		}
 	}
-	unix.Close(l.epfd)
+	l.set.Close()
 }
