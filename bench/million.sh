@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One million concurrent connections: the C yardstick (100 connserver +
+# 100 connstorm, 10,000 each, every pair on its own port and source
+# address) and then `connlimit run --connections 1000000` with its
+# defaults, in the same run. Loopback only; needs ~10 GiB of free memory
+# and a hard RLIMIT_NOFILE of at least 10,016. Usage: bench/million.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+yard=${YARDSTICK:-../shared/bench}
+tmp=$(mktemp -d)
+servers=()
+cleanup() { for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+gcc -O2 -o "$tmp/connserver" "$yard/connserver.c"
+gcc -O2 -o "$tmp/connstorm" "$yard/connstorm.c"
+go build -o "$tmp/connlimit" .
+
+base=$((30000 + RANDOM % 20000))
+for i in $(seq 1 100); do "$tmp/connserver" -p $((base + i)) -t 90 -q 2>/dev/null & servers+=($!); done
+sleep 1
+storms=()
+for i in $(seq 1 100); do
+  "$tmp/connstorm" -n 10000 -p $((base + i)) -s "127.0.1.$i" -c 256 -H 3 -L -q >"$tmp/storm.$i" & storms+=($!)
+done
+wait "${storms[@]}" || true
+python3 - "$tmp" <<'PY'
+import glob, re, sys
+est, el = 0, []
+for f in glob.glob(sys.argv[1] + "/storm.*"):
+    m = re.search(r"established=(\d+).*elapsed=([\d.]+)s", open(f).read())
+    if m:
+        est += int(m.group(1)); el.append(float(m.group(2)))
+print(f"C, 100 connserver + 100 connstorm: {est} established, ramp {max(el):.1f} s (slowest connstorm)")
+PY
+for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
+wait 2>/dev/null || true
+servers=()
+
+/usr/bin/time -f "connlimit: %e s wall, %U s user, %S s sys" \
+  "$tmp/connlimit" run --connections 1000000 --hold 2s -q --json "$tmp/m.json" >/dev/null
+python3 - "$tmp/m.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(f"connlimit run --connections 1000000: {d['outcomes']['served']} served, first limit {d['first_limit']}, "
+      f"{len(d['generators'])} generator and {len(d['targets'])} target processes, "
+      f"ramp {d['generator']['connect_span_s']:.1f} s, run {d['duration_s']:.1f} s")
+PY
