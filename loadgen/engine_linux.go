@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"github.com/connlimit/connlimit/internal/epoll"
+	"github.com/connlimit/connlimit/internal/sockaddr"
 	"net/netip"
 	"os"
 	"strconv"
@@ -75,11 +76,11 @@ func (g *Generator) Open(ctx context.Context) error {
 	e := &engine{g: g, set: set, got: map[int32][]byte{}, unsent: map[int32][]byte{}}
 	e.instant = !g.cfg.Probe.Judge(nil).More
 	for _, t := range g.cfg.Targets {
-		sa, family := sockaddr(t)
+		sa, family := sockaddr.To(t)
 		e.sas, e.families = append(e.sas, sa), append(e.families, family)
 	}
 	for _, a := range g.cfg.Sources {
-		sa, _ := sockaddr(netip.AddrPortFrom(a, 0))
+		sa, _ := sockaddr.To(netip.AddrPortFrom(a, 0))
 		e.srcs = append(e.srcs, sa)
 	}
 	if g.cfg.Rate > 0 {
@@ -119,23 +120,6 @@ func (g *Generator) Hold(ctx context.Context, d time.Duration) error {
 			e.handle(ev)
 		}
 	}
-}
-
-func sockaddr(ap netip.AddrPort) (unix.Sockaddr, int) {
-	if ap.Addr().Is4() || ap.Addr().Is4In6() {
-		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}, unix.AF_INET
-	}
-	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}, unix.AF_INET6
-}
-
-func addrPort(sa unix.Sockaddr) netip.AddrPort {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
-	}
-	return netip.AddrPort{}
 }
 
 func (e *engine) loop(ctx context.Context) error {
@@ -564,19 +548,5 @@ func (e *engine) localAddr(fd int) netip.AddrPort {
 	if errno != 0 {
 		return netip.AddrPort{}
 	}
-	switch e.rsa.Addr.Family {
-	case unix.AF_INET:
-		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&e.rsa))
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), ntohs(sa.Port))
-	case unix.AF_INET6:
-		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&e.rsa))
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), ntohs(sa.Port))
-	}
-	return netip.AddrPort{}
-}
-
-// ntohs reads a port as the kernel stores it: network byte order.
-func ntohs(p uint16) uint16 {
-	b := (*[2]byte)(unsafe.Pointer(&p))
-	return uint16(b[0])<<8 | uint16(b[1])
+	return sockaddr.FromRaw(&e.rsa)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/connlimit/connlimit/internal/sockaddr"
 	"io"
 	"net"
 	"net/http"
@@ -40,7 +41,7 @@ func rawListener(t *testing.T, backlog int) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return addrPort(sa)
+	return sockaddr.From(sa)
 }
 
 // greeter accepts everything and runs fn on each connection, in a goroutine
@@ -444,7 +445,7 @@ func BenchmarkOpen(b *testing.B) {
 		unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
 		unix.Listen(fd, 4096)
 		sa, _ := unix.Getsockname(fd)
-		g, err := New(Config{Target: addrPort(sa), Connections: n, Probe: ConnectProbe{}})
+		g, err := New(Config{Target: sockaddr.From(sa), Connections: n, Probe: ConnectProbe{}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/connlimit/connlimit/internal/epoll"
+	"github.com/connlimit/connlimit/internal/sockaddr"
 	"net"
 	"net/netip"
 	"os"
@@ -82,7 +83,7 @@ func newConnLoop(s *server, addr string, backlog int) (*connLoop, error) {
 		ln.Close()
 		return nil, err
 	}
-	l := &connLoop{s: s, ln: ln, lnFd: lnFd, addr: tcpAddr(sa), set: set, rc: rc, greet: make([]byte, 0, 128),
+	l := &connLoop{s: s, ln: ln, lnFd: lnFd, addr: net.TCPAddrFromAddrPort(sockaddr.From(sa)), set: set, rc: rc, greet: make([]byte, 0, 128),
 		buf: make([]byte, 64<<10), state: map[int]*echoState{}}
 	l.pfd[0] = unix.PollFd{Fd: int32(lnFd), Events: unix.POLLIN}
 	// Built once: a closure made per accept would be an allocation per connection.
@@ -106,16 +107,6 @@ func newConnLoop(s *server, addr string, backlog int) (*connLoop, error) {
 	return l, nil
 }
 
-func tcpAddr(sa unix.Sockaddr) *net.TCPAddr {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)))
-	case *unix.SockaddrInet6:
-		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)))
-	}
-	return &net.TCPAddr{}
-}
-
 // Close closes the listener; connections stay until closeAll.
 func (l *connLoop) Close() error { return l.ln.Close() }
 
@@ -134,24 +125,12 @@ func (l *connLoop) accept() (conn, error) {
 	if l.aerr != 0 {
 		return conn{fd: -1}, os.NewSyscallError("accept4", l.aerr)
 	}
-	return conn{fd: l.afd, peer: peerOf(&l.rsa)}, nil
+	return conn{fd: l.afd, peer: unmapped(sockaddr.FromRaw(&l.rsa))}, nil
 }
 
-func peerOf(rsa *unix.RawSockaddrAny) netip.AddrPort {
-	switch rsa.Addr.Family {
-	case unix.AF_INET:
-		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), ntohs(sa.Port))
-	case unix.AF_INET6:
-		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), ntohs(sa.Port))
-	}
-	return netip.AddrPort{}
-}
-
-func ntohs(p uint16) uint16 {
-	b := (*[2]byte)(unsafe.Pointer(&p))
-	return uint16(b[0])<<8 | uint16(b[1])
+// unmapped names an IPv4 peer of a dual-stack listener as IPv4, as net does.
+func unmapped(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // add greets a new connection and hands it to the loop. A peer that is

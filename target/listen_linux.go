@@ -2,6 +2,7 @@ package target
 
 import (
 	"fmt"
+	"github.com/connlimit/connlimit/internal/sockaddr"
 	"net"
 	"net/netip"
 	"os"
@@ -39,11 +40,7 @@ func listenSocket(addr string, backlog, flags int) (int, error) {
 	if backlog <= 0 {
 		backlog = anyBacklog
 	}
-	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}
-	family := unix.AF_INET
-	if ap.Addr().Is6() && !ap.Addr().Is4In6() {
-		sa, family = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}, unix.AF_INET6
-	}
+	sa, family := sockaddr.To(ap)
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|flags, 0)
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
