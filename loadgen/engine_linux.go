@@ -5,6 +5,7 @@ import (
 	"errors"
 	"github.com/connlimit/connlimit/internal/epoll"
 	"github.com/connlimit/connlimit/internal/sockaddr"
+	"github.com/connlimit/connlimit/limits"
 	"net/netip"
 	"os"
 	"strconv"
@@ -17,6 +18,9 @@ import (
 
 // maxWait bounds one epoll_wait so cancellation is seen within this time.
 const maxWait = 20 * time.Millisecond
+
+// fdHeadroom is what the process holds besides the attempts' sockets.
+const fdHeadroom = 256
 
 // startBatch caps connects started between two polls, so completions are
 // seen (and timed) promptly instead of after a long burst of connect().
@@ -87,6 +91,10 @@ func (g *Generator) Open(ctx context.Context) error {
 		e.interval = time.Duration(float64(time.Second) / g.cfg.Rate)
 	}
 	g.e = e
+	// Before the clock starts: a table that doubles during the ramp stops
+	// it for an RCU grace period each time. Without it the run is slower,
+	// not wrong, so an error is not the run's.
+	_ = limits.GrowFDTable(len(g.results) + fdHeadroom)
 	g.start = time.Now()
 	if !g.cfg.Epoch.IsZero() {
 		g.start = g.cfg.Epoch
