@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"github.com/connlimit/connlimit/internal/epoll"
+	"github.com/connlimit/connlimit/internal/rawsock"
 	"github.com/connlimit/connlimit/internal/sockaddr"
 	"github.com/connlimit/connlimit/limits"
 	"net/netip"
@@ -25,6 +26,18 @@ const fdHeadroom = 256
 // startBatch caps connects started between two polls, so completions are
 // seen (and timed) promptly instead of after a long burst of connect().
 const startBatch = 32
+
+// rawAddr is a socket address as connect and bind take it, made once.
+type rawAddr struct {
+	rsa    unix.RawSockaddrAny
+	len    uint32
+	family int
+}
+
+func newRawAddr(ap netip.AddrPort) rawAddr {
+	rsa, n, family := sockaddr.ToRaw(ap)
+	return rawAddr{rsa, n, family}
+}
 
 // fifo holds attempt indexes in deadline order: every attempt waits the same
 // timeout from a time that only grows, so the head always expires first.
@@ -48,11 +61,10 @@ func (f *fifo) pop() {
 type engine struct {
 	g        *Generator
 	set      *epoll.Set
-	sas      []unix.Sockaddr // per Config.Targets
-	families []int
-	srcs     []unix.Sockaddr // per Config.Sources
-	next     int             // index of the next attempt to start
-	pending  int             // attempts without an outcome
+	dsts     []rawAddr // per Config.Targets
+	srcs     []rawAddr // per Config.Sources
+	next     int       // index of the next attempt to start
+	pending  int       // attempts without an outcome
 	connQ    fifo
 	replyQ   fifo
 	got      map[int32][]byte // reply bytes read so far; after serving, the first bytes of an unasked-for message
@@ -80,12 +92,10 @@ func (g *Generator) Open(ctx context.Context) error {
 	e := &engine{g: g, set: set, got: map[int32][]byte{}, unsent: map[int32][]byte{}}
 	e.instant = !g.cfg.Probe.Judge(nil).More
 	for _, t := range g.cfg.Targets {
-		sa, family := sockaddr.To(t)
-		e.sas, e.families = append(e.sas, sa), append(e.families, family)
+		e.dsts = append(e.dsts, newRawAddr(t))
 	}
 	for _, a := range g.cfg.Sources {
-		sa, _ := sockaddr.To(netip.AddrPortFrom(a, 0))
-		e.srcs = append(e.srcs, sa)
+		e.srcs = append(e.srcs, newRawAddr(netip.AddrPortFrom(a, 0)))
 	}
 	if g.cfg.Rate > 0 {
 		e.interval = time.Duration(float64(time.Second) / g.cfg.Rate)
@@ -182,11 +192,12 @@ func (e *engine) startAttempt() {
 	i := int32(e.next)
 	e.next++
 	r := &g.results[i]
-	dst := int(i) % len(e.sas)
+	dst := int(i) % len(e.dsts)
 	*r = Result{Seq: uint32(i) + 1, FD: -1, Start: time.Since(g.start), phase: phaseConnecting, Dst: uint16(dst)}
 	g.c.attempted.Add(1)
 	e.pending++
-	fd, err := unix.Socket(e.families[dst], unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	d := &e.dsts[dst]
+	fd, err := rawsock.Socket(d.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		e.fail(r, err)
 		return
@@ -195,38 +206,38 @@ func (e *engine) startAttempt() {
 	if len(e.srcs) > 0 {
 		// The port is left to connect(), which picks it per 4-tuple; a
 		// plain bind would pick one unique across all destinations.
-		src := e.srcs[(int(i)/len(e.sas))%len(e.srcs)]
-		err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+		src := &e.srcs[(int(i)/len(e.dsts))%len(e.srcs)]
+		err := rawsock.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
 		if err == nil {
-			err = unix.Bind(fd, src)
+			err = rawsock.Bind(fd, &src.rsa, src.len)
 		}
 		if err != nil {
-			unix.Close(fd)
+			rawsock.Close(fd)
 			e.fail(r, os.NewSyscallError("bind source address", err))
 			return
 		}
 	}
 	if mss := g.cfg.MSS; mss > 0 {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_MAXSEG, mss); err != nil {
-			unix.Close(fd)
+			rawsock.Close(fd)
 			e.fail(r, os.NewSyscallError("setsockopt TCP_MAXSEG", err))
 			return
 		}
 	}
-	err = unix.Connect(fd, e.sas[dst])
+	err = rawsock.Connect(fd, &d.rsa, d.len)
 	switch {
 	case err == nil:
 		e.connected(i, r, false, 0)
 	case errors.Is(err, unix.EINPROGRESS):
 		if err := e.register(i, fd); err != nil {
-			unix.Close(fd)
+			rawsock.Close(fd)
 			e.fail(r, err)
 			return
 		}
 		g.c.connecting.Add(1)
 		e.connQ.push(i)
 	default:
-		unix.Close(fd)
+		rawsock.Close(fd)
 		e.fail(r, err)
 	}
 }
@@ -270,7 +281,7 @@ func (e *engine) handle(ev unix.EpollEvent) {
 			}
 		}
 		if err != nil {
-			unix.Close(int(r.FD))
+			rawsock.Close(int(r.FD))
 			e.fail(r, err)
 			return
 		}
@@ -326,7 +337,7 @@ func (e *engine) connected(i int32, r *Result, registered bool, events uint32) {
 // send writes what the socket takes of the request; false if the attempt ended.
 func (e *engine) send(i int32, r *Result) bool {
 	rest := e.unsent[i]
-	n, err := unix.Write(int(r.FD), rest)
+	n, err := rawsock.Write(int(r.FD), rest)
 	switch {
 	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
 		return true
@@ -346,7 +357,7 @@ func (e *engine) send(i int32, r *Result) bool {
 // the probe has its verdict.
 func (e *engine) readReply(i int32, r *Result, events uint32) {
 	for {
-		n, err := unix.Read(int(r.FD), e.buf[:])
+		n, err := rawsock.Read(int(r.FD), e.buf[:])
 		switch {
 		case errors.Is(err, unix.EAGAIN):
 			return // the next edge brings more
@@ -425,7 +436,7 @@ func (e *engine) verdict(i int32, r *Result, j Judgement) {
 func (e *engine) readHeld(i int32, r *Result) {
 	g := e.g
 	for {
-		n, err := unix.Read(int(r.FD), e.buf[:])
+		n, err := rawsock.Read(int(r.FD), e.buf[:])
 		switch {
 		case errors.Is(err, unix.EAGAIN):
 			return // drained; the registration stays
@@ -468,7 +479,7 @@ func errnoOf(err error) syscall.Errno {
 
 // closeOpen closes a connected socket that will not be held.
 func (e *engine) closeOpen(r *Result) {
-	unix.Close(int(r.FD))
+	rawsock.Close(int(r.FD))
 	e.g.c.open.Add(-1)
 }
 
@@ -483,7 +494,7 @@ func (e *engine) expire(now time.Duration) {
 			if r.Start+g.cfg.ConnectTimeout > now {
 				break
 			}
-			unix.Close(int(r.FD))
+			rawsock.Close(int(r.FD))
 			g.c.connecting.Add(-1)
 			e.done(r, ConnectTimeout, unix.ETIMEDOUT)
 		}
@@ -511,7 +522,7 @@ func (e *engine) abort() {
 		r := &g.results[i]
 		switch r.phase {
 		case phaseConnecting:
-			unix.Close(int(r.FD))
+			rawsock.Close(int(r.FD))
 			g.c.connecting.Add(-1)
 			e.done(r, Other, unix.ECANCELED)
 		case phaseReply:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/connlimit/connlimit/internal/epoll"
+	"github.com/connlimit/connlimit/internal/rawsock"
 	"github.com/connlimit/connlimit/internal/sockaddr"
 	"net"
 	"net/netip"
@@ -12,7 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,7 +35,7 @@ type connLoop struct {
 	// Accept goroutine only.
 	acceptFn func(fd uintptr) bool
 	afd      int
-	aerr     syscall.Errno
+	aerr     error
 	rsa      unix.RawSockaddrAny
 	pfd      [1]unix.PollFd // the listener, for poll(2)
 	greet    []byte
@@ -89,17 +89,15 @@ func newConnLoop(s *server, addr string, backlog int) (*connLoop, error) {
 	// Built once: a closure made per accept would be an allocation per connection.
 	l.acceptFn = func(lfd uintptr) bool {
 		for {
-			n := uint32(unix.SizeofSockaddrAny)
-			r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, lfd, uintptr(unsafe.Pointer(&l.rsa)), uintptr(unsafe.Pointer(&n)),
-				unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
-			if e != unix.EAGAIN {
-				l.afd, l.aerr = int(r), e
+			fd, err := rawsock.Accept4(int(lfd), &l.rsa, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+			if err != unix.EAGAIN {
+				l.afd, l.aerr = fd, err
 				return true
 			}
 			// During a ramp the next connection comes within milliseconds:
 			// wait for it in poll(2) rather than park, whose wakeup is a trip
 			// through the scheduler. Idle longer, and the netpoller waits.
-			if ready, _ := unix.Poll(l.pfd[:], int(epoll.Spin/time.Millisecond)); ready <= 0 {
+			if ready, _ := rawsock.Poll(l.pfd[:], epoll.Spin); ready <= 0 {
 				return false
 			}
 		}
@@ -122,7 +120,7 @@ func (l *connLoop) accept() (conn, error) {
 	if err := l.rc.Read(l.acceptFn); err != nil {
 		return conn{fd: -1}, err // the listener was closed
 	}
-	if l.aerr != 0 {
+	if l.aerr != nil {
 		return conn{fd: -1}, os.NewSyscallError("accept4", l.aerr)
 	}
 	return conn{fd: l.afd, peer: unmapped(sockaddr.FromRaw(&l.rsa))}, nil
@@ -137,7 +135,7 @@ func unmapped(ap netip.AddrPort) netip.AddrPort {
 // already gone is closed at once.
 func (l *connLoop) add(c conn, seq uint64) {
 	l.greet = AppendGreeting(l.greet[:0], seq, c.peer)
-	if _, err := unix.Write(c.fd, l.greet); err != nil {
+	if _, err := rawsock.Write(c.fd, l.greet); err != nil {
 		l.drop(c.fd)
 		return
 	}
@@ -156,7 +154,7 @@ func (l *connLoop) add(c conn, seq uint64) {
 }
 
 // discard closes a connection that is not kept (shed, or over the cap).
-func (l *connLoop) discard(c conn) { unix.Close(c.fd) }
+func (l *connLoop) discard(c conn) { rawsock.Close(c.fd) }
 
 // run serves readiness events until ctx is done. It wakes at least every
 // 100 ms to see ctx: a wakeup descriptor would cost a slot the lesson counts.
@@ -184,7 +182,7 @@ func (l *connLoop) service(fd int) {
 		}
 	}
 	for {
-		n, err := unix.Read(fd, l.buf)
+		n, err := rawsock.Read(fd, l.buf)
 		switch {
 		case errors.Is(err, unix.EAGAIN):
 			return
@@ -219,7 +217,7 @@ func (l *connLoop) service(fd int) {
 // then waits for EPOLLOUT) or the connection was closed.
 func (l *connLoop) flush(fd int, st *echoState) bool {
 	for len(st.pending) > 0 {
-		n, err := unix.Write(fd, st.pending)
+		n, err := rawsock.Write(fd, st.pending)
 		switch {
 		case errors.Is(err, unix.EAGAIN):
 			if !st.out {
@@ -268,7 +266,7 @@ func (l *connLoop) closeLocked(fd int) {
 
 // drop closes a connection the target had counted as open.
 func (l *connLoop) drop(fd int) {
-	unix.Close(fd)
+	rawsock.Close(fd)
 	l.s.connClosed()
 }
 

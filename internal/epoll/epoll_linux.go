@@ -2,6 +2,7 @@ package epoll
 
 import (
 	"errors"
+	"github.com/connlimit/connlimit/internal/rawsock"
 	"os"
 	"syscall"
 	"time"
@@ -55,12 +56,11 @@ func (s *Set) Ctl(op, fd int, ev *unix.EpollEvent) error {
 // call alone for 10 ms while a P is idle, and takes the P back after that.
 const Spin = 5 * time.Millisecond
 
-// Poll is epoll_wait for at most min(timeout, Spin), in this thread: the
-// fastest wait for a loop that is busy, which calls again when it returns
-// 0 early.
+// Poll is epoll_wait for at most min(timeout, Spin), in this thread and
+// unknown to the scheduler (see rawsock): the fastest wait for a loop that
+// is busy, which calls again when it returns 0 early.
 func (s *Set) Poll(events []unix.EpollEvent, timeout time.Duration) (int, error) {
-	timeout = min(max(timeout, 0), Spin)
-	n, err := unix.EpollWait(s.fd, events, int((timeout+time.Millisecond-1)/time.Millisecond))
+	n, err := rawsock.EpollWait(s.fd, events, min(max(timeout, 0), Spin))
 	if errors.Is(err, unix.EINTR) {
 		return 0, nil
 	}

@@ -50,3 +50,18 @@ func ntohs(p uint16) uint16 {
 	b := (*[2]byte)(unsafe.Pointer(&p))
 	return uint16(b[0])<<8 | uint16(b[1])
 }
+
+// ToRaw is ap as the kernel takes it (connect, bind), with its length and
+// address family; an IPv4-mapped address is IPv4.
+func ToRaw(ap netip.AddrPort) (unix.RawSockaddrAny, uint32, int) {
+	var rsa unix.RawSockaddrAny
+	port := ap.Port()
+	if ap.Addr().Is4() || ap.Addr().Is4In6() {
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&rsa))
+		sa.Family, sa.Addr, sa.Port = unix.AF_INET, ap.Addr().Unmap().As4(), ntohs(port)
+		return rsa, unix.SizeofSockaddrInet4, unix.AF_INET
+	}
+	sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa))
+	sa.Family, sa.Addr, sa.Port = unix.AF_INET6, ap.Addr().As16(), ntohs(port)
+	return rsa, unix.SizeofSockaddrInet6, unix.AF_INET6
+}
