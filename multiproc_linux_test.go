@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,40 +13,53 @@ import (
 
 // Several generator processes and several target processes make one run:
 // one set of counts, one CSV in time order, a breakdown per process.
+// Workers pair with targets when the counts divide (2×2, 2×4) and spread
+// over all of them otherwise (3×2); either way the CSV names each
+// attempt's own target and every target gets its share.
 func TestMultiProcess(t *testing.T) {
-	noLeftovers(t)
-	csvPath := filepath.Join(t.TempDir(), "c.csv")
-	s := runJSON(t, "--procs", "3", "--target-procs", "2", "--target-nofile", "2000", "--connections", "3000",
-		"--hold", "0s", "--csv", csvPath)
-	if s.Outcomes["served"] != 3000 || s.FirstLimit != "none" || len(s.Generators) != 3 || len(s.Targets) != 2 {
-		t.Fatalf("outcomes %v, first limit %s, %d generators, %d targets", s.Outcomes, s.FirstLimit, len(s.Generators), len(s.Targets))
-	}
-	n, accepted := 0, int64(0)
-	for _, g := range s.Generators {
-		n += g.Connections
-		if g.Served != int64(g.Connections) {
-			t.Errorf("generator %+v", g)
-		}
-	}
-	for _, tg := range s.Targets {
-		accepted += tg.Accepted
-		if tg.Accepted < 1000 {
-			t.Errorf("target %+v got less than its share", tg)
-		}
-	}
-	if n != 3000 || accepted != 3000 {
-		t.Errorf("generators hold %d, targets accepted %d, want 3000 each", n, accepted)
-	}
-	rows := readCSV(t, csvPath)
-	ports := map[string]int{}
-	for i, r := range rows[1:] {
-		if r[0] != strconv.Itoa(i+1) {
-			t.Fatalf("row %d has seq %s: want the merged attempts numbered in order", i+1, r[0])
-		}
-		ports[r[5]]++
-	}
-	if len(rows) != 3001 || len(ports) != 2 {
-		t.Errorf("%d rows, remote ports %v", len(rows)-1, ports)
+	for _, tc := range []struct{ procs, targets int }{{3, 2}, {2, 2}, {2, 4}} {
+		t.Run(fmt.Sprintf("%dx%d", tc.procs, tc.targets), func(t *testing.T) {
+			noLeftovers(t)
+			csvPath := filepath.Join(t.TempDir(), "c.csv")
+			s := runJSON(t, "--procs", strconv.Itoa(tc.procs), "--target-procs", strconv.Itoa(tc.targets), "--target-nofile", "2000",
+				"--connections", "3000", "--hold", "0s", "--csv", csvPath)
+			if s.Outcomes["served"] != 3000 || s.FirstLimit != "none" || len(s.Generators) != tc.procs || len(s.Targets) != tc.targets {
+				t.Fatalf("outcomes %v, first limit %s, %d generators, %d targets", s.Outcomes, s.FirstLimit, len(s.Generators), len(s.Targets))
+			}
+			n, accepted := 0, int64(0)
+			for _, g := range s.Generators {
+				n += g.Connections
+				if g.Served != int64(g.Connections) {
+					t.Errorf("generator %+v", g)
+				}
+			}
+			share := int64(3000 / tc.targets)
+			for _, tg := range s.Targets {
+				accepted += tg.Accepted
+				if tg.Accepted < share {
+					t.Errorf("target %+v got less than its share %d", tg, share)
+				}
+			}
+			if n != 3000 || accepted != 3000 {
+				t.Errorf("generators hold %d, targets accepted %d, want 3000 each", n, accepted)
+			}
+			rows := readCSV(t, csvPath)
+			ports := map[string]int{}
+			for i, r := range rows[1:] {
+				if r[0] != strconv.Itoa(i+1) {
+					t.Fatalf("row %d has seq %s: want the merged attempts numbered in order", i+1, r[0])
+				}
+				ports[r[5]]++
+			}
+			if len(rows) != 3001 || len(ports) != tc.targets {
+				t.Errorf("%d rows, remote ports %v", len(rows)-1, ports)
+			}
+			for port, c := range ports {
+				if int64(c) != share {
+					t.Errorf("CSV: %d rows name port %s, want %d (each target's accepted count)", c, port, share)
+				}
+			}
+		})
 	}
 }
 

@@ -41,6 +41,7 @@ type worker struct {
 	results *os.File     // read end of the worker's fd 4
 	out     bytes.Buffer // what came through it; read while the worker writes, so it never blocks
 	n       int
+	dsts    []int // indexes into workerSpec.targets, in the order the worker was given them
 
 	mu     sync.Mutex
 	latest loadgen.Snapshot
@@ -66,16 +67,17 @@ func startWorkers(spec workerSpec, n int) (*workerPool, error) {
 	p := &workerPool{reasons: map[int]string{}}
 	cfg := spec.cfg
 	epoch := time.Now().UnixNano()
-	var dsts []string
-	for _, t := range spec.targets {
-		dsts = append(dsts, t.String())
-	}
 	conc := max(1, cfg.Concurrency/n) // --concurrency is the total in flight
 	if cfg.perWorkerConc {
 		conc = cfg.Concurrency // the default: each worker keeps its own connects flowing
 	}
 	for i := range n {
 		count := cfg.Connections/n + btoi(i < cfg.Connections%n)
+		idx := targetsOf(i, n, len(spec.targets))
+		var dsts []string
+		for _, j := range idx {
+			dsts = append(dsts, spec.targets[j].String())
+		}
 		args := []string{"worker", "--targets", strings.Join(dsts, ","), "--connections", strconv.Itoa(count),
 			"--rate", strconv.FormatFloat(cfg.Rate/float64(n), 'f', -1, 64),
 			"--concurrency", strconv.Itoa(conc),
@@ -97,10 +99,33 @@ func startWorkers(spec workerSpec, n int) (*workerPool, error) {
 			p.Close()
 			return nil, err
 		}
-		w.n = count
+		w.n, w.dsts = count, idx
 		p.workers = append(p.workers, w)
 	}
 	return p, nil
+}
+
+// targetsOf are the targets worker i of n connects to. When the counts
+// divide evenly each worker gets its own targets (worker k → target k, as
+// the C yardstick pairs its processes): a target is then woken by one
+// generator that keeps it busy, not by all of them in turn (the million
+// ramp went from 37 to 30 s). Otherwise every worker
+// spreads over every target, which keeps each target's share equal.
+func targetsOf(i, n, targets int) []int {
+	var idx []int
+	switch {
+	case targets%n == 0:
+		for j := i; j < targets; j += n {
+			idx = append(idx, j)
+		}
+	case n%targets == 0:
+		idx = []int{i % targets}
+	default:
+		for j := range targets {
+			idx = append(idx, j)
+		}
+	}
+	return idx
 }
 
 func btoi(b bool) int {
@@ -320,6 +345,7 @@ func (p *workerPool) Close() error {
 		pt := parts[rf.part].res
 		r := pt.Results[rf.i]
 		r.Seq = uint32(gi) + 1
+		r.Dst = uint16(p.workers[parts[rf.part].w].dsts[r.Dst]) // the worker's index → the run's
 		p.results[gi] = r
 		if reason, ok := pt.Reasons[int32(rf.i)]; ok {
 			p.reasons[gi] = reason
