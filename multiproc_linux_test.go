@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // Several generator processes and several target processes make one run:
@@ -147,4 +153,41 @@ func TestMultiProcessHTTPProbe(t *testing.T) {
 	if s.Outcomes["served"] != 20 || len(s.Generators) != 2 {
 		t.Errorf("outcomes %v with %d generators: want 20 served by 2", s.Outcomes, len(s.Generators))
 	}
+}
+
+// Targets and generator workers each run on one P (see target.Start and
+// startWorker): their work is one busy goroutine.
+func TestChildrenRunOnOneP(t *testing.T) {
+	noLeftovers(t)
+	done := make(chan error, 1)
+	var stdout, stderr bytes.Buffer
+	go func() {
+		done <- run(context.Background(), []string{"run", "--procs", "2", "--target-procs", "2", "--connections", "200",
+			"--hold", "3s", "-q"}, &stdout, &stderr)
+	}()
+	var pids []int
+	for deadline := time.Now().Add(5 * time.Second); len(pids) < 4 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		pids = ourProcesses()
+	}
+	roles := map[string]int{}
+	for _, pid := range pids {
+		cmdline, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		env, err2 := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err := errors.Join(err1, err2); err != nil {
+			t.Fatal(err)
+		}
+		role := strings.Split(string(cmdline), "\x00")[1]
+		roles[role]++
+		if !slices.Contains(strings.Split(string(env), "\x00"), "GOMAXPROCS=1") {
+			t.Errorf("%s child %d runs without GOMAXPROCS=1", role, pid)
+		}
+	}
+	if roles["target"] != 2 || roles["worker"] != 2 {
+		t.Errorf("children %v, want 2 targets and 2 workers", roles)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	noProcessLeft(t)
 }
