@@ -295,6 +295,9 @@ func (c *runConfig) Validate() error {
 	default:
 		return usageErr("--probe: unknown probe %q; want %s", c.Probe, runRanges["probe"])
 	}
+	// A client that only connects reads nothing: the built-in target need
+	// not write, and its accepted count tells what it accepted.
+	c.behavior.Silent = c.Target == "" && c.Probe == "connect"
 	if c.Target == "" && c.Probe == "http" {
 		return usageErr("--probe http: needs --target (the built-in target speaks its own line protocol); want connect, greeting or echo")
 	}

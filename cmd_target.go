@@ -43,6 +43,7 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 	}
 	var bf behaviorFlags
 	bf.register(fs)
+	silent := fs.Bool("silent", false, "send no greeting: accept and hold (run passes it with --probe connect)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			fmt.Fprintf(stdout, "Usage: connlimit %s [flags]\n\n%s", cmd, fs.FlagUsages())
@@ -72,6 +73,7 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 	if err != nil {
 		return err
 	}
+	behavior.Silent = *silent
 	events := stdout
 	if *eventsFd != 1 {
 		f := os.NewFile(uintptr(*eventsFd), "events")

@@ -191,3 +191,41 @@ func TestChildrenRunOnOneP(t *testing.T) {
 	}
 	noProcessLeft(t)
 }
+
+// With --probe connect the built-in targets are silent (--silent), and what
+// they accepted accounts for every connection the clients hold.
+func TestConnectProbeSilentTargets(t *testing.T) {
+	noLeftovers(t)
+	done := make(chan error, 1)
+	js := filepath.Join(t.TempDir(), "s.json")
+	var stdout, stderr bytes.Buffer
+	go func() {
+		done <- run(context.Background(), []string{"run", "--probe", "connect", "--procs", "2", "--target-procs", "2",
+			"--connections", "600", "--hold", "2s", "-q", "--json", js}, &stdout, &stderr)
+	}()
+	var silent int
+	for deadline := time.Now().Add(5 * time.Second); silent < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		silent = 0
+		for _, pid := range ourProcesses() {
+			if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil &&
+				slices.Contains(strings.Split(string(cmdline), "\x00"), "--silent") {
+				silent++
+			}
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	if silent != 2 {
+		t.Errorf("%d target processes ran with --silent, want 2", silent)
+	}
+	s := readSummary(t, js)
+	var accepted int64
+	for _, tg := range s.Targets {
+		accepted += tg.Accepted
+	}
+	if s.Outcomes["served"] != 600 || accepted != 600 {
+		t.Errorf("served %d, targets accepted %d; want 600 each", s.Outcomes["served"], accepted)
+	}
+	noProcessLeft(t)
+}

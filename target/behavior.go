@@ -21,6 +21,11 @@ type Behavior struct {
 	OnMaxConns CapPolicy
 	// AcceptDelay is spent before each accept: a slow accept loop.
 	AcceptDelay time.Duration
+	// Silent sends no greeting, for clients that only connect: the greeting
+	// is a data segment and its ACK, which cost a million-connection ramp
+	// a fifth of its time. The target's accepted count is then the only
+	// sign of which connections were accepted.
+	Silent bool
 }
 
 // CapPolicy is what the target does once MaxConns connections are open.
@@ -74,6 +79,9 @@ func (b Behavior) Args() []string {
 	}
 	if b.AcceptDelay > 0 {
 		args = append(args, "--accept-delay", b.AcceptDelay.String())
+	}
+	if b.Silent {
+		args = append(args, "--silent")
 	}
 	return args
 }

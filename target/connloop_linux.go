@@ -134,10 +134,12 @@ func unmapped(ap netip.AddrPort) netip.AddrPort {
 // add greets a new connection and hands it to the loop. A peer that is
 // already gone is closed at once.
 func (l *connLoop) add(c conn, seq uint64) {
-	l.greet = AppendGreeting(l.greet[:0], seq, c.peer)
-	if _, err := rawsock.Write(c.fd, l.greet); err != nil {
-		l.drop(c.fd)
-		return
+	if !l.s.cfg.Silent {
+		l.greet = AppendGreeting(l.greet[:0], seq, c.peer)
+		if _, err := rawsock.Write(c.fd, l.greet); err != nil {
+			l.drop(c.fd)
+			return
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

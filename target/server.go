@@ -407,7 +407,7 @@ func retryable(err error) bool {
 		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
-// handle greets and then echoes. Its buffer is small: a held connection
+// handle greets (unless Silent) and then echoes. Its buffer is small: a held connection
 // should cost the target little beyond its descriptor.
 func (s *server) handle(c net.Conn, seq uint64) {
 	defer func() {
@@ -422,8 +422,10 @@ func (s *server) handle(c net.Conn, seq uint64) {
 		return
 	}
 	buf := make([]byte, 0, 256)
-	if _, err := c.Write(AppendGreeting(buf, seq, c.RemoteAddr().(*net.TCPAddr).AddrPort())); err != nil {
-		return
+	if !s.cfg.Silent {
+		if _, err := c.Write(AppendGreeting(buf, seq, c.RemoteAddr().(*net.TCPAddr).AddrPort())); err != nil {
+			return
+		}
 	}
 	buf = buf[:cap(buf)]
 	for {

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -148,6 +150,33 @@ func TestServeGreetsEchoesAndReports(t *testing.T) {
 	last := evs[len(evs)-1]
 	if last.Type != EventExit || last.Accepted != 3 || last.Open != 0 || last.AcceptErrors != 0 {
 		t.Errorf("last event %+v", last)
+	}
+}
+
+// A silent target accepts and echoes but sends nothing first.
+func TestServeSilent(t *testing.T) {
+	addr, events, stop := serve(t, Config{Behavior: Behavior{Silent: true}})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	buf := make([]byte, 64)
+	if n, err := c.Read(buf); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read %q, %v from a silent target: want nothing until the deadline", buf[:n], err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte("ping\n"))
+	if n, err := c.Read(buf); string(buf[:n]) != "ping\n" {
+		t.Fatalf("echo %q, %v", buf[:n], err)
+	}
+	c.Close()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if evs := events.events(t); evs[len(evs)-1].Accepted != 1 {
+		t.Errorf("last event %+v, want 1 accepted", evs[len(evs)-1])
 	}
 }
 
