@@ -2,7 +2,7 @@
 # One million concurrent connections: the C yardstick (100 connserver +
 # 100 connstorm, 10,000 each, every pair on its own port and source
 # address) and then `connlimit run --connections 1000000` with its
-# defaults, in the same run. Loopback only; needs ~10 GiB of free memory
+# defaults and with --probe connect, in the same run. Loopback only; needs ~10 GiB of free memory
 # and a hard RLIMIT_NOFILE of at least 10,016. Usage: bench/million.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,12 +37,20 @@ for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
 wait 2>/dev/null || true
 servers=()
 
-/usr/bin/time -f "connlimit: %e s wall, %U s user, %S s sys" \
-  "$tmp/connlimit" run --connections 1000000 --hold 2s -q --json "$tmp/m.json" >/dev/null
-python3 - "$tmp/m.json" <<'PY'
+# The default run (greeting probe: every connection proves the target
+# accepted it) and the same with --probe connect (silent targets: no data
+# segment and ACK per connection), each after the kernel has settled.
+for probe in greeting connect; do
+  sleep 5
+  /usr/bin/time -f "connlimit --probe $probe: %e s wall, %U s user, %S s sys" \
+    "$tmp/connlimit" run --connections 1000000 --probe "$probe" --hold 2s -q --json "$tmp/m.json" >/dev/null
+  python3 - "$tmp/m.json" "$probe" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-print(f"connlimit run --connections 1000000: {d['outcomes']['served']} served, first limit {d['first_limit']}, "
+acc = sum(t["accepted"] for t in d["targets"])
+print(f"connlimit run --connections 1000000 --probe {sys.argv[2]}: {d['outcomes']['served']} served, "
+      f"{acc} accepted by the targets, first limit {d['first_limit']}, "
       f"{len(d['generators'])} generator and {len(d['targets'])} target processes, "
       f"ramp {d['generator']['connect_span_s']:.1f} s, run {d['duration_s']:.1f} s")
 PY
+done
