@@ -18,8 +18,10 @@ func TestForwarderRunsOutAtHalf(t *testing.T) {
 	if ratio < 0.4 || ratio > 0.6 {
 		t.Errorf("forwarder ran out at %d, the target alone at %d: ratio %.2f, want about 0.5", fwd.FirstLimitAt, direct.FirstLimitAt, ratio)
 	}
+	// Slots are counted just after the first EMFILE, while handlers whose
+	// dial failed are closing their clients: a few may be free by then.
 	f := fwd.Forwarder
-	if f == nil || f.FirstEMFILE == nil || f.NoFileSoft != 128 || f.FirstEMFILE.SlotsUsed < 127 {
+	if f == nil || f.FirstEMFILE == nil || f.NoFileSoft != 128 || f.FirstEMFILE.SlotsUsed < 120 {
 		t.Fatalf("forwarder %+v", f)
 	}
 	// The served connections are the ones the forwarder held: what it

@@ -37,7 +37,7 @@ type connLoop struct {
 	afd      int
 	aerr     error
 	rsa      unix.RawSockaddrAny
-	pfd      [1]unix.PollFd // the listener, for poll(2)
+	pfd      [2]unix.PollFd // the listener and the connections' epoll set, for ppoll(2)
 	greet    []byte
 
 	// run only.
@@ -86,6 +86,7 @@ func newConnLoop(s *server, addr string, backlog int) (*connLoop, error) {
 	l := &connLoop{s: s, ln: ln, lnFd: lnFd, addr: net.TCPAddrFromAddrPort(sockaddr.From(sa)), set: set, rc: rc, greet: make([]byte, 0, 128),
 		buf: make([]byte, 64<<10), state: map[int]*echoState{}}
 	l.pfd[0] = unix.PollFd{Fd: int32(lnFd), Events: unix.POLLIN}
+	l.pfd[1] = unix.PollFd{Fd: int32(set.Fd()), Events: unix.POLLIN}
 	// Built once: a closure made per accept would be an allocation per connection.
 	l.acceptFn = func(lfd uintptr) bool {
 		for {
@@ -99,6 +100,13 @@ func newConnLoop(s *server, addr string, backlog int) (*connLoop, error) {
 			// through the scheduler. Idle longer, and the netpoller waits.
 			if ready, _ := rawsock.Poll(l.pfd[:], epoll.Spin); ready <= 0 {
 				return false
+			}
+			if l.pfd[1].Revents != 0 {
+				// Connections have events for run, which waits in the
+				// netpoller. The target has one P and this loop holds it
+				// (rawsock), so run would wait for sysmon's preemption, 10 ms
+				// at a time: park for a moment and the scheduler polls.
+				time.Sleep(time.Microsecond)
 			}
 		}
 	}
