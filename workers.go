@@ -171,7 +171,7 @@ func startWorker(exe string, args []string) (*worker, error) {
 	w.cmd.SysProcAttr = childAttr()
 	// A worker's work is one loop goroutine: with a second P the runtime
 	// wakes threads to look for work that is not there (million ramp with
-	// GOMAXPROCS=1 in the workers: 30.9 → 27.9 s, 16k → 13k context switches/s).
+	// GOMAXPROCS=1 in every process: 30.9 → 27.9 s, 16k → 13k context switches/s).
 	w.cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
 		closeAll()

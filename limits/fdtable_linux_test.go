@@ -28,15 +28,6 @@ func fdSize(t *testing.T) int {
 	return 0
 }
 
-func openCount(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 func TestGrowFDTable(t *testing.T) {
 	lim, err := ReadNoFile()
 	if err != nil {
@@ -47,14 +38,22 @@ func TestGrowFDTable(t *testing.T) {
 	if uint64(want) > lim.Soft {
 		t.Skipf("soft limit %d leaves no room to grow a table of %d", lim.Soft, before)
 	}
-	open := openCount(t)
+	inv, err := OpenInventory(DefaultProcRoot, "self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inv.Close()
+	open, err := inv.Count()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := GrowFDTable(want); err != nil {
 		t.Fatal(err)
 	}
 	if got := fdSize(t); got < want {
 		t.Errorf("FDSize after GrowFDTable(%d) = %d (was %d)", want, got, before)
 	}
-	if got := openCount(t); got != open {
+	if got, _ := inv.Count(); got != open {
 		t.Errorf("%d descriptors open after GrowFDTable, %d before: it must leave none behind", got, open)
 	}
 }

@@ -190,10 +190,10 @@ func Serve(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("target: %w", err)
 	}
 	defer s.inv.Close()
-	// Every slot up to the limit now, while no client waits: a table that
-	// doubles as connections arrive stops accept for an RCU grace period
-	// each time. An error only costs speed.
-	_ = limits.GrowFDTable(int(min(nf.Soft, math.MaxInt32)))
+	// Every slot up to the limit now (GrowFDTable stops there), while no
+	// client waits: a table that doubles as connections arrive stops accept
+	// for an RCU grace period each time. An error only costs speed.
+	_ = limits.GrowFDTable(math.MaxInt)
 	s.atStart = map[int]bool{}
 	if fds, err := s.inv.List(); err == nil {
 		for _, fd := range fds {
