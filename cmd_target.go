@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/connlimit/connlimit/internal/shm"
 	"github.com/connlimit/connlimit/target"
 )
 
@@ -18,6 +19,7 @@ var targetRanges = withBehaviorRanges(map[string]string{
 	"nofile":         fmt.Sprintf("an integer from %d to the hard RLIMIT_NOFILE", target.MinNoFile),
 	"events-fd":      "an open descriptor number from 1 to 1023 (1 = stdout)",
 	"stats-interval": "a duration from 10ms to 1m",
+	"counters-fd":    "an open descriptor number from 3 to 1023, a memfd of at least 4096 bytes",
 	"listen":         "host:port, such as 127.0.0.1:0",
 	"to":             "the fixed HOST:PORT every connection is forwarded to (forward only)",
 })
@@ -37,6 +39,7 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 	nofile := fs.Uint64("nofile", target.DefaultNoFile, "soft RLIMIT_NOFILE, set before anything is opened")
 	eventsFd := fs.Int("events-fd", 1, "descriptor that receives the JSON-lines event stream")
 	interval := fs.Duration("stats-interval", target.DefaultStatsInterval, "how often to report counters")
+	countersFd := fs.Int("counters-fd", 0, "keep the counters in this shared block instead of reporting them (run passes it)")
 	var to string
 	if cmd == "forward" {
 		fs.StringVar(&to, "to", "", "HOST:PORT to forward every connection to (required)")
@@ -74,6 +77,20 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 		return err
 	}
 	behavior.Silent = *silent
+	var counters *target.Counters
+	if *countersFd != 0 {
+		f := os.NewFile(uintptr(*countersFd), "counters")
+		if *countersFd < 3 || *countersFd > 1023 || f == nil {
+			return usageErr("--counters-fd: want %s", targetRanges["counters-fd"])
+		}
+		mem, err := shm.Map(f, target.CountersBlockSize)
+		f.Close() // the mapping keeps the block; the descriptor would take a slot
+		if err != nil {
+			return usageErr("--counters-fd: %v; want %s", err, targetRanges["counters-fd"])
+		}
+		defer shm.Unmap(mem)
+		counters = shm.At[target.Counters](mem)
+	}
 	events := stdout
 	if *eventsFd != 1 {
 		f := os.NewFile(uintptr(*eventsFd), "events")
@@ -84,7 +101,7 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 		events = f
 	}
 	err = target.Serve(ctx, target.Config{Addr: *listen, NoFile: *nofile, StatsInterval: *interval,
-		Events: events, EventsFd: *eventsFd, Log: stderr, Behavior: behavior, ForwardTo: to})
+		Events: events, EventsFd: *eventsFd, Log: stderr, Behavior: behavior, ForwardTo: to, Counters: counters})
 	if err != nil {
 		return runtimeErr(err)
 	}

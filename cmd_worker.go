@@ -15,19 +15,23 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/connlimit/connlimit/internal/shm"
 	"github.com/connlimit/connlimit/limits"
 	"github.com/connlimit/connlimit/loadgen"
 )
 
 // A generator worker is one process of a multi-process run: run starts
 // "connlimit worker" children, each with its share of the connections and its
-// own RLIMIT_NOFILE. It reports on fd 3 (JSON lines), holds its connections
-// until its stdin closes, then writes its results (gob) on fd 4 and exits:
-// pipes, not files, so a run killed with -9 leaves nothing behind.
+// own RLIMIT_NOFILE. Its counters live in a block its parent maps too (fd 5,
+// see internal/shm): the parent reads them at every sample and the worker
+// never stops to report them. It tells of its phases on fd 3 (JSON lines),
+// holds its connections until its stdin closes, then writes its results
+// (gob) on fd 4 and exits: pipes, not files, so a run killed with -9 leaves
+// nothing behind.
 
 // workerEvent is one line a worker writes to its parent.
 type workerEvent struct {
-	Event string           `json:"event"` // "stats", "opened", "done"
+	Event string           `json:"event"` // "opened", "done"
 	Snap  loadgen.Snapshot `json:"snap"`
 	Err   string           `json:"err,omitempty"`
 }
@@ -46,7 +50,7 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 		targets, sources, probe, host, httpPath string
 		n, concurrency, payload, mss            int
 		rate                                    float64
-		connectTimeout, replyTimeout, every     time.Duration
+		connectTimeout, replyTimeout            time.Duration
 		epoch                                   int64
 		builtin, localAddrs                     bool
 	)
@@ -62,19 +66,24 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 	fs.Float64Var(&rate, "rate", 0, "")
 	fs.DurationVar(&connectTimeout, "connect-timeout", loadgen.DefaultConnectTimeout, "")
 	fs.DurationVar(&replyTimeout, "greeting-timeout", loadgen.DefaultGreetingTimeout, "")
-	fs.DurationVar(&every, "interval", 100*time.Millisecond, "")
 	fs.Int64Var(&epoch, "epoch", 0, "")
 	fs.BoolVar(&builtin, "builtin", false, "")
 	fs.BoolVar(&localAddrs, "local-addrs", false, "")
 	if err := fs.Parse(args); err != nil {
 		return usageErr("worker: %v (an internal command of connlimit run)", err)
 	}
-	events, results := os.NewFile(3, "events"), os.NewFile(4, "results")
-	if events == nil || results == nil || n < 1 {
+	events, results, block := os.NewFile(3, "events"), os.NewFile(4, "results"), os.NewFile(5, "counters")
+	if events == nil || results == nil || block == nil || n < 1 {
 		return usageErr("worker: an internal command of connlimit run; use connlimit run --procs N")
 	}
 	defer events.Close()
 	defer results.Close()
+	mem, err := shm.Map(block, workerBlockSize)
+	block.Close() // the mapping keeps the block; the descriptor would only take a slot
+	if err != nil {
+		return runtimeErr(fmt.Errorf("worker: counters: %w", err))
+	}
+	defer shm.Unmap(mem)
 	enc := &lockedEncoder{enc: json.NewEncoder(events)}
 
 	var dsts []netip.AddrPort
@@ -98,7 +107,7 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 	p := newProbe(probe, payload, builtin, host, httpPath)
 	gen, err := loadgen.New(loadgen.Config{Targets: dsts, Sources: srcs, Connections: n, Rate: rate, Concurrency: concurrency,
 		ConnectTimeout: connectTimeout, GreetingTimeout: replyTimeout, Probe: p, MSS: mss, Segments: probe == "echo", LocalAddrs: localAddrs,
-		Epoch: time.Unix(0, epoch)})
+		Epoch: time.Unix(0, epoch), Counters: shm.At[loadgen.Counters](mem)})
 	if err != nil {
 		return runtimeErr(err)
 	}
@@ -111,26 +120,12 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 		io.Copy(io.Discard, stdin)
 		release()
 	})
-	statsCtx, stopStats := context.WithCancel(context.Background())
-	wg.Go(func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-statsCtx.Done():
-				return
-			case <-t.C:
-				enc.send(workerEvent{Event: "stats", Snap: gen.Snapshot()})
-			}
-		}
-	})
 	openErr := gen.Open(holdCtx)
 	enc.send(workerEvent{Event: "opened", Snap: gen.Snapshot()})
 	if openErr == nil {
 		_ = gen.Hold(holdCtx, 24*time.Hour) // until stdin closes or a signal
 	}
 	closeErr := gen.Close()
-	stopStats()
 	err = writeWorkerResults(results, gen)
 	ev := workerEvent{Event: "done", Snap: gen.Snapshot()}
 	if err == nil {

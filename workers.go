@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/connlimit/connlimit/internal/shm"
 	"github.com/connlimit/connlimit/loadgen"
 	"github.com/connlimit/connlimit/report"
 )
@@ -43,8 +44,10 @@ type worker struct {
 	n       int
 	dsts    []int // indexes into workerSpec.targets, in the order the worker was given them
 
-	mu     sync.Mutex
-	latest loadgen.Snapshot
+	mu       sync.Mutex
+	mem      []byte            // the counters block shared with the worker; nil once released
+	counters *loadgen.Counters // in mem
+	latest   loadgen.Snapshot  // the counters when mem was released
 	err    string
 	opened chan struct{} // closed at the "opened" event, or when the worker is gone
 	gone   chan struct{} // closed once the event stream ended
@@ -84,7 +87,7 @@ func startWorkers(spec workerSpec, n int) (*workerPool, error) {
 			"--connect-timeout", cfg.ConnectTimeout.String(), "--greeting-timeout", cfg.GreetingTimeout.String(),
 			"--probe", cfg.Probe, "--payload", strconv.Itoa(cfg.Payload), "--mss", strconv.Itoa(cfg.MSS),
 			"--host", spec.host, "--http-path", cfg.HTTPPath,
-			"--interval", cfg.Interval.String(), "--epoch", strconv.FormatInt(epoch, 10)}
+			"--epoch", strconv.FormatInt(epoch, 10)}
 		if spec.builtin {
 			args = append(args, "--builtin")
 		}
@@ -152,21 +155,33 @@ func joinAddrs(as []netip.Addr) string {
 	return strings.Join(parts, ",")
 }
 
+// workerBlockSize is the worker's counters block: one page.
+const workerBlockSize = 4096
+
 func startWorker(exe string, args []string) (*worker, error) {
+	mem, block, err := shm.New(workerBlockSize)
+	if err != nil {
+		return nil, fmt.Errorf("generator worker counters: %w", err)
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
+		shm.Unmap(mem)
+		block.Close()
 		return nil, err
 	}
 	rr, rw, err := os.Pipe()
 	if err != nil {
+		shm.Unmap(mem)
 		pr.Close()
 		pw.Close()
+		block.Close()
 		return nil, err
 	}
-	closeAll := func() { pr.Close(); pw.Close(); rr.Close(); rw.Close() }
-	w := &worker{opened: make(chan struct{}), gone: make(chan struct{}), events: pr, results: rr}
+	closeAll := func() { shm.Unmap(mem); pr.Close(); pw.Close(); rr.Close(); rw.Close(); block.Close() }
+	w := &worker{opened: make(chan struct{}), gone: make(chan struct{}), events: pr, results: rr,
+		mem: mem, counters: shm.At[loadgen.Counters](mem)}
 	w.cmd = exec.Command(exe, args...)
-	w.cmd.ExtraFiles = []*os.File{pw, rw}
+	w.cmd.ExtraFiles = []*os.File{pw, rw, block}
 	w.cmd.Stderr = os.Stderr
 	w.cmd.SysProcAttr = childAttr()
 	// A worker's work is one loop goroutine: with a second P the runtime
@@ -180,7 +195,9 @@ func startWorker(exe string, args []string) (*worker, error) {
 	err = w.cmd.Start()
 	pw.Close() // the child holds the write ends now
 	rw.Close()
+	block.Close()
 	if err != nil {
+		shm.Unmap(mem)
 		pr.Close()
 		rr.Close()
 		return nil, fmt.Errorf("start generator worker: %w", err)
@@ -200,12 +217,11 @@ func (w *worker) read() {
 		if json.Unmarshal(sc.Bytes(), &ev) != nil {
 			continue
 		}
-		w.mu.Lock()
-		w.latest = ev.Snap
 		if ev.Err != "" {
+			w.mu.Lock()
 			w.err = ev.Err
+			w.mu.Unlock()
 		}
-		w.mu.Unlock()
 		if ev.Event == "opened" {
 			w.once.Do(func() { close(w.opened) })
 		}
@@ -270,13 +286,33 @@ func (p *workerPool) Hold(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Snapshot sums the workers' last reports.
+// snapshot reads the worker's counters where it keeps them.
+func (w *worker) snapshot() loadgen.Snapshot {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.mem == nil {
+		return w.latest
+	}
+	return w.counters.Snapshot()
+}
+
+// release keeps the counters' last values and unmaps the block.
+func (w *worker) release() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.mem == nil {
+		return
+	}
+	w.latest = w.counters.Snapshot()
+	shm.Unmap(w.mem)
+	w.mem, w.counters = nil, nil
+}
+
+// Snapshot sums the workers' counters.
 func (p *workerPool) Snapshot() loadgen.Snapshot {
 	var s loadgen.Snapshot
 	for _, w := range p.workers {
-		w.mu.Lock()
-		l := w.latest
-		w.mu.Unlock()
+		l := w.snapshot()
 		s.Attempted += l.Attempted
 		s.Connecting += l.Connecting
 		s.Open += l.Open
@@ -316,6 +352,7 @@ func (p *workerPool) Close() error {
 		}
 		w.wg.Wait()
 		w.events.Close()
+		w.release()
 		var ee *exec.ExitError
 		if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 130) {
 			errs = append(errs, fmt.Errorf("generator worker %d (pid %d): %v%s", i, w.cmd.Process.Pid, err, w.errText()))

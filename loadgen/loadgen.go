@@ -142,6 +142,9 @@ type Config struct {
 	// Epoch, when set, is the time Result.Start counts from, so the results
 	// of generators in several processes can be merged in time order.
 	Epoch time.Time
+	// Counters, when set, is where the running totals are kept (zeroed
+	// memory the caller owns, such as a page its parent maps too).
+	Counters *Counters
 }
 
 // SegInfo is what TCP_INFO says of one connection once its probe was answered.
@@ -186,8 +189,20 @@ type Snapshot struct {
 	ConnectTimeouts int64
 }
 
-type counters struct {
+// Counters are a generator's running totals. They hold no pointers, so a
+// caller may place them in memory shared with another process
+// (Config.Counters) and read them there with Snapshot while the run goes on.
+type Counters struct {
 	attempted, connecting, open, served, queued, failed, timeouts atomic.Int64
+}
+
+// Snapshot reads the counters; safe from any goroutine.
+func (c *Counters) Snapshot() Snapshot {
+	return Snapshot{
+		Attempted: c.attempted.Load(), Connecting: c.connecting.Load(), Open: c.open.Load(),
+		Served: c.served.Load(), Queued: c.queued.Load(), Failed: c.failed.Load(),
+		ConnectTimeouts: c.timeouts.Load(),
+	}
 }
 
 // Generator runs one batch of attempts. Open, Hold, Close, Results and
@@ -198,7 +213,7 @@ type Generator struct {
 	reasons map[int32]string // the target's words when it refused; rare, so not in Result
 	segs    []SegInfo        // parallel to results when Config.Segments
 	start   time.Time
-	c       counters
+	c       *Counters
 	closed  bool
 	e       *engine // set by Open, released by Close
 }
@@ -221,7 +236,10 @@ func New(cfg Config) (*Generator, error) {
 	if cfg.Connections > 1<<31-1 {
 		return nil, fmt.Errorf("loadgen: %d connections is more than one generator can track", cfg.Connections)
 	}
-	g := &Generator{cfg: cfg, results: make([]Result, cfg.Connections), reasons: map[int32]string{}}
+	g := &Generator{cfg: cfg, results: make([]Result, cfg.Connections), reasons: map[int32]string{}, c: cfg.Counters}
+	if g.c == nil {
+		g.c = new(Counters)
+	}
 	if cfg.Segments {
 		g.segs = make([]SegInfo, cfg.Connections)
 	}
@@ -242,13 +260,7 @@ func (g *Generator) Segments() []SegInfo {
 func (g *Generator) Reason(i int) string { return g.reasons[int32(i)] }
 
 // Snapshot reads the counters.
-func (g *Generator) Snapshot() Snapshot {
-	return Snapshot{
-		Attempted: g.c.attempted.Load(), Connecting: g.c.connecting.Load(), Open: g.c.open.Load(),
-		Served: g.c.served.Load(), Queued: g.c.queued.Load(), Failed: g.c.failed.Load(),
-		ConnectTimeouts: g.c.timeouts.Load(),
-	}
-}
+func (g *Generator) Snapshot() Snapshot { return g.c.Snapshot() }
 
 // Results returns the attempts made so far, in order. Call it after Open.
 func (g *Generator) Results() []Result {

@@ -24,13 +24,13 @@ const forwardDialTimeout = 5 * time.Second
 func (s *server) forward(c net.Conn) {
 	up, err := net.DialTimeout("tcp", s.cfg.ForwardTo, forwardDialTimeout)
 	if err != nil {
-		s.dialErrors.Add(1)
+		s.c.DialErrors.Add(1)
 		if (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) && s.firstEMFILE.CompareAndSwap(false, true) {
 			s.recordFirstEMFILE(err, "dial")
 		}
 		return // the caller closes c: the client sees its connection closed
 	}
-	s.forwarded.Add(1)
+	s.c.Forwarded.Add(1)
 	s.mu.Lock()
 	s.conns[up] = struct{}{}
 	s.mu.Unlock()

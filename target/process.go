@@ -5,6 +5,9 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/connlimit/connlimit/internal/shm"
+	"github.com/connlimit/connlimit/limits"
 )
 
 // ProcessConfig describes a target to start as a child process.
@@ -29,8 +32,11 @@ type Process struct {
 	ready Event
 	proc  *os.Process
 
-	mu      sync.Mutex
-	latest  Event
+	mu       sync.Mutex
+	latest   Event
+	mem      []byte            // the counters block shared with the child; nil once released
+	counters *Counters         // in mem
+	inv      *limits.Inventory // the child's /proc/PID/fd, for its descriptor count
 	first   *Event
 	firstAt time.Time // when the first_emfile event arrived
 	stderr  tailBuffer
@@ -44,11 +50,48 @@ type Process struct {
 // Ready is the event the target sent once listening.
 func (p *Process) Ready() Event { return p.ready }
 
-// Latest is the most recent counters the target reported.
+// Latest is the target's counters now: read in the block it shares with
+// this process while it runs, else the last ones it reported.
 func (p *Process) Latest() Event {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.latest
+	return p.current()
+}
+
+func (p *Process) current() Event {
+	ev := p.latest
+	if p.counters == nil {
+		return ev
+	}
+	if ev.Type == "" {
+		ev.Type = EventStats
+	}
+	c := p.counters
+	ev.Accepted, ev.AcceptErrors, ev.Shed, ev.Capped = c.Accepted.Load(), c.AcceptErrors.Load(), c.Shed.Load(), c.Capped.Load()
+	ev.Open, ev.Forwarded, ev.DialErrors = c.Open.Load(), c.Forwarded.Load(), c.DialErrors.Load()
+	if p.inv != nil {
+		if n, err := p.inv.Count(); err == nil && n > 0 {
+			ev.FDsOpen = n
+		}
+	}
+	return ev
+}
+
+// release keeps the counters' last values and unmaps the block; call it
+// once the child is gone.
+func (p *Process) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.counters == nil {
+		return
+	}
+	p.latest = p.current()
+	shm.Unmap(p.mem)
+	p.mem, p.counters = nil, nil
+	if p.inv != nil {
+		p.inv.Close()
+		p.inv = nil
+	}
 }
 
 // FirstEMFILE is the target's record of its first failed accept for lack of

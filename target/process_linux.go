@@ -10,6 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/connlimit/connlimit/internal/shm"
+	"github.com/connlimit/connlimit/limits"
 )
 
 // Start runs cfg.Exe as "target" in a child process that dies with this one
@@ -22,15 +25,23 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	if cfg.StatsInterval <= 0 {
 		cfg.StatsInterval = DefaultStatsInterval
 	}
+	// The child keeps its counters in a block mapped here too: read at
+	// every sample, with no stats event to write, send and decode.
+	mem, block, err := shm.New(CountersBlockSize)
+	if err != nil {
+		return nil, fmt.Errorf("start target: counters: %w", err)
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
+		shm.Unmap(mem)
+		block.Close()
 		return nil, fmt.Errorf("start target: %w", err)
 	}
 	cmdName, role := "target", "target"
 	if cfg.ForwardTo != "" {
 		cmdName, role = "forward", "forwarder"
 	}
-	args := []string{cmdName, "--events-fd", "3", "--stats-interval", cfg.StatsInterval.String(),
+	args := []string{cmdName, "--events-fd", "3", "--counters-fd", "4", "--stats-interval", cfg.StatsInterval.String(),
 		"--nofile", strconv.FormatUint(cfg.NoFile, 10)}
 	if cfg.Addr != "" {
 		args = append(args, "--listen", cfg.Addr)
@@ -39,9 +50,9 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	if cfg.ForwardTo != "" {
 		args = append(args, "--to", cfg.ForwardTo)
 	}
-	p := &Process{role: role, exited: make(chan struct{})}
+	p := &Process{role: role, exited: make(chan struct{}), mem: mem, counters: shm.At[Counters](mem)}
 	cmd := exec.Command(cfg.Exe, args...)
-	cmd.ExtraFiles = []*os.File{pw}
+	cmd.ExtraFiles = []*os.File{pw, block}
 	cmd.Stderr = stderrWriter{p}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if cfg.ForwardTo == "" {
@@ -52,10 +63,14 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	}
 	err = cmd.Start()
 	pw.Close() // the child holds the write end now; EOF on pr means it is gone
+	block.Close()
 	if err != nil {
 		pr.Close()
+		p.release()
 		return nil, fmt.Errorf("start target %s: %w", cfg.Exe, err)
 	}
+	// Its descriptors are counted here (one fstat), not by the child.
+	p.inv, _ = limits.OpenInventory(limits.DefaultProcRoot, strconv.Itoa(cmd.Process.Pid))
 
 	readyCh := make(chan Event, 1)
 	p.wg.Go(func() {
@@ -86,6 +101,7 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 		return p, nil
 	case <-p.exited:
 		p.wg.Wait()
+		p.release()
 		return nil, fmt.Errorf("start target: %w", p.exitError())
 	case <-timer.C:
 		err = fmt.Errorf("start target: not listening after %v", cfg.StartTimeout)
@@ -94,6 +110,7 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	}
 	_ = cmd.Process.Kill()
 	p.wg.Wait()
+	p.release()
 	return nil, err
 }
 
@@ -144,5 +161,6 @@ func (p *Process) Stop(grace time.Duration) {
 			t.Stop()
 		}
 		p.wg.Wait()
+		p.release()
 	})
 }

@@ -68,6 +68,10 @@ type Config struct {
 	NoFile uint64
 	// StatsInterval is how often a stats event is written; DefaultStatsInterval when 0.
 	StatsInterval time.Duration
+	// Counters, when set, is where the running totals are kept (zeroed
+	// memory the caller owns, shared with a parent); no stats events are
+	// written then: the parent reads the counters in place.
+	Counters *Counters
 	// Events receives one JSON event per line; nil discards them.
 	Events io.Writer
 	// EventsFd is the descriptor number behind Events, named in the fd inventory; -1 if none.
@@ -83,6 +87,22 @@ type Config struct {
 	Behavior
 }
 
+// Counters are a target's running totals. They hold no pointers, so a parent
+// can place them in memory it maps too (Config.Counters) and read them
+// whenever it samples; the target then writes no stats events.
+type Counters struct {
+	Accepted     atomic.Int64
+	AcceptErrors atomic.Int64
+	Shed         atomic.Int64
+	Capped       atomic.Int64 // closed at once at the connection cap (CapClose)
+	Open         atomic.Int64
+	Forwarded    atomic.Int64 // ForwardTo: connections joined to the upstream
+	DialErrors   atomic.Int64 // ForwardTo: upstream dials that failed
+}
+
+// CountersBlockSize is the shared block a parent maps for Counters: one page.
+const CountersBlockSize = 4096
+
 type server struct {
 	cfg    Config
 	events *eventWriter
@@ -97,15 +117,9 @@ type server struct {
 	// there not explained by the runtime was inherited from the parent.
 	atStart map[int]bool
 
-	accepted     atomic.Int64
-	acceptErrors atomic.Int64
-	shed         atomic.Int64
-	capped       atomic.Int64 // closed at once at the connection cap (CapClose)
-	open         atomic.Int64
-	forwarded    atomic.Int64  // ForwardTo: connections joined to the upstream
-	dialErrors   atomic.Int64  // ForwardTo: upstream dials that failed
-	firstEMFILE  atomic.Bool   // the first EMFILE/ENFILE was recorded
-	slotFreed    chan struct{} // a connection ended; CapWait waits on it
+	c           *Counters
+	firstEMFILE atomic.Bool   // the first EMFILE/ENFILE was recorded
+	slotFreed   chan struct{} // a connection ended; CapWait waits on it
 
 	goLn net.Listener // the goroutine path's listener; nil with loop
 
@@ -146,7 +160,7 @@ func (s *server) discard(c conn) {
 
 // connClosed counts a kept connection's end and wakes a cap that waits.
 func (s *server) connClosed() {
-	s.open.Add(-1)
+	s.c.Open.Add(-1)
 	select {
 	case s.slotFreed <- struct{}{}:
 	default:
@@ -184,7 +198,10 @@ func Serve(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("target: set soft RLIMIT_NOFILE to %d: %w", cfg.NoFile, err)
 	}
 	s := &server{cfg: cfg, events: newEventWriter(cfg.Events), conns: make(map[net.Conn]struct{}),
-		slotFreed: make(chan struct{}, 1)}
+		slotFreed: make(chan struct{}, 1), c: cfg.Counters}
+	if s.c == nil {
+		s.c = new(Counters)
+	}
 	// Opened before the listener so the inventory works at EMFILE.
 	if s.inv, err = limits.OpenInventory(cfg.ProcRoot, "self"); err != nil {
 		return fmt.Errorf("target: %w", err)
@@ -224,7 +241,9 @@ func Serve(ctx context.Context, cfg Config) error {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wg.Go(func() { s.statsLoop(ctx) })
+	if cfg.Counters == nil {
+		wg.Go(func() { s.statsLoop(ctx) })
+	}
 	if s.loop != nil {
 		wg.Go(func() { s.loop.run(ctx) })
 	}
@@ -297,7 +316,7 @@ func (s *server) acceptLoop(ctx context.Context, ln listener, wg *sync.WaitGroup
 			if !retryable(err) {
 				return fmt.Errorf("target: %w", err)
 			}
-			s.acceptErrors.Add(1)
+			s.c.AcceptErrors.Add(1)
 			noFDs := errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 			if noFDs && s.firstEMFILE.CompareAndSwap(false, true) {
 				s.recordFirstEMFILE(err, "accept")
@@ -327,11 +346,11 @@ func (s *server) acceptLoop(ctx context.Context, ln listener, wg *sync.WaitGroup
 		delay = 0
 		if s.atCap() && s.cfg.OnMaxConns == CapClose {
 			s.discard(c)
-			s.capped.Add(1)
+			s.c.Capped.Add(1)
 			continue
 		}
-		seq := s.accepted.Add(1)
-		s.open.Add(1)
+		seq := s.c.Accepted.Add(1)
+		s.c.Open.Add(1)
 		if s.loop != nil {
 			s.loop.add(c, uint64(seq))
 			continue
@@ -344,7 +363,7 @@ func (s *server) acceptLoop(ctx context.Context, ln listener, wg *sync.WaitGroup
 }
 
 func (s *server) atCap() bool {
-	return s.cfg.MaxConns > 0 && s.open.Load() >= int64(s.cfg.MaxConns)
+	return s.cfg.MaxConns > 0 && s.c.Open.Load() >= int64(s.cfg.MaxConns)
 }
 
 // pace runs before each accept: the accept delay, then the connection cap.
@@ -389,7 +408,7 @@ func (s *server) shedOne() error {
 	c, err := s.accept()
 	if err == nil {
 		s.discard(c)
-		s.shed.Add(1)
+		s.c.Shed.Add(1)
 	}
 	spare, serr := os.Open(os.DevNull)
 	if serr != nil {
@@ -488,8 +507,8 @@ func (s *server) closeConns() {
 
 func (s *server) snapshot(typ string) Event {
 	fds, _ := s.inv.Count()
-	return Event{Type: typ, Accepted: s.accepted.Load(), AcceptErrors: s.acceptErrors.Load(),
-		Shed: s.shed.Load(), Capped: s.capped.Load(), Forwarded: s.forwarded.Load(), DialErrors: s.dialErrors.Load(), Open: s.open.Load(), FDsOpen: fds}
+	return Event{Type: typ, Accepted: s.c.Accepted.Load(), AcceptErrors: s.c.AcceptErrors.Load(),
+		Shed: s.c.Shed.Load(), Capped: s.c.Capped.Load(), Forwarded: s.c.Forwarded.Load(), DialErrors: s.c.DialErrors.Load(), Open: s.c.Open.Load(), FDsOpen: fds}
 }
 
 // spareFd is the shed policy's reserved descriptor number, -1 without one.
