@@ -48,11 +48,11 @@ type worker struct {
 	mem      []byte            // the counters block shared with the worker; nil once released
 	counters *loadgen.Counters // in mem
 	latest   loadgen.Snapshot  // the counters when mem was released
-	err    string
-	opened chan struct{} // closed at the "opened" event, or when the worker is gone
-	gone   chan struct{} // closed once the event stream ended
-	once   sync.Once
-	wg     sync.WaitGroup
+	err      string
+	opened   chan struct{} // closed at the "opened" event, or when the worker is gone
+	gone     chan struct{} // closed once the event stream ended
+	once     sync.Once
+	wg       sync.WaitGroup
 }
 
 // workerSpec is what every worker shares.
@@ -177,7 +177,14 @@ func startWorker(exe string, args []string) (*worker, error) {
 		block.Close()
 		return nil, err
 	}
-	closeAll := func() { shm.Unmap(mem); pr.Close(); pw.Close(); rr.Close(); rw.Close(); block.Close() }
+	closeAll := func() {
+		shm.Unmap(mem)
+		pr.Close()
+		pw.Close()
+		rr.Close()
+		rw.Close()
+		block.Close()
+	}
 	w := &worker{opened: make(chan struct{}), gone: make(chan struct{}), events: pr, results: rr,
 		mem: mem, counters: shm.At[loadgen.Counters](mem)}
 	w.cmd = exec.Command(exe, args...)

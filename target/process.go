@@ -37,9 +37,9 @@ type Process struct {
 	mem      []byte            // the counters block shared with the child; nil once released
 	counters *Counters         // in mem
 	inv      *limits.Inventory // the child's /proc/PID/fd, for its descriptor count
-	first   *Event
-	firstAt time.Time // when the first_emfile event arrived
-	stderr  tailBuffer
+	first    *Event
+	firstAt  time.Time // when the first_emfile event arrived
+	stderr   tailBuffer
 
 	exited  chan struct{} // closed once the child is reaped
 	waitErr error         // set before exited is closed
