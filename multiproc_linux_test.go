@@ -229,3 +229,48 @@ func TestConnectProbeSilentTargets(t *testing.T) {
 	}
 	noProcessLeft(t)
 }
+
+// Workers and targets keep their counters in blocks the parent maps; no
+// child sends them. The timeline therefore shows the ramp as it happens —
+// counts between none and all — and its last row the final counts; a child
+// that kept its counters to itself leaves its columns at zero.
+func TestTimelineReadsChildrenCounters(t *testing.T) {
+	noLeftovers(t)
+	tl := filepath.Join(t.TempDir(), "t.csv")
+	s := runJSON(t, "--procs", "2", "--target-procs", "2", "--rate", "4000", "--connections", "2000", "--hold", "200ms",
+		"--interval", "50ms", "--timeline", tl)
+	if s.Outcomes["served"] != 2000 {
+		t.Fatalf("outcomes %v: want 2000 served", s.Outcomes)
+	}
+	rows := readCSV(t, tl)
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[name] = i
+	}
+	num := func(r []string, name string) int {
+		v, err := strconv.Atoi(r[col[name]])
+		if err != nil {
+			t.Fatalf("column %s: %v", name, err)
+		}
+		return v
+	}
+	var midRamp, prevAttempted, maxFDs int
+	for _, r := range rows[1:] {
+		maxFDs = max(maxFDs, num(r, "target_fds"))
+		a, acc := num(r, "attempted"), num(r, "target_accepted")
+		if a < prevAttempted {
+			t.Errorf("attempted went back from %d to %d", prevAttempted, a)
+		}
+		prevAttempted = a
+		if a > 0 && a < 2000 && acc > 0 && acc < 2000 {
+			midRamp++
+		}
+	}
+	last := rows[len(rows)-1]
+	if num(last, "attempted") != 2000 || num(last, "served") != 2000 || num(last, "target_accepted") != 2000 || maxFDs < 2000 {
+		t.Errorf("last timeline row %v, at most %d target descriptors: want 2000 attempted, served and accepted, and the targets' descriptors counted", last, maxFDs)
+	}
+	if midRamp < 3 {
+		t.Errorf("%d timeline rows during the 0.5 s ramp show it under way (generators and targets both between 0 and 2000); want at least 3", midRamp)
+	}
+}

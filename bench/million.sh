@@ -17,7 +17,7 @@ gcc -O2 -o "$tmp/connstorm" "$yard/connstorm.c"
 go build -o "$tmp/connlimit" .
 
 base=$((30000 + RANDOM % 20000))
-for i in $(seq 1 100); do "$tmp/connserver" -p $((base + i)) -t 90 -q 2>/dev/null & servers+=($!); done
+for i in $(seq 1 100); do "$tmp/connserver" -p $((base + i)) -t 90 -q >/dev/null 2>&1 & servers+=($!); done
 sleep 1
 storms=()
 for i in $(seq 1 100); do
