@@ -209,7 +209,7 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.IntVar(&cfg.Somaxconn, "somaxconn", 0, "net.core.somaxconn in the --netns namespace")
 	fs.BoolVar(&cfg.inNetNS, "netns-child", false, "internal: this is the namespaced child of --netns")
 	_ = fs.MarkHidden("netns-child")
-	fs.DurationVar(&cfg.Interval, "interval", 100*time.Millisecond, "sampling interval of the timeline and the target's reports")
+	fs.DurationVar(&cfg.Interval, "interval", 100*time.Millisecond, "sampling interval of the timeline and the progress line (children are read in place, not asked)")
 	fs.BoolVarP(&cfg.Quiet, "quiet", "q", false, "no progress display")
 	return fs
 }
