@@ -2,11 +2,15 @@
 # One million concurrent connections: the C yardstick (100 connserver +
 # 100 connstorm, 10,000 each, every pair on its own port and source
 # address) and then `connlimit run --connections 1000000` with its
-# defaults and with --probe connect, in the same run. Loopback only; needs ~10 GiB of free memory
-# and a hard RLIMIT_NOFILE of at least 10,016. Usage: bench/million.sh
+# defaults and with --probe connect, in the same run. A million ramp varies
+# by a few seconds from one run to the next here, so ROUNDS (default 3)
+# alternates the three and the medians are compared. Loopback only; needs
+# ~10 GiB of free memory and a hard RLIMIT_NOFILE of at least 10,016.
+# Usage: [ROUNDS=3] bench/million.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 yard=${YARDSTICK:-../shared/bench}
+rounds=${ROUNDS:-3}
 tmp=$(mktemp -d)
 servers=()
 cleanup() { for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
@@ -16,15 +20,17 @@ gcc -O2 -o "$tmp/connserver" "$yard/connserver.c"
 gcc -O2 -o "$tmp/connstorm" "$yard/connstorm.c"
 go build -o "$tmp/connlimit" .
 
-base=$((30000 + RANDOM % 20000))
-for i in $(seq 1 100); do "$tmp/connserver" -p $((base + i)) -t 90 -q >/dev/null 2>&1 & servers+=($!); done
-sleep 1
-storms=()
-for i in $(seq 1 100); do
-  "$tmp/connstorm" -n 10000 -p $((base + i)) -s "127.0.1.$i" -c 256 -H 3 -L -q >"$tmp/storm.$i" & storms+=($!)
-done
-wait "${storms[@]}" || true
-python3 - "$tmp" <<'PY'
+# The C pairs hold for 20 s after their own ramp: longer than the slowest
+# pair's ramp, so that all million are held at once, as connlimit's are.
+yardstick() {
+  local base=$((30000 + RANDOM % 20000)) storms=()
+  for i in $(seq 1 100); do "$tmp/connserver" -p $((base + i)) -t 120 -q >/dev/null 2>&1 & servers+=($!); done
+  sleep 1
+  for i in $(seq 1 100); do
+    "$tmp/connstorm" -n 10000 -p $((base + i)) -s "127.0.1.$i" -c 256 -H 20 -L -q >"$tmp/storm.$i" & storms+=($!)
+  done
+  wait "${storms[@]}" || true
+  python3 - "$tmp" <<'PY'
 import glob, re, sys
 est, el = 0, []
 for f in glob.glob(sys.argv[1] + "/storm.*"):
@@ -32,25 +38,53 @@ for f in glob.glob(sys.argv[1] + "/storm.*"):
     if m:
         est += int(m.group(1)); el.append(float(m.group(2)))
 print(f"C, 100 connserver + 100 connstorm: {est} established, ramp {max(el):.1f} s (slowest connstorm)")
+with open(sys.argv[1] + "/ramps", "a") as out:
+    out.write(f"C {max(el)}\n")
 PY
-for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
-wait 2>/dev/null || true
-servers=()
+  for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  servers=()
+  rm -f "$tmp"/storm.*
+}
 
 # The default run (greeting probe: every connection proves the target
 # accepted it) and the same with --probe connect (silent targets: no data
-# segment and ACK per connection), each after the kernel has settled.
-for probe in greeting connect; do
-  sleep 5
+# segment and ACK per connection).
+connlimit() {
+  local probe=$1
   /usr/bin/time -f "connlimit --probe $probe: %e s wall, %U s user, %S s sys" \
     "$tmp/connlimit" run --connections 1000000 --probe "$probe" --hold 2s -q --json "$tmp/m.json" >/dev/null
-  python3 - "$tmp/m.json" "$probe" <<'PY'
+  python3 - "$tmp" "$probe" <<'PY'
 import json, sys
-d = json.load(open(sys.argv[1]))
+d = json.load(open(sys.argv[1] + "/m.json"))
 acc = sum(t["accepted"] for t in d["targets"])
+ramp = d["generator"]["connect_span_s"]
 print(f"connlimit run --connections 1000000 --probe {sys.argv[2]}: {d['outcomes']['served']} served, "
       f"{acc} accepted by the targets, first limit {d['first_limit']}, "
       f"{len(d['generators'])} generator and {len(d['targets'])} target processes, "
-      f"ramp {d['generator']['connect_span_s']:.1f} s, run {d['duration_s']:.1f} s")
+      f"ramp {ramp:.1f} s, run {d['duration_s']:.1f} s")
+with open(sys.argv[1] + "/ramps", "a") as out:
+    out.write(f"{sys.argv[2]} {ramp}\n")
 PY
+}
+
+# Each after the kernel has settled from the one before.
+for r in $(seq 1 "$rounds"); do
+  echo "round $r"
+  sleep 5; yardstick
+  sleep 5; connlimit greeting
+  sleep 5; connlimit connect
 done
+python3 - "$tmp/ramps" "$rounds" <<'PY'
+import statistics, sys
+ramps = {}
+for line in open(sys.argv[1]):
+    k, v = line.split()
+    ramps.setdefault(k, []).append(float(v))
+c = statistics.median(ramps["C"])
+print(f"{sys.argv[2]} rounds, median ramp (min-max):")
+for k, name in (("C", "C yardstick"), ("greeting", "connlimit run (default)"), ("connect", "connlimit run --probe connect")):
+    v = ramps[k]
+    m = statistics.median(v)
+    print(f"  {name:32s} {m:5.1f} s  ({min(v):.1f}-{max(v):.1f})  {m / c:.2f}x C")
+PY
