@@ -401,6 +401,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"target", "--listen", "nonsense"}, "--listen"},
 		{[]string{"target", "--events-fd", "0"}, "--events-fd"},
 		{[]string{"target", "--stats-interval", "0s"}, "--stats-interval"},
+		{[]string{"target", "--counters-fd", "2"}, "--counters-fd"},
+		{[]string{"target", "--counters-fd", "900"}, "--counters-fd"},
 		{[]string{"--interval", "2m"}, "--interval"},
 		{[]string{"--concurrency", "2000000"}, "--concurrency"},
 		{[]string{"--rate", "NaN"}, "--rate"},
