@@ -79,12 +79,10 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 	behavior.Silent = *silent
 	var counters *target.Counters
 	if *countersFd != 0 {
-		f := os.NewFile(uintptr(*countersFd), "counters")
-		if *countersFd < 3 || *countersFd > 1023 || f == nil {
+		if *countersFd < 3 || *countersFd > 1023 {
 			return usageErr("--counters-fd: want %s", targetRanges["counters-fd"])
 		}
-		mem, err := shm.Map(f, target.CountersBlockSize)
-		f.Close() // the mapping keeps the block; the descriptor would take a slot
+		mem, err := shm.Inherit(*countersFd, target.CountersBlockSize)
 		if err != nil {
 			return usageErr("--counters-fd: %v; want %s", err, targetRanges["counters-fd"])
 		}

@@ -72,14 +72,13 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 	if err := fs.Parse(args); err != nil {
 		return usageErr("worker: %v (an internal command of connlimit run)", err)
 	}
-	events, results, block := os.NewFile(3, "events"), os.NewFile(4, "results"), os.NewFile(5, "counters")
-	if events == nil || results == nil || block == nil || n < 1 {
+	events, results := os.NewFile(3, "events"), os.NewFile(4, "results")
+	if events == nil || results == nil || n < 1 {
 		return usageErr("worker: an internal command of connlimit run; use connlimit run --procs N")
 	}
 	defer events.Close()
 	defer results.Close()
-	mem, err := shm.Map(block, workerBlockSize)
-	block.Close() // the mapping keeps the block; the descriptor would only take a slot
+	mem, err := shm.Inherit(5, workerBlockSize)
 	if err != nil {
 		return runtimeErr(fmt.Errorf("worker: counters: %w", err))
 	}

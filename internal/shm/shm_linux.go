@@ -36,6 +36,18 @@ func Map(f *os.File, size int) ([]byte, error) {
 	return mem, nil
 }
 
+// Inherit maps the block a parent passed as descriptor fd and closes the
+// descriptor: the mapping keeps the block, and a child that counts its
+// descriptors against a limit has one fewer.
+func Inherit(fd, size int) ([]byte, error) {
+	f := os.NewFile(uintptr(fd), "connlimit-counters")
+	if f == nil {
+		return nil, os.NewSyscallError("mmap", unix.EBADF)
+	}
+	defer f.Close()
+	return Map(f, size)
+}
+
 // Unmap releases a mapping; nothing may use the block afterwards.
 func Unmap(mem []byte) error {
 	return os.NewSyscallError("munmap", unix.Munmap(mem))

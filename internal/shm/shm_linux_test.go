@@ -13,7 +13,7 @@ type counters struct{ a, b atomic.Int64 }
 // parent sees the counts without any message from it.
 func TestSharedWithChild(t *testing.T) {
 	if os.Getenv("SHM_TEST_CHILD") == "1" {
-		mem, err := Map(os.NewFile(3, "block"), 4096)
+		mem, err := Inherit(3, 4096)
 		if err != nil {
 			os.Exit(3)
 		}
