@@ -109,7 +109,7 @@ var runRanges = withBehaviorRanges(map[string]string{
 	"somaxconn":        "an integer from 1 to 1048576; only with --netns",
 	"target":           "HOST:PORT of a running server, such as 127.0.0.1:8080 (loopback unless --allow-remote)",
 	"target-pid":       "the PID of a running process (repeatable)",
-	"probe":            "connect, greeting, echo or http",
+	"probe":            "connect, accept, greeting, echo or http",
 	"payload":          "bytes from 1 to 65536",
 	"mss":              "bytes from 88 to 32767 (TCP_MAXSEG), or 0 to leave it",
 	"source-ips":       "addresses and ranges of this machine, such as 127.0.0.2-127.0.0.40,127.0.1.5",
@@ -197,7 +197,7 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.StringVar(&cfg.Target, "target", "", "HOST:PORT of a running server to test instead of the built-in target")
 	fs.IntSliceVar(&cfg.TargetPIDs, "target-pid", nil, "the process(es) behind --target, when they cannot be found by socket inode")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "let --target name an address that is not loopback (a connection flood at someone's server is an attack: be sure)")
-	fs.StringVar(&cfg.Probe, "probe", "", "how a connection counts as served: connect, greeting (built-in default), echo or http (--target default: connect)")
+	fs.StringVar(&cfg.Probe, "probe", "", "how a connection counts as served: connect, accept (the kernel says the server accepted it), greeting (built-in default), echo or http (--target default: connect)")
 	fs.IntVar(&cfg.Payload, "payload", 16, "bytes the echo probe sends and wants back (given alone, it selects --probe echo)")
 	fs.IntVar(&cfg.MSS, "mss", 0, "set TCP_MAXSEG on every client socket before connect, to see a stream leave in segments")
 	fs.StringVar(&cfg.HTTPPath, "http-path", "/", "path the http probe asks for")
@@ -291,13 +291,13 @@ func (c *runConfig) Validate() error {
 		if c.Target != "" {
 			c.Probe = "connect"
 		}
-	case "connect", "greeting", "echo", "http":
+	case "connect", "accept", "greeting", "echo", "http":
 	default:
 		return usageErr("--probe: unknown probe %q; want %s", c.Probe, runRanges["probe"])
 	}
 	// A client that only connects reads nothing: the built-in target need
-	// not write, and its accepted count tells what it accepted.
-	c.behavior.Silent = c.Target == "" && c.Probe == "connect"
+	// not write, and its accepted count (or the kernel) tells what it accepted.
+	c.behavior.Silent = c.Target == "" && (c.Probe == "connect" || c.Probe == "accept")
 	if c.Target == "" && c.Probe == "http" {
 		return usageErr("--probe http: needs --target (the built-in target speaks its own line protocol); want connect, greeting or echo")
 	}

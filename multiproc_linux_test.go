@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -273,4 +274,75 @@ func TestTimelineReadsChildrenCounters(t *testing.T) {
 	if midRamp < 3 {
 		t.Errorf("%d timeline rows during the 0.5 s ramp show it under way (generators and targets both between 0 and 2000); want at least 3", midRamp)
 	}
+}
+
+// --probe accept asks the kernel which connections the server accepted (a
+// server-side socket still in the accept queue has no inode yet). Against
+// targets that run out of descriptors it counts as served exactly what they
+// accepted and the rest as queued — as the greeting does, with silent
+// targets — in one process or several; against a listener that never
+// accepts, every connection is queued, where --probe connect calls them all
+// served.
+func TestAcceptProbe(t *testing.T) {
+	noLeftovers(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		n    int
+	}{
+		{"one process", []string{"--target-nofile", "64", "--connections", "300"}, 300},
+		{"2x2", []string{"--procs", "2", "--target-procs", "2", "--target-nofile", "64", "--connections", "400"}, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			csvPath := filepath.Join(t.TempDir(), "c.csv")
+			s := runJSON(t, append(tc.args, "--probe", "accept", "--hold", "0s", "--csv", csvPath)...)
+			// What each target had accepted when it ran out: in teardown the
+			// clients' resets free slots and it accepts more.
+			var accepted int64
+			if f := s.Target.FirstEMFILE; len(s.Targets) == 0 && f != nil {
+				accepted = f.Accepted
+			}
+			for _, tg := range s.Targets {
+				if tg.FirstEMFILE != nil {
+					accepted += tg.FirstEMFILE.Accepted
+				}
+			}
+			if s.FirstLimit != "target-fd-limit" || accepted == 0 {
+				t.Fatalf("first limit %s, %d accepted at the limit: the test needs the targets to run out", s.FirstLimit, accepted)
+			}
+			if int64(s.Outcomes["served"]) != accepted || s.Outcomes["queued"] != tc.n-int(accepted) {
+				t.Errorf("outcomes %v, targets accepted %d: want served = accepted and the rest queued", s.Outcomes, accepted)
+			}
+			var genServed int64
+			for _, g := range s.Generators {
+				genServed += g.Served
+			}
+			if len(s.Generators) > 0 && genServed != accepted {
+				t.Errorf("generators' breakdown serves %d, want %d", genServed, accepted)
+			}
+			rows := readCSV(t, csvPath)
+			queued := 0
+			for _, r := range rows[1:] {
+				if r[6] == "queued" {
+					queued++
+				}
+			}
+			if queued != tc.n-int(accepted) {
+				t.Errorf("CSV has %d queued rows, want %d", queued, tc.n-int(accepted))
+			}
+		})
+	}
+	t.Run("listener that never accepts", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		for probe, want := range map[string]string{"accept": "queued", "connect": "served"} {
+			s := runJSON(t, "--target", ln.Addr().String(), "--probe", probe, "--connections", "50", "--hold", "0s", "--greeting-timeout", "300ms")
+			if s.Outcomes[want] != 50 {
+				t.Errorf("--probe %s: outcomes %v, want 50 %s", probe, s.Outcomes, want)
+			}
+		}
+	})
 }

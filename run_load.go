@@ -30,6 +30,7 @@ type load interface {
 	Results() []loadgen.Result
 	Reason(i int) string
 	Segments() []loadgen.SegInfo
+	MarkQueued(i int) bool
 }
 
 // runLoad runs one load against the built-in target or --target, then
@@ -81,7 +82,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 			Targets: side.addrs, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
 			ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout,
 			Probe: probeFor(cfg, side), MSS: cfg.MSS, Segments: cfg.Probe == "echo", Sources: cfg.sources,
-			LocalAddrs: cfg.CSV != "",
+			LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept",
 		})
 		if err != nil {
 			return runtimeErr(err)
@@ -125,6 +126,10 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	if runErr == nil {
 		runErr = gen.Open(runCtx)
 	}
+	var queued map[limits.QueuedConn]bool
+	if runErr == nil && cfg.Probe == "accept" {
+		queued, runErr = unaccepted(runCtx, kv, sampler.ports, cfg.GreetingTimeout)
+	}
 	if runErr == nil && cfg.Hold > 0 {
 		runErr = gen.Hold(runCtx, cfg.Hold)
 	}
@@ -136,6 +141,14 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	}
 
 	closeErr := gen.Close()
+	if len(queued) > 0 {
+		res := gen.Results()
+		for i := range res {
+			if r := &res[i]; queued[limits.QueuedConn{Client: r.Local, Port: side.addrs[r.Dst].Port()}] {
+				gen.MarkQueued(i)
+			}
+		}
+	}
 	stopRun(nil)
 	if side.fp != nil {
 		side.fp.Stop(2 * time.Second)
@@ -183,6 +196,41 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 		return runErr
 	default:
 		return runtimeErr(runErr)
+	}
+}
+
+// unaccepted is --probe accept's verdict: once the ramp is over it waits for
+// the listeners' accept queues to settle (empty, unchanged for 200 ms, or
+// the reply timeout), then asks the kernel which connections are still in
+// them. Every other established connection was accepted. nil: none queued.
+func unaccepted(ctx context.Context, kv *limits.KernelView, ports []uint16, timeout time.Duration) (map[limits.QueuedConn]bool, error) {
+	deadline := time.Now().Add(timeout)
+	last, since := -1, time.Now()
+	for {
+		s := kv.Sample(ports...)
+		if s.Listener == nil {
+			why := "no listener on it in this network namespace"
+			if kv.Unavailable != nil {
+				why = kv.Unavailable.Error()
+			}
+			return nil, fmt.Errorf("--probe accept: cannot read the accept queue of port %d (%s); the kernel can tell only for a server on this machine: use --probe connect", ports[0], why)
+		}
+		q := int(s.Listener.AcceptQueue)
+		if q == 0 {
+			return nil, nil
+		}
+		now := time.Now()
+		if q != last {
+			last, since = q, now
+		}
+		if now.Sub(since) >= 200*time.Millisecond || now.After(deadline) {
+			return kv.Queued(ports)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 

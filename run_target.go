@@ -255,8 +255,8 @@ func probeFor(cfg *runConfig, side *targetSide) loadgen.Probe {
 // builtin says the target is connlimit's own, which greets before it echoes.
 func newProbe(kind string, payload int, builtin bool, host, path string) loadgen.Probe {
 	switch kind {
-	case "connect":
-		return loadgen.ConnectProbe{}
+	case "connect", "accept":
+		return loadgen.ConnectProbe{} // accept: the run asks the kernel afterwards
 	case "echo":
 		p := loadgen.NewEchoProbe(payload)
 		if builtin {

@@ -30,6 +30,7 @@ import (
 type workerPool struct {
 	workers []*worker
 	results []loadgen.Result
+	from    []uint16 // the worker each of results came from
 	reasons map[int]string
 	segs    []loadgen.SegInfo
 	closed  bool
@@ -91,7 +92,7 @@ func startWorkers(spec workerSpec, n int) (*workerPool, error) {
 		if spec.builtin {
 			args = append(args, "--builtin")
 		}
-		if cfg.CSV != "" {
+		if cfg.CSV != "" || cfg.Probe == "accept" {
 			args = append(args, "--local-addrs")
 		}
 		if src := shareOf(cfg.sources, i, n); len(src) > 0 {
@@ -315,6 +316,23 @@ func (w *worker) release() {
 	w.mem, w.counters = nil, nil
 }
 
+// MarkQueued turns served result i into Queued (see
+// loadgen.Generator.MarkQueued), in the counts of the worker it came from
+// too. Call it after Close.
+func (p *workerPool) MarkQueued(i int) bool {
+	r := &p.results[i]
+	if r.Outcome != loadgen.Served {
+		return false
+	}
+	r.Outcome = loadgen.Queued
+	w := p.workers[p.from[i]]
+	w.mu.Lock()
+	w.latest.Served--
+	w.latest.Queued++
+	w.mu.Unlock()
+	return true
+}
+
 // Snapshot sums the workers' counters.
 func (p *workerPool) Snapshot() loadgen.Snapshot {
 	var s loadgen.Snapshot
@@ -386,6 +404,7 @@ func (p *workerPool) Close() error {
 	})
 	withSegs := len(parts) > 0 && parts[0].res.Segs != nil
 	p.results = make([]loadgen.Result, len(refs))
+	p.from = make([]uint16, len(refs))
 	if withSegs {
 		p.segs = make([]loadgen.SegInfo, len(refs))
 	}
@@ -394,6 +413,7 @@ func (p *workerPool) Close() error {
 		r := pt.Results[rf.i]
 		r.Seq = uint32(gi) + 1
 		r.Dst = uint16(p.workers[parts[rf.part].w].dsts[r.Dst]) // the worker's index → the run's
+		p.from[gi] = uint16(parts[rf.part].w)
 		p.results[gi] = r
 		if reason, ok := pt.Reasons[int32(rf.i)]; ok {
 			p.reasons[gi] = reason

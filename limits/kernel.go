@@ -2,6 +2,7 @@ package limits
 
 import (
 	"errors"
+	"net/netip"
 	"slices"
 	"sync"
 )
@@ -100,4 +101,22 @@ func (k *KernelView) Listeners(port uint16) ([]Listener, error) {
 		return nil, k.Unavailable
 	}
 	return k.diag.Listeners(port)
+}
+
+// QueuedConn is a connection the kernel has completed but the server has not
+// accepted yet: Client is the peer's address, Port the listener's.
+type QueuedConn struct {
+	Client netip.AddrPort
+	Port   uint16
+}
+
+// Queued lists the connections still waiting in the accept queues of the
+// listeners on ports (see SockDiag.Queued).
+func (k *KernelView) Queued(ports []uint16) (map[QueuedConn]bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.diag == nil {
+		return nil, k.Unavailable
+	}
+	return k.diag.Queued(ports)
 }

@@ -13,11 +13,12 @@ import (
 // sock_diag wire layout (linux/inet_diag.h); x/sys/unix has the constants
 // but not these structs.
 const (
-	sizeofNlMsghdr     = 16
-	sizeofInetDiagReq  = 56 // inet_diag_req_v2
-	sizeofInetDiagMsg  = 72 // inet_diag_msg
-	tcpListenState     = 10 // TCP_LISTEN
-	diagRecvBufferSize = 64 << 10
+	sizeofNlMsghdr      = 16
+	sizeofInetDiagReq   = 56 // inet_diag_req_v2
+	sizeofInetDiagMsg   = 72 // inet_diag_msg
+	tcpListenState      = 10 // TCP_LISTEN
+	tcpEstablishedState = 1  // TCP_ESTABLISHED
+	diagRecvBufferSize  = 64 << 10
 )
 
 // SockDiag asks the kernel about listening TCP sockets over NETLINK_SOCK_DIAG
@@ -60,6 +61,55 @@ func (d *SockDiag) Listeners(port uint16) ([]Listener, error) {
 }
 
 func (d *SockDiag) dump(family uint8, port uint16) ([]Listener, error) {
+	var out []Listener
+	err := d.each(family, 1<<tcpListenState, port, listenersOn(port, &out))
+	return out, err
+}
+
+// listenersOn appends the listeners on port (0: any) among the messages.
+func listenersOn(port uint16, out *[]Listener) func(msg []byte) {
+	return func(m []byte) {
+		if ls, ok := parseListener(m); ok && (port == 0 || ls.Addr.Port() == port) {
+			*out = append(*out, ls)
+		}
+	}
+}
+
+// Queued lists the established server-side connections on these local ports
+// that still wait in an accept queue: until accept() gives a socket a file,
+// its inode is 0. It walks every established TCP socket, so call it once,
+// not per sample.
+func (d *SockDiag) Queued(ports []uint16) (map[QueuedConn]bool, error) {
+	want := map[uint16]bool{}
+	for _, p := range ports {
+		want[p] = true
+	}
+	out := map[QueuedConn]bool{}
+	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		err := d.each(family, 1<<tcpEstablishedState, 0, func(m []byte) {
+			id := m[4:52]
+			sport := binary.BigEndian.Uint16(id[0:])
+			if m[1] != tcpEstablishedState || !want[sport] || binary.NativeEndian.Uint32(m[68:]) != 0 {
+				return
+			}
+			var peer netip.Addr
+			if m[0] == unix.AF_INET {
+				peer = netip.AddrFrom4([4]byte(id[20:24]))
+			} else {
+				peer = netip.AddrFrom16([16]byte(id[20:36])).Unmap()
+			}
+			out[QueuedConn{netip.AddrPortFrom(peer, binary.BigEndian.Uint16(id[2:])), sport}] = true
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// each dumps the TCP sockets of family in the states of mask and calls fn
+// with every inet_diag_msg. A port narrows a dump of listeners only.
+func (d *SockDiag) each(family uint8, states uint32, port uint16, fn func(msg []byte)) error {
 	d.seq++
 	req := make([]byte, sizeofNlMsghdr+sizeofInetDiagReq)
 	ne := binary.NativeEndian
@@ -69,29 +119,29 @@ func (d *SockDiag) dump(family uint8, port uint16) ([]Listener, error) {
 	ne.PutUint32(req[8:], d.seq)
 	r := req[sizeofNlMsghdr:]
 	r[0], r[1] = family, unix.IPPROTO_TCP
-	ne.PutUint32(r[4:], 1<<tcpListenState)
+	ne.PutUint32(r[4:], states)
 	binary.BigEndian.PutUint16(r[8:], port) // the kernel skips other listening ports
 	if err := unix.Sendto(d.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, os.NewSyscallError("sendto(sock_diag)", err)
+		return os.NewSyscallError("sendto(sock_diag)", err)
 	}
-	var out []Listener
 	for {
 		n, _, err := unix.Recvfrom(d.fd, d.buf, 0)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, os.NewSyscallError("recvfrom(sock_diag)", err)
+			return os.NewSyscallError("recvfrom(sock_diag)", err)
 		}
-		done, err := parseDiag(d.buf[:n], d.seq, port, &out)
+		done, err := parseDiag(d.buf[:n], d.seq, fn)
 		if err != nil || done {
-			return out, err
+			return err
 		}
 	}
 }
 
-// parseDiag appends the listeners in one netlink datagram; done is true at NLMSG_DONE.
-func parseDiag(b []byte, seq uint32, port uint16, out *[]Listener) (done bool, err error) {
+// parseDiag calls fn with each inet_diag_msg in one netlink datagram; done
+// is true at NLMSG_DONE.
+func parseDiag(b []byte, seq uint32, fn func(msg []byte)) (done bool, err error) {
 	ne := binary.NativeEndian
 	for len(b) >= sizeofNlMsghdr {
 		l := int(ne.Uint32(b[0:]))
@@ -118,9 +168,7 @@ func parseDiag(b []byte, seq uint32, port uint16, out *[]Listener) (done bool, e
 			if len(body) < sizeofInetDiagMsg {
 				return true, fmt.Errorf("sock_diag: short inet_diag_msg (%d bytes)", len(body))
 			}
-			if ls, ok := parseListener(body); ok && (port == 0 || ls.Addr.Port() == port) {
-				*out = append(*out, ls)
-			}
+			fn(body)
 		}
 	}
 	return false, nil

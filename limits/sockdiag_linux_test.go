@@ -119,7 +119,7 @@ func FuzzParseDiag(f *testing.F) {
 	f.Add(append(append([]byte{}, msg...), done...), uint16(0))
 	f.Fuzz(func(t *testing.T, b []byte, port uint16) {
 		var out []Listener
-		_, _ = parseDiag(b, 7, port, &out)
+		_, _ = parseDiag(b, 7, listenersOn(port, &out))
 		for _, l := range out {
 			if port != 0 && l.Addr.Port() != port {
 				t.Fatalf("listener %v on another port than %d", l.Addr, port)
@@ -131,12 +131,62 @@ func FuzzParseDiag(f *testing.F) {
 func TestParseDiagSample(t *testing.T) {
 	msg := diagMessage()
 	var out []Listener
-	done, err := parseDiag(msg, 7, 8080, &out)
+	done, err := parseDiag(msg, 7, listenersOn(8080, &out))
 	want := Listener{Addr: netip.MustParseAddrPort("127.0.0.1:8080"), AcceptQueue: 3, Backlog: 4096, Inode: 99}
 	if done || err != nil || len(out) != 1 || out[0] != want {
 		t.Fatalf("parseDiag = %+v, %v, %v; want %+v", out, done, err, want)
 	}
-	if _, err := parseDiag(msg[:20], 7, 0, &out); err == nil {
+	if _, err := parseDiag(msg[:20], 7, listenersOn(0, &out)); err == nil {
 		t.Error("a truncated message was accepted")
+	}
+}
+
+// Of five connections to a listener, the two it accepted have a file and an
+// inode; Queued names exactly the three still in its accept queue, by the
+// client's address.
+func TestQueued(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	var clients []net.Conn
+	for range 5 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	for range 2 {
+		a, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+	}
+	d, err := OpenSockDiag()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	got, err := d.Queued([]uint16{port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The queue is first in, first out: the first two were accepted.
+	want := map[QueuedConn]bool{}
+	for _, c := range clients[2:] {
+		want[QueuedConn{c.LocalAddr().(*net.TCPAddr).AddrPort(), port}] = true
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Queued = %v, want %v", got, want)
+	}
+	for q := range want {
+		if !got[q] {
+			t.Errorf("Queued = %v: %v missing", got, q)
+		}
 	}
 }

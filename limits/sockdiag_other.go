@@ -20,3 +20,6 @@ func (*SockDiag) Close() error { return nil }
 
 // Listeners is only implemented on Linux.
 func (*SockDiag) Listeners(uint16) ([]Listener, error) { return nil, ErrUnsupported }
+
+// Queued is only implemented on Linux.
+func (*SockDiag) Queued([]uint16) (map[QueuedConn]bool, error) { return nil, ErrUnsupported }

@@ -268,6 +268,21 @@ func (g *Generator) Results() []Result {
 	return g.results[:n]
 }
 
+// MarkQueued turns served attempt i (0-based) into Queued: for a probe that
+// serves at connect, the caller learned later that the target never
+// accepted it (the kernel still had it in the accept queue). It reports
+// whether the attempt was served. Call it after Open, from Open's goroutine.
+func (g *Generator) MarkQueued(i int) bool {
+	r := &g.results[i]
+	if r.Outcome != Served {
+		return false
+	}
+	r.Outcome = Queued
+	g.c.served.Add(-1)
+	g.c.queued.Add(1)
+	return true
+}
+
 // demote turns a served connection the target closed during the hold into Closed.
 func (g *Generator) demote(r *Result, errno syscall.Errno) {
 	g.c.served.Add(-1)
