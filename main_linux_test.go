@@ -418,6 +418,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"forward", "--to", "nowhere"}, "--to"},
 		{[]string{"--mss", "40"}, "--mss"},
 		{[]string{"--probe", "http"}, "--probe"},
+		{[]string{"--probe", "accept", "--target", "192.0.2.1:80", "--allow-remote"}, "--probe accept"},
 		{[]string{"--source-ips", "127.0.0.9-127.0.0.2"}, "--source-ips"},
 		{[]string{"--source-ips", "192.0.2.7"}, "--source-ips"},
 		{[]string{"--source-ips", "::1"}, "--source-ips"},

@@ -332,6 +332,14 @@ func TestAcceptProbe(t *testing.T) {
 			}
 		})
 	}
+	t.Run("target that stops listening", func(t *testing.T) {
+		// At EMFILE it closes its listener, which resets its queue: nothing
+		// is left to ask about, and the run goes on.
+		s := runJSON(t, "--on-emfile", "stop", "--target-nofile", "64", "--connections", "300", "--probe", "accept", "--hold", "0s")
+		if f := s.Target.FirstEMFILE; f == nil || int64(s.Outcomes["served"]) != f.Accepted || s.Outcomes["queued"] != 0 {
+			t.Errorf("outcomes %v, first EMFILE %+v: want served = accepted, none queued", s.Outcomes, f)
+		}
+	})
 	t.Run("listener that never accepts", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

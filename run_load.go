@@ -207,18 +207,14 @@ func unaccepted(ctx context.Context, kv *limits.KernelView, ports []uint16, time
 	deadline := time.Now().Add(timeout)
 	last, since := -1, time.Now()
 	for {
+		if kv.Unavailable != nil {
+			return nil, fmt.Errorf("--probe accept: cannot ask the kernel (%v): use --probe connect", kv.Unavailable)
+		}
 		s := kv.Sample(ports...)
-		if s.Listener == nil {
-			why := "no listener on it in this network namespace"
-			if kv.Unavailable != nil {
-				why = kv.Unavailable.Error()
-			}
-			return nil, fmt.Errorf("--probe accept: cannot read the accept queue of port %d (%s); the kernel can tell only for a server on this machine: use --probe connect", ports[0], why)
+		if s.Listener == nil || s.Listener.AcceptQueue == 0 {
+			return nil, nil // a listener that closed reset what waited in its queue
 		}
 		q := int(s.Listener.AcceptQueue)
-		if q == 0 {
-			return nil, nil
-		}
 		now := time.Now()
 		if q != last {
 			last, since = q, now

@@ -114,6 +114,9 @@ func resolveExternal(ctx context.Context, cfg *runConfig, kv *limits.KernelView)
 	if !addr.Addr().IsLoopback() && !cfg.AllowRemote {
 		return nil, usageErr("--target: %s is not a loopback address; add --allow-remote if you mean to flood it", addr.Addr())
 	}
+	if cfg.Probe == "accept" && !addr.Addr().IsLoopback() {
+		return nil, usageErr("--probe accept: %s is not on this machine, and the kernel tells accepted from queued only for its own listeners; want --probe connect", addr.Addr())
+	}
 	side := &targetSide{addr: addr, addrs: []netip.AddrPort{addr}, host: host}
 	if addr.Addr().IsLoopback() && kv.Unavailable == nil {
 		if ls, err := kv.Listeners(addr.Port()); err == nil && listenerFor(ls, addr) == nil {
