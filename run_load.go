@@ -204,12 +204,12 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 // the reply timeout), then asks the kernel which connections are still in
 // them. Every other established connection was accepted. nil: none queued.
 func unaccepted(ctx context.Context, kv *limits.KernelView, ports []uint16, timeout time.Duration) (map[limits.QueuedConn]bool, error) {
+	if _, err := kv.Listeners(ports[0]); err != nil {
+		return nil, fmt.Errorf("--probe accept: cannot ask the kernel: %w; use --probe connect", err)
+	}
 	deadline := time.Now().Add(timeout)
 	last, since := -1, time.Now()
 	for {
-		if kv.Unavailable != nil {
-			return nil, fmt.Errorf("--probe accept: cannot ask the kernel (%v): use --probe connect", kv.Unavailable)
-		}
 		s := kv.Sample(ports...)
 		if s.Listener == nil || s.Listener.AcceptQueue == 0 {
 			return nil, nil // a listener that closed reset what waited in its queue
