@@ -130,8 +130,8 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	if runErr == nil && cfg.Probe == "accept" {
 		queued, runErr = unaccepted(runCtx, kv, sampler.ports, cfg.GreetingTimeout)
 	}
-	if runErr == nil && cfg.Hold > 0 {
-		runErr = gen.Hold(runCtx, cfg.Hold)
+	if runErr == nil {
+		runErr = gen.Hold(runCtx, cfg.Hold) // even 0: it reads the resets that already came
 	}
 	// The queue and the processes as they stand, before teardown empties them.
 	holdEnd := sampler.kernelSample()

@@ -114,7 +114,9 @@ func (g *Generator) Open(ctx context.Context) error {
 
 // Hold keeps the connections open for d, watching the served ones: one the
 // target closes or resets becomes Closed, with what it said first as the
-// reason. It returns early with context.Cause(ctx) if ctx ends.
+// reason. Even a zero hold reads what has already arrived, so a reset that
+// came after the last connect is not counted as served. It returns early
+// with context.Cause(ctx) if ctx ends.
 func (g *Generator) Hold(ctx context.Context, d time.Duration) error {
 	e := g.e
 	if e == nil || g.closed {
@@ -126,16 +128,16 @@ func (g *Generator) Hold(ctx context.Context, d time.Duration) error {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil
-		}
+		left := max(time.Until(deadline), 0)
 		n, err := e.set.Wait(events, min(left, maxWait))
 		if err != nil {
 			return err
 		}
 		for _, ev := range events[:n] {
 			e.handle(ev)
+		}
+		if left == 0 && n < len(events) {
+			return nil
 		}
 	}
 }
