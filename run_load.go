@@ -126,9 +126,11 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	if runErr == nil {
 		runErr = gen.Open(runCtx)
 	}
-	var queued map[limits.QueuedConn]bool
+	var verdict *acceptVerdict
 	if runErr == nil && cfg.Probe == "accept" {
-		queued, runErr = unaccepted(runCtx, kv, sampler.ports, cfg.GreetingTimeout)
+		var v acceptVerdict
+		v, runErr = unaccepted(runCtx, kv, sampler.ports, cfg.GreetingTimeout)
+		verdict = &v
 	}
 	if runErr == nil {
 		runErr = gen.Hold(runCtx, cfg.Hold) // even 0: it reads the resets that already came
@@ -141,10 +143,10 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	}
 
 	closeErr := gen.Close()
-	if len(queued) > 0 {
+	if verdict != nil && runErr == nil {
 		res := gen.Results()
 		for i := range res {
-			if r := &res[i]; queued[limits.QueuedConn{Client: r.Local, Port: side.addrs[r.Dst].Port()}] {
+			if r := &res[i]; r.Outcome == loadgen.Served && verdict.notAccepted(limits.ServerConn{Client: r.Local, Port: side.addrs[r.Dst].Port()}) {
 				gen.MarkQueued(i)
 			}
 		}
@@ -199,20 +201,42 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	}
 }
 
+// acceptVerdict is what --probe accept learned from the kernel: either the
+// connections still queued (all others were accepted), or, once a listener
+// has closed, the ones accepted (all others were not).
+type acceptVerdict struct {
+	queued, accepted map[limits.ServerConn]bool
+}
+
+func (v acceptVerdict) notAccepted(c limits.ServerConn) bool {
+	if v.accepted != nil {
+		return !v.accepted[c]
+	}
+	return v.queued[c]
+}
+
 // unaccepted is --probe accept's verdict: once the ramp is over it waits for
 // the listeners' accept queues to settle (empty, unchanged for 200 ms, or
 // the reply timeout), then asks the kernel which connections are still in
-// them. Every other established connection was accepted. nil: none queued.
-func unaccepted(ctx context.Context, kv *limits.KernelView, ports []uint16, timeout time.Duration) (map[limits.QueuedConn]bool, error) {
+// them. A listener that closed reset its queue, but a client whose handshake
+// it was finishing may not have heard: then only the server's accepted
+// connections count.
+func unaccepted(ctx context.Context, kv *limits.KernelView, ports []uint16, timeout time.Duration) (acceptVerdict, error) {
 	if _, err := kv.Listeners(ports[0]); err != nil {
-		return nil, fmt.Errorf("--probe accept: cannot ask the kernel: %w; use --probe connect", err)
+		return acceptVerdict{}, fmt.Errorf("--probe accept: cannot ask the kernel: %w; use --probe connect", err)
 	}
 	deadline := time.Now().Add(timeout)
 	last, since := -1, time.Now()
 	for {
 		s := kv.Sample(ports...)
-		if s.Listener == nil || s.Listener.AcceptQueue == 0 {
-			return nil, nil // a listener that closed reset what waited in its queue
+		var err error
+		var v acceptVerdict
+		switch {
+		case s.Listeners < len(ports):
+			v.accepted, err = kv.Accepted(ports)
+			return v, err
+		case s.Listener.AcceptQueue == 0:
+			return v, nil
 		}
 		q := int(s.Listener.AcceptQueue)
 		now := time.Now()
@@ -220,11 +244,12 @@ func unaccepted(ctx context.Context, kv *limits.KernelView, ports []uint16, time
 			last, since = q, now
 		}
 		if now.Sub(since) >= 200*time.Millisecond || now.After(deadline) {
-			return kv.Queued(ports)
+			v.queued, err = kv.Queued(ports)
+			return v, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, context.Cause(ctx)
+			return v, context.Cause(ctx)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

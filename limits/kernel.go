@@ -23,6 +23,8 @@ type KernelView struct {
 type KernelSample struct {
 	// Listener is nil when no listener was found on the port or sock_diag is unavailable.
 	Listener *Listener
+	// Listeners is how many of the ports asked about have a listener.
+	Listeners int
 	// TCPExt is the counters' growth since OpenKernelView.
 	TCPExt TCPExt
 }
@@ -64,6 +66,7 @@ func (k *KernelView) Sample(ports ...uint16) KernelSample {
 				if !slices.Contains(ports, l.Addr.Port()) {
 					continue
 				}
+				s.Listeners++
 				if s.Listener == nil {
 					first := l
 					s.Listener = &first
@@ -103,20 +106,30 @@ func (k *KernelView) Listeners(port uint16) ([]Listener, error) {
 	return k.diag.Listeners(port)
 }
 
-// QueuedConn is a connection the kernel has completed but the server has not
-// accepted yet: Client is the peer's address, Port the listener's.
-type QueuedConn struct {
+// ServerConn is a server-side connection: Client is the peer's address,
+// Port the listener's.
+type ServerConn struct {
 	Client netip.AddrPort
 	Port   uint16
 }
 
 // Queued lists the connections still waiting in the accept queues of the
 // listeners on ports (see SockDiag.Queued).
-func (k *KernelView) Queued(ports []uint16) (map[QueuedConn]bool, error) {
+func (k *KernelView) Queued(ports []uint16) (map[ServerConn]bool, error) {
+	return k.serverConns(ports, (*SockDiag).Queued)
+}
+
+// Accepted lists the connections the server on ports has accepted and still
+// holds (see SockDiag.Accepted).
+func (k *KernelView) Accepted(ports []uint16) (map[ServerConn]bool, error) {
+	return k.serverConns(ports, (*SockDiag).Accepted)
+}
+
+func (k *KernelView) serverConns(ports []uint16, list func(*SockDiag, []uint16) (map[ServerConn]bool, error)) (map[ServerConn]bool, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.diag == nil {
 		return nil, k.Unavailable
 	}
-	return k.diag.Queued(ports)
+	return list(k.diag, ports)
 }

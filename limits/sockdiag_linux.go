@@ -79,17 +79,27 @@ func listenersOn(port uint16, out *[]Listener) func(msg []byte) {
 // that still wait in an accept queue: until accept() gives a socket a file,
 // its inode is 0. It walks every established TCP socket, so call it once,
 // not per sample.
-func (d *SockDiag) Queued(ports []uint16) (map[QueuedConn]bool, error) {
+func (d *SockDiag) Queued(ports []uint16) (map[ServerConn]bool, error) {
+	return d.serverConns(ports, false)
+}
+
+// Accepted lists the established server-side connections on these local
+// ports that the server has accepted (their socket has an inode).
+func (d *SockDiag) Accepted(ports []uint16) (map[ServerConn]bool, error) {
+	return d.serverConns(ports, true)
+}
+
+func (d *SockDiag) serverConns(ports []uint16, accepted bool) (map[ServerConn]bool, error) {
 	want := map[uint16]bool{}
 	for _, p := range ports {
 		want[p] = true
 	}
-	out := map[QueuedConn]bool{}
+	out := map[ServerConn]bool{}
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		err := d.each(family, 1<<tcpEstablishedState, 0, func(m []byte) {
 			id := m[4:52]
 			sport := binary.BigEndian.Uint16(id[0:])
-			if m[1] != tcpEstablishedState || !want[sport] || binary.NativeEndian.Uint32(m[68:]) != 0 {
+			if m[1] != tcpEstablishedState || !want[sport] || (binary.NativeEndian.Uint32(m[68:]) != 0) != accepted {
 				return
 			}
 			var peer netip.Addr
@@ -98,7 +108,7 @@ func (d *SockDiag) Queued(ports []uint16) (map[QueuedConn]bool, error) {
 			} else {
 				peer = netip.AddrFrom16([16]byte(id[20:36])).Unmap()
 			}
-			out[QueuedConn{netip.AddrPortFrom(peer, binary.BigEndian.Uint16(id[2:])), sport}] = true
+			out[ServerConn{netip.AddrPortFrom(peer, binary.BigEndian.Uint16(id[2:])), sport}] = true
 		})
 		if err != nil {
 			return nil, err

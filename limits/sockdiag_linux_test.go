@@ -177,9 +177,9 @@ func TestQueued(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The queue is first in, first out: the first two were accepted.
-	want := map[QueuedConn]bool{}
+	want := map[ServerConn]bool{}
 	for _, c := range clients[2:] {
-		want[QueuedConn{c.LocalAddr().(*net.TCPAddr).AddrPort(), port}] = true
+		want[ServerConn{c.LocalAddr().(*net.TCPAddr).AddrPort(), port}] = true
 	}
 	if len(got) != len(want) {
 		t.Fatalf("Queued = %v, want %v", got, want)
@@ -187,6 +187,15 @@ func TestQueued(t *testing.T) {
 	for q := range want {
 		if !got[q] {
 			t.Errorf("Queued = %v: %v missing", got, q)
+		}
+	}
+	acc, err := d.Accepted([]uint16{port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients[:2] {
+		if q := (ServerConn{c.LocalAddr().(*net.TCPAddr).AddrPort(), port}); !acc[q] || len(acc) != 2 {
+			t.Errorf("Accepted = %v: want the first two, %v among them", acc, q)
 		}
 	}
 }

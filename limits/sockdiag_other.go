@@ -22,4 +22,7 @@ func (*SockDiag) Close() error { return nil }
 func (*SockDiag) Listeners(uint16) ([]Listener, error) { return nil, ErrUnsupported }
 
 // Queued is only implemented on Linux.
-func (*SockDiag) Queued([]uint16) (map[QueuedConn]bool, error) { return nil, ErrUnsupported }
+func (*SockDiag) Queued([]uint16) (map[ServerConn]bool, error) { return nil, ErrUnsupported }
+
+// Accepted is only implemented on Linux.
+func (*SockDiag) Accepted([]uint16) (map[ServerConn]bool, error) { return nil, ErrUnsupported }
