@@ -2,7 +2,7 @@
 # One million concurrent connections: the C yardstick (100 connserver +
 # 100 connstorm, 10,000 each, every pair on its own port and source
 # address) and then `connlimit run --connections 1000000` with its
-# defaults and with --probe connect, in the same run. A million ramp varies
+# defaults, with --probe connect and with --probe accept, in the same run. A million ramp varies
 # by a few seconds from one run to the next here, so ROUNDS (default 3)
 # alternates the three and the medians are compared. Loopback only; needs
 # ~10 GiB of free memory and a hard RLIMIT_NOFILE of at least 10,016.
@@ -48,8 +48,9 @@ PY
 }
 
 # The default run (greeting probe: every connection proves the target
-# accepted it) and the same with --probe connect (silent targets: no data
-# segment and ACK per connection).
+# accepted it), the same with --probe connect (silent targets: no data
+# segment and ACK per connection) and with --probe accept (silent targets,
+# and the kernel says which connections they accepted).
 connlimit() {
   local probe=$1
   /usr/bin/time -f "connlimit --probe $probe: %e s wall, %U s user, %S s sys" \
@@ -59,7 +60,7 @@ import json, sys
 d = json.load(open(sys.argv[1] + "/m.json"))
 acc = sum(t["accepted"] for t in d["targets"])
 ramp = d["generator"]["connect_span_s"]
-print(f"connlimit run --connections 1000000 --probe {sys.argv[2]}: {d['outcomes']['served']} served, "
+print(f"connlimit run --connections 1000000 --probe {sys.argv[2]}: {d['outcomes']['served']} served, {d['outcomes']['queued']} queued, "
       f"{acc} accepted by the targets, first limit {d['first_limit']}, "
       f"{len(d['generators'])} generator and {len(d['targets'])} target processes, "
       f"ramp {ramp:.1f} s, run {d['duration_s']:.1f} s")
@@ -74,6 +75,7 @@ for r in $(seq 1 "$rounds"); do
   sleep 5; yardstick
   sleep 5; connlimit greeting
   sleep 5; connlimit connect
+  sleep 5; connlimit accept
 done
 python3 - "$tmp/ramps" "$rounds" <<'PY'
 import statistics, sys
@@ -83,7 +85,8 @@ for line in open(sys.argv[1]):
     ramps.setdefault(k, []).append(float(v))
 c = statistics.median(ramps["C"])
 print(f"{sys.argv[2]} rounds, median ramp (min-max):")
-for k, name in (("C", "C yardstick"), ("greeting", "connlimit run (default)"), ("connect", "connlimit run --probe connect")):
+for k, name in (("C", "C yardstick"), ("greeting", "connlimit run (default)"), ("connect", "connlimit run --probe connect"),
+                ("accept", "connlimit run --probe accept")):
     v = ramps[k]
     m = statistics.median(v)
     print(f"  {name:32s} {m:5.1f} s  ({min(v):.1f}-{max(v):.1f})  {m / c:.2f}x C")
