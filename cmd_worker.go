@@ -29,11 +29,11 @@ import (
 // (gob) on fd 4 and exits: pipes, not files, so a run killed with -9 leaves
 // nothing behind.
 
-// workerEvent is one line a worker writes to its parent.
+// workerEvent is one line a worker writes to its parent; its counters the
+// parent reads in the shared block.
 type workerEvent struct {
-	Event string           `json:"event"` // "opened", "done"
-	Snap  loadgen.Snapshot `json:"snap"`
-	Err   string           `json:"err,omitempty"`
+	Event string `json:"event"` // "opened", "done"
+	Err   string `json:"err,omitempty"`
 }
 
 // workerResults is what a worker hands back, gob-encoded.
@@ -120,13 +120,13 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 		release()
 	})
 	openErr := gen.Open(holdCtx)
-	enc.send(workerEvent{Event: "opened", Snap: gen.Snapshot()})
+	enc.send(workerEvent{Event: "opened"})
 	if openErr == nil {
 		_ = gen.Hold(holdCtx, 24*time.Hour) // until stdin closes or a signal
 	}
 	closeErr := gen.Close()
 	err = writeWorkerResults(results, gen)
-	ev := workerEvent{Event: "done", Snap: gen.Snapshot()}
+	ev := workerEvent{Event: "done"}
 	if err == nil {
 		err = closeErr
 	}

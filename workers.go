@@ -164,28 +164,26 @@ func startWorker(exe string, args []string) (*worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generator worker counters: %w", err)
 	}
+	// Our ends stay open if the worker starts; the child's are closed here
+	// once it holds them. On failure everything goes.
+	ours, childs := []*os.File{}, []*os.File{block}
+	fail := func(err error) (*worker, error) {
+		shm.Unmap(mem)
+		for _, f := range append(ours, childs...) {
+			f.Close()
+		}
+		return nil, err
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		shm.Unmap(mem)
-		block.Close()
-		return nil, err
+		return fail(err)
 	}
+	ours, childs = append(ours, pr), append(childs, pw)
 	rr, rw, err := os.Pipe()
 	if err != nil {
-		shm.Unmap(mem)
-		pr.Close()
-		pw.Close()
-		block.Close()
-		return nil, err
+		return fail(err)
 	}
-	closeAll := func() {
-		shm.Unmap(mem)
-		pr.Close()
-		pw.Close()
-		rr.Close()
-		rw.Close()
-		block.Close()
-	}
+	ours, childs = append(ours, rr), append(childs, rw)
 	w := &worker{opened: make(chan struct{}), gone: make(chan struct{}), events: pr, results: rr,
 		mem: mem, counters: shm.At[loadgen.Counters](mem)}
 	w.cmd = exec.Command(exe, args...)
@@ -197,18 +195,15 @@ func startWorker(exe string, args []string) (*worker, error) {
 	// GOMAXPROCS=1 in every process: 30.9 → 27.9 s, 16k → 13k context switches/s).
 	w.cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
-		closeAll()
-		return nil, err
+		return fail(err)
 	}
 	err = w.cmd.Start()
-	pw.Close() // the child holds the write ends now
-	rw.Close()
-	block.Close()
+	for _, f := range childs {
+		f.Close() // the child holds them now
+	}
+	childs = nil
 	if err != nil {
-		shm.Unmap(mem)
-		pr.Close()
-		rr.Close()
-		return nil, fmt.Errorf("start generator worker: %w", err)
+		return fail(fmt.Errorf("start generator worker: %w", err))
 	}
 	w.wg.Go(w.read)
 	w.wg.Go(func() { w.out.ReadFrom(w.results) })
