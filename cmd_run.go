@@ -36,6 +36,7 @@ type runConfig struct {
 	TargetPort      int
 	behaviorFlags
 	behavior target.Behavior // from behaviorFlags, set by Validate
+	probeSet bool            // --probe was given (or implied by --payload)
 	CSV      string
 	Timeline string
 	JSON     string
@@ -197,7 +198,7 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.StringVar(&cfg.Target, "target", "", "HOST:PORT of a running server to test instead of the built-in target")
 	fs.IntSliceVar(&cfg.TargetPIDs, "target-pid", nil, "the process(es) behind --target, when they cannot be found by socket inode")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "let --target name an address that is not loopback (a connection flood at someone's server is an attack: be sure)")
-	fs.StringVar(&cfg.Probe, "probe", "", "how a connection counts as served: connect, accept (the kernel says the server accepted it), greeting (built-in default), echo or http (--target default: connect)")
+	fs.StringVar(&cfg.Probe, "probe", "", "how a connection counts as served: connect, accept (the kernel says the server accepted it), greeting (built-in default; accept once the run takes several processes), echo or http (--target default: connect)")
 	fs.IntVar(&cfg.Payload, "payload", 16, "bytes the echo probe sends and wants back (given alone, it selects --probe echo)")
 	fs.IntVar(&cfg.MSS, "mss", 0, "set TCP_MAXSEG on every client socket before connect, to see a stream leave in segments")
 	fs.StringVar(&cfg.HTTPPath, "http-path", "/", "path the http probe asks for")
@@ -285,6 +286,7 @@ func (c *runConfig) Validate() error {
 	if c.Somaxconn < 0 || c.Somaxconn > maxBacklog {
 		return bad("somaxconn")
 	}
+	c.probeSet = c.Probe != ""
 	switch c.Probe {
 	case "":
 		c.Probe = "greeting"
@@ -430,6 +432,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 	cfg.gates.HasRequireServed = fs.Changed("require-served")
 	if fs.Changed("payload") && !fs.Changed("probe") {
 		cfg.Probe = "echo" // a payload is sent to be echoed
+		cfg.probeSet = true
 	}
 	if env.procRoot == "" {
 		env.procRoot = limits.DefaultProcRoot
@@ -534,6 +537,16 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 		}
 		if !cfg.Quiet {
 			fmt.Fprintf(stderr, "connlimit: %d built-in target processes, each on its own port with RLIMIT_NOFILE %d\n", cfg.targetProcs, cfg.TargetNoFile)
+		}
+	}
+	// Several processes means the run is about scale. A greeting costs each
+	// connection a data segment, its ACK and a read (~25% of the ramp's CPU
+	// here); the kernel can tell which connections the targets accepted
+	// without a byte on the wire, so served and queued keep their meaning.
+	if cfg.Target == "" && !cfg.probeSet && (cfg.procs > 1 || cfg.targetProcs > 1) {
+		cfg.Probe, cfg.behavior.Silent = "accept", true
+		if !cfg.Quiet {
+			fmt.Fprintf(stderr, "connlimit: probe accept: the targets stay silent and the kernel says which connections they accepted (--probe greeting to have each one answer)\n")
 		}
 	}
 	// Source addresses: on loopback, enough to keep every (source,

@@ -72,6 +72,7 @@ type summaryJSON struct {
 	Value         string         `json:"first_limit_value"`
 	Fix           string         `json:"first_limit_fix"`
 	Attempted     int            `json:"attempted"`
+	Probe         string         `json:"probe"`
 	Outcomes      map[string]int `json:"outcomes"`
 	Latency       map[string]int `json:"connect_latency_us"`
 	Target        struct {

@@ -104,6 +104,41 @@ func TestMultiProcessTargetsRunOut(t *testing.T) {
 	}
 }
 
+// Once a run takes several processes the default probe is accept: the
+// targets write nothing (no CSV row has a target_seq) and the kernel's
+// accept queues decide served; one process keeps the greeting, and a probe
+// asked for is kept.
+func TestDefaultProbeByScale(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		probe string
+	}{
+		{"one process", nil, "greeting"},
+		{"two generators", []string{"--procs", "2", "--target-procs", "1"}, "accept"},
+		{"two targets", []string{"--procs", "1", "--target-procs", "2", "--target-nofile", "1024"}, "accept"},
+		{"asked for", []string{"--procs", "2", "--target-procs", "2", "--target-nofile", "1024", "--probe", "greeting"}, "greeting"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			noLeftovers(t)
+			csvPath := filepath.Join(t.TempDir(), "c.csv")
+			s := runJSON(t, append(tc.args, "--connections", "200", "--hold", "0s", "--csv", csvPath)...)
+			if s.Probe != tc.probe || s.Outcomes["served"] != 200 {
+				t.Fatalf("probe %q, outcomes %v: want %s and 200 served", s.Probe, s.Outcomes, tc.probe)
+			}
+			greeted := 0
+			for _, r := range readCSV(t, csvPath)[1:] {
+				if r[10] != "" {
+					greeted++
+				}
+			}
+			if want := map[bool]int{true: 200, false: 0}[tc.probe == "greeting"]; greeted != want {
+				t.Errorf("%d rows carry a target_seq, want %d", greeted, want)
+			}
+		})
+	}
+}
+
 // connlimitBinary builds connlimit without the race detector: the 100,000
 // connection run would exceed its limit of 8128 goroutines per process in
 // the targets, which hold a goroutine per connection.

@@ -2,15 +2,17 @@
 # One million concurrent connections: the C yardstick (100 connserver +
 # 100 connstorm, 10,000 each, every pair on its own port and source
 # address) and then `connlimit run --connections 1000000` with its
-# defaults, with --probe connect and with --probe accept, in the same run. A million ramp varies
-# by a few seconds from one run to the next here, so ROUNDS (default 3)
-# alternates the three and the medians are compared. Loopback only; needs
-# ~10 GiB of free memory and a hard RLIMIT_NOFILE of at least 10,016.
-# Usage: [ROUNDS=3] bench/million.sh
+# defaults (probe accept at this scale), with --probe greeting and with
+# --probe connect, in the same run. A million ramp varies by a few seconds
+# from one run to the next here, so ROUNDS (default 3) alternates them and
+# the medians are compared. Loopback only; needs ~10 GiB of free memory and
+# a hard RLIMIT_NOFILE of at least 10,016.
+# Usage: [ROUNDS=3] [MODES="C default greeting connect"] bench/million.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 yard=${YARDSTICK:-../shared/bench}
 rounds=${ROUNDS:-3}
+modes=${MODES:-C default greeting connect}
 tmp=$(mktemp -d)
 servers=()
 cleanup() { for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
@@ -47,20 +49,21 @@ PY
   rm -f "$tmp"/storm.*
 }
 
-# The default run (greeting probe: every connection proves the target
-# accepted it), the same with --probe connect (silent targets: no data
-# segment and ACK per connection) and with --probe accept (silent targets,
-# and the kernel says which connections they accepted).
+# The default run (probe accept: silent targets, and the kernel says which
+# connections they accepted), the same with --probe greeting (every
+# connection reads the target's answer: a data segment, its ACK and a read
+# more) and with --probe connect (served once connected).
 connlimit() {
-  local probe=$1
-  /usr/bin/time -f "connlimit --probe $probe: %e s wall, %U s user, %S s sys" \
-    "$tmp/connlimit" run --connections 1000000 --probe "$probe" --hold 2s -q --json "$tmp/m.json" >/dev/null
-  python3 - "$tmp" "$probe" <<'PY'
+  local mode=$1 flags=()
+  [ "$mode" = default ] || flags=(--probe "$mode")
+  /usr/bin/time -f "connlimit ${flags[*]:-(default)}: %e s wall, %U s user, %S s sys" \
+    "$tmp/connlimit" run --connections 1000000 "${flags[@]}" --hold 2s -q --json "$tmp/m.json" >/dev/null
+  python3 - "$tmp" "$mode" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1] + "/m.json"))
 acc = sum(t["accepted"] for t in d["targets"])
 ramp = d["generator"]["connect_span_s"]
-print(f"connlimit run --connections 1000000 --probe {sys.argv[2]}: {d['outcomes']['served']} served, {d['outcomes']['queued']} queued, "
+print(f"connlimit run --connections 1000000 ({sys.argv[2]}, probe {d['probe']}): {d['outcomes']['served']} served, {d['outcomes']['queued']} queued, "
       f"{acc} accepted by the targets, first limit {d['first_limit']}, "
       f"{len(d['generators'])} generator and {len(d['targets'])} target processes, "
       f"ramp {ramp:.1f} s, run {d['duration_s']:.1f} s")
@@ -72,10 +75,10 @@ PY
 # Each after the kernel has settled from the one before.
 for r in $(seq 1 "$rounds"); do
   echo "round $r"
-  sleep 5; yardstick
-  sleep 5; connlimit greeting
-  sleep 5; connlimit connect
-  sleep 5; connlimit accept
+  for m in $modes; do
+    sleep 5
+    if [ "$m" = C ]; then yardstick; else connlimit "$m"; fi
+  done
 done
 python3 - "$tmp/ramps" "$rounds" <<'PY'
 import statistics, sys
@@ -83,10 +86,12 @@ ramps = {}
 for line in open(sys.argv[1]):
     k, v = line.split()
     ramps.setdefault(k, []).append(float(v))
-c = statistics.median(ramps["C"])
+c = statistics.median(ramps["C"]) if "C" in ramps else float("nan")
 print(f"{sys.argv[2]} rounds, median ramp (min-max):")
-for k, name in (("C", "C yardstick"), ("greeting", "connlimit run (default)"), ("connect", "connlimit run --probe connect"),
-                ("accept", "connlimit run --probe accept")):
+for k, name in (("C", "C yardstick"), ("default", "connlimit run (default)"), ("greeting", "connlimit run --probe greeting"),
+                ("connect", "connlimit run --probe connect"), ("accept", "connlimit run --probe accept")):
+    if k not in ramps:
+        continue
     v = ramps[k]
     m = statistics.median(v)
     print(f"  {name:32s} {m:5.1f} s  ({min(v):.1f}-{max(v):.1f})  {m / c:.2f}x C")
