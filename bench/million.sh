@@ -7,12 +7,13 @@
 # from one run to the next here, so ROUNDS (default 3) alternates them and
 # the medians are compared. Loopback only; needs ~10 GiB of free memory and
 # a hard RLIMIT_NOFILE of at least 10,016.
-# Usage: [ROUNDS=3] [MODES="C default greeting connect"] bench/million.sh
+# Usage: [ROUNDS=3] [MODES="C default greeting connect"] [GAP=60] bench/million.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 yard=${YARDSTICK:-../shared/bench}
 rounds=${ROUNDS:-3}
 modes=${MODES:-C default greeting connect}
+gap=${GAP:-60}
 tmp=$(mktemp -d)
 servers=()
 cleanup() { for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
@@ -72,11 +73,18 @@ with open(sys.argv[1] + "/ramps", "a") as out:
 PY
 }
 
-# Each after the kernel has settled from the one before.
+# A run goes faster right after another million-connection run than after
+# a quiet minute (here: connlimit 21.5-22.8 s after itself, 24.8-26.8 s
+# after C or after a minute's rest; C 17.1-17.7 s after connlimit, 20.4-21.2
+# s after a rest): on this VM memory freed a few seconds earlier is still
+# cheap to use again. So every run starts after GAP seconds of rest (default
+# 60), and every other round runs the modes in reverse order.
 for r in $(seq 1 "$rounds"); do
   echo "round $r"
-  for m in $modes; do
-    sleep 5
+  order=$modes
+  [ $((r % 2)) = 0 ] && order=$(echo $modes | tr ' ' '\n' | tac | tr '\n' ' ')
+  for m in $order; do
+    sleep "$gap"
     if [ "$m" = C ]; then yardstick; else connlimit "$m"; fi
   done
 done
