@@ -544,9 +544,15 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 	// here); the kernel can tell which connections the targets accepted
 	// without a byte on the wire, so served and queued keep their meaning.
 	if cfg.Target == "" && !cfg.probeSet && (cfg.procs > 1 || cfg.targetProcs > 1) {
-		cfg.Probe, cfg.behavior.Silent = "accept", true
-		if !cfg.Quiet {
-			fmt.Fprintf(stderr, "connlimit: probe accept: the targets stay silent and the kernel says which connections they accepted (--probe greeting to have each one answer)\n")
+		if err := sockDiagAnswers(); err != nil {
+			if !cfg.Quiet {
+				fmt.Fprintf(stderr, "connlimit: probe greeting: the kernel cannot list accept queues here (%v)\n", err)
+			}
+		} else {
+			cfg.Probe, cfg.behavior.Silent = "accept", true
+			if !cfg.Quiet {
+				fmt.Fprintf(stderr, "connlimit: probe accept: the targets stay silent and the kernel says which connections they accepted (--probe greeting to have each one answer)\n")
+			}
 		}
 	}
 	// Source addresses: on loopback, enough to keep every (source,
@@ -588,4 +594,16 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 	defer outs.abort() // after Commit this only cleans up what failed
 
 	return runLoad(ctx, &cfg, env, outs, nf, sysctls, stdout, stderr)
+}
+
+// sockDiagAnswers asks sock_diag for the listeners on one port: --probe
+// accept needs it after the ramp, so a default must not find out then.
+func sockDiagAnswers() error {
+	d, err := limits.OpenSockDiag()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	_, err = d.Listeners(1)
+	return err
 }
