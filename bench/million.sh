@@ -102,5 +102,6 @@ for k, name in (("C", "C yardstick"), ("default", "connlimit run (default)"), ("
         continue
     v = ramps[k]
     m = statistics.median(v)
-    print(f"  {name:32s} {m:5.1f} s  ({min(v):.1f}-{max(v):.1f})  {m / c:.2f}x C")
+    ratio = f"  {m / c:.2f}x C" if c == c else ""  # no C in MODES: no ratio
+    print(f"  {name:32s} {m:5.1f} s  ({min(v):.1f}-{max(v):.1f}){ratio}")
 PY
