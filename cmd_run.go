@@ -540,7 +540,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 		}
 	}
 	// Several processes means the run is about scale. A greeting costs each
-	// connection a data segment, its ACK and a read (~25% of the ramp's CPU
+	// connection a data segment, its ACK and a read (~16% of the ramp's CPU
 	// here); the kernel can tell which connections the targets accepted
 	// without a byte on the wire, so served and queued keep their meaning.
 	if cfg.Target == "" && !cfg.probeSet && (cfg.procs > 1 || cfg.targetProcs > 1) {
