@@ -47,9 +47,11 @@ func New() (*Set, error) {
 // Fd is the epoll descriptor.
 func (s *Set) Fd() int { return s.fd }
 
-// Ctl is epoll_ctl(2) on the set.
+// Ctl is epoll_ctl(2) on the set, unknown to the scheduler (see rawsock):
+// busy loops call it once per connection, and a call the kernel preempts
+// would otherwise have sysmon hand the P to another thread.
 func (s *Set) Ctl(op, fd int, ev *unix.EpollEvent) error {
-	return os.NewSyscallError("epoll_ctl", unix.EpollCtl(s.fd, op, fd, ev))
+	return os.NewSyscallError("epoll_ctl", rawsock.EpollCtl(s.fd, op, fd, ev))
 }
 
 // Spin is the longest Poll blocks in epoll_wait: sysmon leaves a system

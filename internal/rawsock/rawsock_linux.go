@@ -71,6 +71,12 @@ func Close(fd int) error {
 	return errnoErr(e)
 }
 
+// EpollCtl is epoll_ctl(2).
+func EpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
+	return errnoErr(e)
+}
+
 // Poll is ppoll(2), waiting at most timeout. Keep timeout short: the P is
 // held for all of it.
 func Poll(fds []unix.PollFd, timeout time.Duration) (int, error) {

@@ -78,8 +78,11 @@ func TestLoopbackConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer Close(ep)
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, c, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c)}); err != nil {
+	if err := EpollCtl(ep, unix.EPOLL_CTL_ADD, c, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c)}); err != nil {
 		t.Fatal(err)
+	}
+	if err := EpollCtl(ep, unix.EPOLL_CTL_ADD, c, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c)}); !errors.Is(err, unix.EEXIST) {
+		t.Fatalf("EpollCtl adding it twice: %v, want EEXIST", err)
 	}
 	events := make([]unix.EpollEvent, 4)
 	if n, err := EpollWait(ep, events, time.Millisecond); n != 0 || err != nil {
