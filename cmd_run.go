@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,7 +63,9 @@ type runConfig struct {
 	SkipMemoryCheck bool
 	SourceIPs       string
 	sources         []netip.Addr
-	procs           int  // generator processes, resolved from Procs
+	procs           int // generator processes, resolved from Procs
+	RampProcs       string
+	rampProcs       int  // generator processes connecting at once, resolved from RampProcs; 0 = all
 	perWorkerConc   bool // --concurrency left to its default: each worker gets all of it
 	TargetProcs     string
 	targetProcs     int // built-in target processes, resolved from TargetProcs
@@ -106,6 +109,7 @@ var runRanges = withBehaviorRanges(map[string]string{
 	"nofile":           fmt.Sprintf("0 (raise as needed) or an integer from %d to the hard RLIMIT_NOFILE", minGeneratorNoFile),
 	"target-procs":     "auto (as many built-in target processes as the hard limit requires) or an integer from 1 to 1024",
 	"procs":            "auto (as many generator processes as the hard limit requires) or an integer from 1 to 1024",
+	"ramp-procs":       "auto, all or an integer from 1 to 1024",
 	"port-range":       "LOW-HIGH with 1024 <= LOW < HIGH <= 65535, such as 40000-40199; only with --netns",
 	"somaxconn":        "an integer from 1 to 1048576; only with --netns",
 	"target":           "HOST:PORT of a running server, such as 127.0.0.1:8080 (loopback unless --allow-remote)",
@@ -164,6 +168,32 @@ func autoSources(n, dsts int) int {
 // leave them unset.
 const scaleTimeout = 10 * time.Second
 
+// rampPerCPU is --ramp-procs auto's generator processes per core when the
+// rate is not limited. The ramp saturates every core either way; with all
+// of a million-connection run's 51 generators (and their targets) runnable
+// at once, each Go process's sysmon ticks every 10 ms while it waits its
+// turn, and the cores go from process to process.
+const rampPerCPU = 8
+
+// rampProcs is how many of n generator processes connect at once; 0 means
+// all of them. A --rate is shared by all of them, so auto keeps them all.
+func rampProcs(flag string, n int, rate float64) int {
+	k := n
+	switch flag {
+	case "all":
+	case "auto":
+		if rate == 0 {
+			k = rampPerCPU * runtime.NumCPU()
+		}
+	default:
+		k, _ = strconv.Atoi(flag)
+	}
+	if k >= n {
+		return 0
+	}
+	return k
+}
+
 // maxProcs bounds --procs.
 const maxProcs = 1024
 
@@ -185,6 +215,7 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.Uint64Var(&cfg.NoFile, "nofile", 0, "the generator's own soft RLIMIT_NOFILE, to show a client-side limit (0 = raise it as needed)")
 	fs.StringVar(&cfg.TargetProcs, "target-procs", "auto", "built-in target processes, each on its own port: auto (as many as the hard RLIMIT_NOFILE requires) or N")
 	fs.StringVar(&cfg.Procs, "procs", "auto", "generator processes: auto (as many as the hard RLIMIT_NOFILE requires) or N")
+	fs.StringVar(&cfg.RampProcs, "ramp-procs", "auto", "generator processes connecting at once; the others wait, ready, for one to finish: auto (all with --rate, else a few per core), all or N")
 	fs.IntVar(&cfg.TargetPort, "target-port", 0, "port of the built-in target on 127.0.0.1 (0 = any free port)")
 	cfg.behaviorFlags.register(fs)
 	fs.StringVar(&cfg.CSV, "csv", "", "write one row per attempt to this CSV file")
@@ -269,6 +300,8 @@ func (c *runConfig) Validate() error {
 		return bad("procs")
 	case c.TargetProcs != "auto" && !validProcs(c.TargetProcs):
 		return bad("target-procs")
+	case c.RampProcs != "auto" && c.RampProcs != "all" && !validProcs(c.RampProcs):
+		return bad("ramp-procs")
 	case c.TargetPort < 0 || c.TargetPort > 65535:
 		return bad("target-port")
 	case c.Interval < 10*time.Millisecond || c.Interval > time.Minute:
@@ -514,9 +547,14 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 				*d.dst = max(*d.dst, scaleTimeout)
 			}
 		}
+		cfg.rampProcs = rampProcs(cfg.RampProcs, cfg.procs, cfg.Rate)
 		if !cfg.Quiet {
-			fmt.Fprintf(stderr, "connlimit: %d connections over %d generator processes (at most %d each, under the hard limit %d); timeouts %s unless set\n",
-				cfg.Connections, cfg.procs, (cfg.Connections+cfg.procs-1)/cfg.procs, nf.Hard, scaleTimeout)
+			ramp := ""
+			if cfg.rampProcs > 0 {
+				ramp = fmt.Sprintf(", %d connecting at once", cfg.rampProcs)
+			}
+			fmt.Fprintf(stderr, "connlimit: %d connections over %d generator processes (at most %d each, under the hard limit %d%s); timeouts %s unless set\n",
+				cfg.Connections, cfg.procs, (cfg.Connections+cfg.procs-1)/cfg.procs, nf.Hard, ramp, scaleTimeout)
 		}
 	}
 	// Built-in target processes: as many as the connections need at the

@@ -27,7 +27,8 @@ import (
 // never stops to report them. It tells of its phases on fd 3 (JSON lines),
 // holds its connections until its stdin closes, then writes its results
 // (gob) on fd 4 and exits: pipes, not files, so a run killed with -9 leaves
-// nothing behind.
+// nothing behind. A gated worker (--gated) starts connecting only when its
+// parent writes startByte on its stdin: the run keeps a few ramping at once.
 
 // workerEvent is one line a worker writes to its parent; its counters the
 // parent reads in the shared block.
@@ -35,6 +36,9 @@ type workerEvent struct {
 	Event string `json:"event"` // "opened", "done"
 	Err   string `json:"err,omitempty"`
 }
+
+// startByte on a gated worker's stdin lets it start connecting.
+const startByte = 's'
 
 // workerResults is what a worker hands back, gob-encoded.
 type workerResults struct {
@@ -52,7 +56,7 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 		rate                                    float64
 		connectTimeout, replyTimeout            time.Duration
 		epoch                                   int64
-		builtin, localAddrs                     bool
+		builtin, localAddrs, gated              bool
 	)
 	fs.StringVar(&targets, "targets", "", "")
 	fs.StringVar(&sources, "source-ips", "", "")
@@ -69,6 +73,7 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 	fs.Int64Var(&epoch, "epoch", 0, "")
 	fs.BoolVar(&builtin, "builtin", false, "")
 	fs.BoolVar(&localAddrs, "local-addrs", false, "")
+	fs.BoolVar(&gated, "gated", false, "")
 	if err := fs.Parse(args); err != nil {
 		return usageErr("worker: %v (an internal command of connlimit run)", err)
 	}
@@ -111,15 +116,35 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 		return runtimeErr(err)
 	}
 
-	// Stdin closing (or a signal, through ctx) ends the hold.
+	// Stdin closing (or a signal, through ctx) ends the hold, or the wait
+	// for the start of a gated worker, which then makes no attempt.
 	holdCtx, release := context.WithCancel(ctx)
 	defer release()
+	start := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		if gated {
+			var b [1]byte
+			if _, err := io.ReadFull(stdin, b[:]); err == nil && b[0] == startByte {
+				close(start)
+			}
+		}
 		io.Copy(io.Discard, stdin)
 		release()
 	})
-	openErr := gen.Open(holdCtx)
+	var openErr error
+	if gated {
+		// Ready before the start: growing the descriptor table waits for
+		// an RCU grace period, which would idle the slot this worker takes.
+		openErr = gen.Prepare()
+		select {
+		case <-start:
+		case <-holdCtx.Done():
+		}
+	}
+	if openErr == nil {
+		openErr = gen.Open(holdCtx)
+	}
 	enc.send(workerEvent{Event: "opened"})
 	if openErr == nil {
 		_ = gen.Hold(holdCtx, 24*time.Hour) // until stdin closes or a signal

@@ -112,6 +112,10 @@ func TestInterruptAtEveryPhase(t *testing.T) {
 			func(*testing.T, int) { time.Sleep(time.Second) }, false},
 		{"ramping, several generator processes", []string{"--connections", "3000", "--rate", "1500", "--procs", "3"}, syscall.SIGINT,
 			func(*testing.T, int) { time.Sleep(time.Second) }, false},
+		// One worker connects at a time: at the signal one is ramping and
+		// the last still waits for its turn, and makes no attempt.
+		{"ramping, generator processes taking turns", []string{"--connections", "3000", "--rate", "1500", "--procs", "3", "--ramp-procs", "1"}, syscall.SIGINT,
+			func(*testing.T, int) { time.Sleep(time.Second) }, false},
 		{"holding", []string{"--connections", "300", "--target-nofile", "64", "--hold", "1m"}, syscall.SIGINT,
 			func(*testing.T, int) { time.Sleep(1500 * time.Millisecond) }, true},
 		{"tearing down", []string{"--connections", "12000", "--target-nofile", "19000", "--hold", "0s", "--greeting-timeout", "3s"}, syscall.SIGINT,

@@ -102,6 +102,10 @@ type summaryJSON struct {
 			SlotsUsed int    `json:"slots_used"`
 		} `json:"first_emfile"`
 	} `json:"forwarder"`
+	Generator struct {
+		SourceAddrs int `json:"source_addrs"`
+		RampProcs   int `json:"ramp_procs"`
+	} `json:"generator"`
 	Generators []struct {
 		PID         int   `json:"pid"`
 		Connections int   `json:"connections"`
@@ -377,6 +381,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--nofile", "99999999"}, "--nofile"},
 		{[]string{"--procs", "2000"}, "--procs"},
 		{[]string{"--target-procs", "0"}, "--target-procs"},
+		{[]string{"--ramp-procs", "0"}, "--ramp-procs"},
+		{[]string{"--ramp-procs", "some"}, "--ramp-procs"},
 		{[]string{"--procs", "2", "--nofile", "100"}, "--nofile"},
 		{[]string{"--max-conns", "-1"}, "--max-conns"},
 		{[]string{"--on-max-conns", "drop"}, "--on-max-conns"},

@@ -70,6 +70,36 @@ func TestMultiProcess(t *testing.T) {
 	}
 }
 
+// --ramp-procs 1: the generator processes connect one after the other,
+// each to its own target, so in time order the CSV's remote ports come in
+// one block per process; with all of them at once they interleave.
+func TestRampProcs(t *testing.T) {
+	for _, tc := range []struct {
+		ramp   string
+		json   int // generator.ramp_procs
+		blocks func(int) bool
+	}{{"1", 1, func(n int) bool { return n == 4 }}, {"all", 0, func(n int) bool { return n > 4 }}} {
+		t.Run(tc.ramp, func(t *testing.T) {
+			noLeftovers(t)
+			csvPath := filepath.Join(t.TempDir(), "c.csv")
+			s := runJSON(t, "--procs", "4", "--target-procs", "4", "--ramp-procs", tc.ramp, "--target-nofile", "2000",
+				"--connections", "4000", "--hold", "0s", "--csv", csvPath)
+			if s.Outcomes["served"] != 4000 || len(s.Generators) != 4 || s.Generator.RampProcs != tc.json || s.Generator.SourceAddrs != 0 {
+				t.Fatalf("outcomes %v, %d generators, generator %+v", s.Outcomes, len(s.Generators), s.Generator)
+			}
+			blocks, last := 0, ""
+			for _, r := range readCSV(t, csvPath)[1:] {
+				if r[5] != last {
+					blocks, last = blocks+1, r[5]
+				}
+			}
+			if !tc.blocks(blocks) {
+				t.Errorf("--ramp-procs %s: %d blocks of one remote port in time order", tc.ramp, blocks)
+			}
+		})
+	}
+}
+
 // Each target process meets its own limit; the verdict names the first.
 func TestMultiProcessTargetsRunOut(t *testing.T) {
 	noLeftovers(t)
@@ -175,6 +205,9 @@ func TestHundredThousand(t *testing.T) {
 	}
 	if len(s.Generators) < 5 || len(s.Targets) < 5 {
 		t.Errorf("%d generators, %d targets: want the hard limit 20000 to require at least 5 of each", len(s.Generators), len(s.Targets))
+	}
+	if s.Generator.SourceAddrs < 2 {
+		t.Errorf("generator.source_addrs %d: want the auto source addresses (about 17,000 connections per target port)", s.Generator.SourceAddrs)
 	}
 	noProcessLeft(t)
 }

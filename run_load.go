@@ -175,7 +175,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	}
 
 	sum := report.Build(report.Input{
-		Requested: cfg.Connections, Target: addr, Results: gen.Results(), GeneratorID: os.Getpid(), SourceAddrs: len(cfg.sources),
+		Requested: cfg.Connections, Target: addr, Results: gen.Results(), GeneratorID: os.Getpid(), SourceAddrs: len(cfg.sources), RampProcs: cfg.rampProcs,
 		Limits: report.Limits{Generator: nf, Sysctls: sysctls}, TargetInfo: targetInfo(firstOut(side.tps), cfg), Targets: targetInfos(side.tps, cfg),
 		Forwarder: targetInfo(side.fp, cfg), ForwarderFirst: forwarderFirst(side), Generators: generatorProcs(gen),
 		Processes: sampler.processes(procsEnd), Probe: cfg.Probe, Reason: gen.Reason,

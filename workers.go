@@ -29,6 +29,9 @@ import (
 // results in time order.
 type workerPool struct {
 	workers []*worker
+	ramp    int      // workers connecting at once; 0 = all, none gated
+	opened  chan int // a worker's index once it has made its attempts or is gone
+	next    int      // the next gated worker to release
 	results []loadgen.Result
 	from    []uint16 // the worker each of results came from
 	reasons map[int]string
@@ -50,9 +53,8 @@ type worker struct {
 	counters *loadgen.Counters // in mem
 	latest   loadgen.Snapshot  // the counters when mem was released
 	err      string
-	opened   chan struct{} // closed at the "opened" event, or when the worker is gone
 	gone     chan struct{} // closed once the event stream ended
-	once     sync.Once
+	once     sync.Once     // for the index sent when the worker has made its attempts
 	wg       sync.WaitGroup
 }
 
@@ -68,10 +70,14 @@ type workerSpec struct {
 // startWorkers starts n workers with connections split as evenly as
 // possible; each gets an equal part of the rate and the source addresses.
 func startWorkers(spec workerSpec, n int) (*workerPool, error) {
-	p := &workerPool{reasons: map[int]string{}}
+	p := &workerPool{reasons: map[int]string{}, ramp: spec.cfg.rampProcs, opened: make(chan int, n)}
 	cfg := spec.cfg
 	epoch := time.Now().UnixNano()
-	conc := max(1, cfg.Concurrency/n) // --concurrency is the total in flight
+	active := n
+	if p.ramp > 0 {
+		active = p.ramp
+	}
+	conc := max(1, cfg.Concurrency/active) // --concurrency is the total in flight
 	if cfg.perWorkerConc {
 		conc = cfg.Concurrency // the default: each worker keeps its own connects flowing
 	}
@@ -83,7 +89,7 @@ func startWorkers(spec workerSpec, n int) (*workerPool, error) {
 			dsts = append(dsts, spec.targets[j].String())
 		}
 		args := []string{"worker", "--targets", strings.Join(dsts, ","), "--connections", strconv.Itoa(count),
-			"--rate", strconv.FormatFloat(cfg.Rate/float64(n), 'f', -1, 64),
+			"--rate", strconv.FormatFloat(cfg.Rate/float64(active), 'f', -1, 64),
 			"--concurrency", strconv.Itoa(conc),
 			"--connect-timeout", cfg.ConnectTimeout.String(), "--greeting-timeout", cfg.GreetingTimeout.String(),
 			"--probe", cfg.Probe, "--payload", strconv.Itoa(cfg.Payload), "--mss", strconv.Itoa(cfg.MSS),
@@ -92,13 +98,16 @@ func startWorkers(spec workerSpec, n int) (*workerPool, error) {
 		if spec.builtin {
 			args = append(args, "--builtin")
 		}
+		if p.ramp > 0 {
+			args = append(args, "--gated")
+		}
 		if cfg.CSV != "" || cfg.Probe == "accept" {
 			args = append(args, "--local-addrs")
 		}
 		if src := shareOf(cfg.sources, i, n); len(src) > 0 {
 			args = append(args, "--source-ips", joinAddrs(src))
 		}
-		w, err := startWorker(spec.exe, args)
+		w, err := startWorker(spec.exe, args, i, p.opened)
 		if err != nil {
 			p.Close()
 			return nil, err
@@ -159,7 +168,9 @@ func joinAddrs(as []netip.Addr) string {
 // workerBlockSize is the worker's counters block: one page.
 const workerBlockSize = 4096
 
-func startWorker(exe string, args []string) (*worker, error) {
+// startWorker starts one worker; its index goes to opened once it has
+// made its attempts, or is gone.
+func startWorker(exe string, args []string, index int, opened chan<- int) (*worker, error) {
 	mem, block, err := shm.New(workerBlockSize)
 	if err != nil {
 		return nil, fmt.Errorf("generator worker counters: %w", err)
@@ -184,7 +195,7 @@ func startWorker(exe string, args []string) (*worker, error) {
 		return fail(err)
 	}
 	ours, childs = append(ours, rr), append(childs, rw)
-	w := &worker{opened: make(chan struct{}), gone: make(chan struct{}), events: pr, results: rr,
+	w := &worker{gone: make(chan struct{}), events: pr, results: rr,
 		mem: mem, counters: shm.At[loadgen.Counters](mem)}
 	w.cmd = exec.Command(exe, args...)
 	w.cmd.ExtraFiles = []*os.File{pw, rw, block}
@@ -205,15 +216,16 @@ func startWorker(exe string, args []string) (*worker, error) {
 	if err != nil {
 		return fail(fmt.Errorf("start generator worker: %w", err))
 	}
-	w.wg.Go(w.read)
+	w.wg.Go(func() { w.read(index, opened) })
 	w.wg.Go(func() { w.out.ReadFrom(w.results) })
 	return w, nil
 }
 
 // read follows the worker's events until its pipe closes.
-func (w *worker) read() {
+func (w *worker) read(index int, opened chan<- int) {
 	defer close(w.gone)
-	defer w.once.Do(func() { close(w.opened) })
+	done := func() { opened <- index } // buffered for every worker: never blocks
+	defer w.once.Do(done)
 	sc := bufio.NewScanner(w.events)
 	for sc.Scan() {
 		var ev workerEvent
@@ -226,16 +238,26 @@ func (w *worker) read() {
 			w.mu.Unlock()
 		}
 		if ev.Event == "opened" {
-			w.once.Do(func() { close(w.opened) })
+			w.once.Do(done)
 		}
 	}
 }
 
-// Open waits until every worker has made its attempts.
+// Open waits until every worker has made its attempts. Gated workers are
+// released p.ramp at a time, the next one as soon as one is done: a worker
+// that stalls (connects that time out) holds up only its own slot.
 func (p *workerPool) Open(ctx context.Context) error {
-	for _, w := range p.workers {
+	if p.ramp > 0 {
+		for p.next < p.ramp {
+			p.release()
+		}
+	}
+	for range p.workers {
 		select {
-		case <-w.opened:
+		case <-p.opened:
+			if p.ramp > 0 && p.next < len(p.workers) {
+				p.release()
+			}
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
@@ -248,6 +270,13 @@ func (p *workerPool) Open(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// release lets the next gated worker start connecting. A worker already
+// gone does not read it; Open learns of it through opened.
+func (p *workerPool) release() {
+	_, _ = p.workers[p.next].stdin.Write([]byte{startByte})
+	p.next++
 }
 
 func (w *worker) errText() string {

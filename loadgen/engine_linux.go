@@ -73,6 +73,7 @@ type engine struct {
 	buf      [4096]byte
 	rsa      unix.RawSockaddrAny // getsockname's answer, reused: unix.Getsockname allocates two objects per call
 	interval time.Duration       // between attempt starts; 0 = no rate limit
+	paced    time.Duration       // when Open began, since g.start: the rate counts from here, not from an earlier epoch
 }
 
 // Open makes every attempt, waits for each to connect and satisfy the probe
@@ -82,8 +83,27 @@ type engine struct {
 // returns context.Cause(ctx); Results still accounts for every attempt it
 // started. Open may be called once.
 func (g *Generator) Open(ctx context.Context) error {
-	if g.e != nil {
+	if g.opened {
 		return errors.New("loadgen: Open called twice")
+	}
+	g.opened = true
+	if err := g.Prepare(); err != nil {
+		return err
+	}
+	g.start = time.Now()
+	if !g.cfg.Epoch.IsZero() {
+		g.start = g.cfg.Epoch
+	}
+	g.e.paced = time.Since(g.start)
+	return g.e.loop(ctx)
+}
+
+// Prepare does what Open needs before its first attempt, so that a caller
+// that waits for a signal to start can do it first: it opens the epoll set
+// and grows the descriptor table. Open calls it if it has not been called.
+func (g *Generator) Prepare() error {
+	if g.e != nil {
+		return nil
 	}
 	set, err := epoll.New()
 	if err != nil {
@@ -105,11 +125,7 @@ func (g *Generator) Open(ctx context.Context) error {
 	// it for an RCU grace period each time. Without it the run is slower,
 	// not wrong, so an error is not the run's.
 	_ = limits.GrowFDTable(len(g.results) + fdHeadroom)
-	g.start = time.Now()
-	if !g.cfg.Epoch.IsZero() {
-		g.start = g.cfg.Epoch
-	}
-	return e.loop(ctx)
+	return nil
 }
 
 // Hold keeps the connections open for d, watching the served ones: one the
@@ -152,7 +168,7 @@ func (e *engine) loop(ctx context.Context) error {
 		}
 		now := time.Since(g.start)
 		for b := 0; b < startBatch && e.next < len(g.results) && int(g.c.connecting.Load()) < g.cfg.Concurrency &&
-			(e.interval == 0 || now >= time.Duration(e.next)*e.interval); b++ {
+			(e.interval == 0 || now >= e.due()); b++ {
 			e.startAttempt()
 		}
 		now = time.Since(g.start)
@@ -177,7 +193,7 @@ func (e *engine) wait(now time.Duration) time.Duration {
 	g := e.g
 	wake := now + maxWait
 	if e.next < len(g.results) && int(g.c.connecting.Load()) < g.cfg.Concurrency {
-		wake = min(wake, time.Duration(e.next)*e.interval)
+		wake = min(wake, e.due())
 	}
 	if !e.connQ.empty() {
 		wake = min(wake, g.results[e.connQ.peek()].Start+g.cfg.ConnectTimeout)
@@ -188,6 +204,9 @@ func (e *engine) wait(now time.Duration) time.Duration {
 	}
 	return max(wake-now, 0)
 }
+
+// due is when the next attempt may start under the rate limit.
+func (e *engine) due() time.Duration { return e.paced + time.Duration(e.next)*e.interval }
 
 func (e *engine) startAttempt() {
 	g := e.g

@@ -283,6 +283,26 @@ func TestClientFDLimit(t *testing.T) {
 	}
 }
 
+// A generator whose Epoch lies in the past (a worker that waited for its
+// turn) still paces its attempts from when it opens, rather than making up
+// for the time before in one burst; Start still counts from the Epoch.
+func TestRateCountsFromOpen(t *testing.T) {
+	addr, _ := greeter(t, func(c net.Conn) { c.Write([]byte("hi\n")) })
+	epoch := time.Now().Add(-2 * time.Second)
+	g, got := run(t, Config{Target: addr, Connections: 20, Rate: 200, Epoch: epoch})
+	if got[Served] != 20 {
+		t.Fatalf("outcomes %v", got)
+	}
+	res := g.Results()
+	if first := res[0].Start; first < 2*time.Second {
+		t.Errorf("first attempt started %v after the epoch, which was 2s before Open", first)
+	}
+	// 19 intervals of 5 ms at least; a burst would start all 20 at once.
+	if span := res[19].Start - res[0].Start; span < 19*5*time.Millisecond {
+		t.Errorf("20 attempts at 200/s started within %v", span)
+	}
+}
+
 func openFDs(t *testing.T) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")

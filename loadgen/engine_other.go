@@ -17,6 +17,11 @@ func (g *Generator) Open(context.Context) error {
 	return fmt.Errorf("loadgen on %s: %w", runtime.GOOS, errUnsupported)
 }
 
+// Prepare is only implemented on Linux.
+func (g *Generator) Prepare() error {
+	return fmt.Errorf("loadgen on %s: %w", runtime.GOOS, errUnsupported)
+}
+
 // Close is only implemented on Linux.
 func (g *Generator) Close() error { return nil }
 

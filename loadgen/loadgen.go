@@ -140,7 +140,8 @@ type Config struct {
 	// per connection); the per-attempt CSV needs it, the counts do not.
 	LocalAddrs bool
 	// Epoch, when set, is the time Result.Start counts from, so the results
-	// of generators in several processes can be merged in time order.
+	// of generators in several processes can be merged in time order. The
+	// Rate counts from Open all the same.
 	Epoch time.Time
 	// Counters, when set, is where the running totals are kept (zeroed
 	// memory the caller owns, such as a page its parent maps too).
@@ -214,8 +215,9 @@ type Generator struct {
 	segs    []SegInfo        // parallel to results when Config.Segments
 	start   time.Time
 	c       *Counters
+	opened  bool // Open was called
 	closed  bool
-	e       *engine // set by Open, released by Close
+	e       *engine // set by Prepare, released by Close
 }
 
 // New allocates the per-attempt results up front, so memory does not grow

@@ -190,6 +190,9 @@ type Generator struct {
 	// SourceAddrs is how many source addresses the sockets were bound to
 	// (--source-ips); 0 when the kernel chose.
 	SourceAddrs int `json:"source_addrs"`
+	// RampProcs is how many generator processes connected at once while
+	// the others waited their turn (--ramp-procs); 0 when all did.
+	RampProcs int `json:"ramp_procs"`
 	// ConnectSpanS is from the first socket() to the last completed handshake.
 	ConnectSpanS float64 `json:"connect_span_s"`
 }
@@ -239,6 +242,7 @@ type Input struct {
 	Results     []loadgen.Result
 	GeneratorID int
 	SourceAddrs int
+	RampProcs   int
 	Limits      Limits
 	TargetInfo  *Target  // nil when the target is not ours
 	Targets     []Target // every target process, when several
@@ -270,7 +274,7 @@ func Build(in Input) Summary {
 		Outcomes:        map[string]int{},
 		DurationS:       in.Duration.Seconds(),
 		Limits:          in.Limits,
-		Generator:       Generator{PID: in.GeneratorID},
+		Generator:       Generator{PID: in.GeneratorID, SourceAddrs: in.SourceAddrs, RampProcs: in.RampProcs},
 		Target:          in.TargetInfo,
 		Forwarder:       in.Forwarder,
 		Targets:         in.Targets,
