@@ -145,7 +145,7 @@ func (g *Generator) Hold(ctx context.Context, d time.Duration) error {
 			return context.Cause(ctx)
 		}
 		left := max(time.Until(deadline), 0)
-		n, err := e.set.Wait(events, min(left, maxWait))
+		n, err := e.set.Wait(ctx, events, left)
 		if err != nil {
 			return err
 		}

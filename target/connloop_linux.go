@@ -166,12 +166,11 @@ func (l *connLoop) add(c conn, seq uint64) {
 // discard closes a connection that is not kept (shed, or over the cap).
 func (l *connLoop) discard(c conn) { rawsock.Close(c.fd) }
 
-// run serves readiness events until ctx is done. It wakes at least every
-// 100 ms to see ctx: a wakeup descriptor would cost a slot the lesson counts.
+// run serves readiness events until ctx is done.
 func (l *connLoop) run(ctx context.Context) {
 	events := make([]unix.EpollEvent, 256)
 	for ctx.Err() == nil {
-		n, err := l.set.Wait(events, 100*time.Millisecond)
+		n, err := l.set.Wait(ctx, events, -1)
 		if err != nil {
 			fmt.Fprintf(l.s.cfg.Log, "target: %v\n", err)
 			return

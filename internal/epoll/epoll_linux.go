@@ -1,6 +1,7 @@
 package epoll
 
 import (
+	"context"
 	"errors"
 	"github.com/connlimit/connlimit/internal/rawsock"
 	"os"
@@ -73,10 +74,14 @@ func (s *Set) Poll(events []unix.EpollEvent, timeout time.Duration) (int, error)
 }
 
 // Wait fills events with what is ready, waiting at most timeout for the
-// first (forever if timeout < 0); it returns 0 when the time runs out. It
-// parks the goroutine in the netpoller, so a process that waits costs no
-// thread and lets sysmon sleep.
-func (s *Set) Wait(events []unix.EpollEvent, timeout time.Duration) (int, error) {
+// first (forever if timeout < 0); it returns 0 when the time runs out or ctx
+// ends. It parks the goroutine in the netpoller, so a process that waits
+// costs no thread and lets sysmon sleep; ctx ends the wait at once, so a
+// long wait needs no wakeups to look at it.
+func (s *Set) Wait(ctx context.Context, events []unix.EpollEvent, timeout time.Duration) (int, error) {
+	if ctx.Err() != nil {
+		return 0, nil
+	}
 	n, err := s.Poll(events, 0)
 	if n > 0 || err != nil || timeout == 0 {
 		return n, err
@@ -101,6 +106,18 @@ func (s *Set) Wait(events []unix.EpollEvent, timeout time.Duration) (int, error)
 	if err := s.f.SetReadDeadline(deadline); err != nil {
 		return 0, err
 	}
+	// A deadline in the past wakes the parked read; set after ours, it
+	// stands. Wait returns only once that goroutine is done.
+	woken := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(woken)
+		s.f.SetReadDeadline(time.Unix(1, 0))
+	})
+	defer func() {
+		if !stop() {
+			<-woken
+		}
+	}()
 	s.events = events
 	defer func() { s.events = nil }()
 	if err := s.rc.Read(s.poll); err != nil {

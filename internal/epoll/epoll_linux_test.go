@@ -1,6 +1,7 @@
 package epoll
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ func TestWait(t *testing.T) {
 	}
 	events := make([]unix.EpollEvent, 4)
 	for _, timeout := range []time.Duration{0, 20 * time.Millisecond} {
-		if n, err := s.Wait(events, timeout); n != 0 || err != nil {
+		if n, err := s.Wait(context.Background(), events, timeout); n != 0 || err != nil {
 			t.Fatalf("nothing written, wait %v: %d events, %v", timeout, n, err)
 		}
 	}
@@ -41,11 +42,36 @@ func TestWait(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 			unix.Write(p[1], []byte("x"))
 		}()
-		n, err := s.Wait(events, -1)
+		n, err := s.Wait(context.Background(), events, -1)
 		<-done
 		if n != 1 || err != nil || events[0].Pad != 7 {
 			t.Fatalf("write %d: %d events (%+v), %v", i, n, events[:n], err)
 		}
+	}
+}
+
+// A context that ends stops a wait with no deadline, parked or not yet
+// begun, and leaves the set usable.
+func TestWaitContext(t *testing.T) {
+	s, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	events := make([]unix.EpollEvent, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		cancel()
+	}()
+	if n, err := s.Wait(ctx, events, -1); n != 0 || err != nil {
+		t.Fatalf("cancelled wait: %d, %v", n, err)
+	}
+	if n, err := s.Wait(ctx, events, -1); n != 0 || err != nil {
+		t.Fatalf("wait on an ended context: %d, %v", n, err)
+	}
+	if n, err := s.Wait(context.Background(), events, 10*time.Millisecond); n != 0 || err != nil {
+		t.Fatalf("wait after the cancel: %d, %v", n, err)
 	}
 }
 
@@ -55,7 +81,7 @@ func TestWaitAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := s.Wait(make([]unix.EpollEvent, 1), time.Second); err == nil {
+	if _, err := s.Wait(context.Background(), make([]unix.EpollEvent, 1), time.Second); err == nil {
 		t.Fatal("a closed set waited without an error")
 	}
 }
