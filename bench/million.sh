@@ -2,17 +2,20 @@
 # One million concurrent connections: the C yardstick (100 connserver +
 # 100 connstorm, 10,000 each, every pair on its own port and source
 # address) and then `connlimit run --connections 1000000` with its
-# defaults (probe accept at this scale), with --probe greeting and with
+# defaults (probe accept at this scale, 16 generator processes connecting
+# at once), with every generator at once, with --probe greeting and with
 # --probe connect, in the same run. A million ramp varies by a few seconds
 # from one run to the next here, so ROUNDS (default 3) alternates them and
 # the medians are compared. Loopback only; needs ~10 GiB of free memory and
 # a hard RLIMIT_NOFILE of at least 10,016.
-# Usage: [ROUNDS=3] [MODES="C default greeting connect"] [GAP=60] bench/million.sh
+# MODES: C, default, all (--ramp-procs all: every generator process
+# connects at once), greeting, connect, accept (--probe ...).
+# Usage: [ROUNDS=3] [MODES="C default all greeting connect"] [GAP=60] bench/million.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 yard=${YARDSTICK:-../shared/bench}
 rounds=${ROUNDS:-3}
-modes=${MODES:-C default greeting connect}
+modes=${MODES:-C default all greeting connect}
 gap=${GAP:-60}
 tmp=$(mktemp -d)
 servers=()
@@ -56,7 +59,11 @@ PY
 # more) and with --probe connect (served once connected).
 connlimit() {
   local mode=$1 flags=()
-  [ "$mode" = default ] || flags=(--probe "$mode")
+  case $mode in
+  default) ;;
+  all) flags=(--ramp-procs all) ;;
+  *) flags=(--probe "$mode") ;;
+  esac
   /usr/bin/time -f "connlimit ${flags[*]:-(default)}: %e s wall, %U s user, %S s sys" \
     "$tmp/connlimit" run --connections 1000000 "${flags[@]}" --hold 2s -q --json "$tmp/m.json" >/dev/null
   python3 - "$tmp" "$mode" <<'PY'
@@ -64,9 +71,10 @@ import json, sys
 d = json.load(open(sys.argv[1] + "/m.json"))
 acc = sum(t["accepted"] for t in d["targets"])
 ramp = d["generator"]["connect_span_s"]
+ramp = d["generator"].get("ramp_procs", 0)
 print(f"connlimit run --connections 1000000 ({sys.argv[2]}, probe {d['probe']}): {d['outcomes']['served']} served, {d['outcomes']['queued']} queued, "
       f"{acc} accepted by the targets, first limit {d['first_limit']}, "
-      f"{len(d['generators'])} generator and {len(d['targets'])} target processes, "
+      f"{len(d['generators'])} generator ({ramp or 'all'} connecting at once) and {len(d['targets'])} target processes, "
       f"ramp {ramp:.1f} s, run {d['duration_s']:.1f} s")
 with open(sys.argv[1] + "/ramps", "a") as out:
     out.write(f"{sys.argv[2]} {ramp}\n")
@@ -96,7 +104,7 @@ for line in open(sys.argv[1]):
     ramps.setdefault(k, []).append(float(v))
 c = statistics.median(ramps["C"]) if "C" in ramps else float("nan")
 print(f"{sys.argv[2]} rounds, median ramp (min-max):")
-for k, name in (("C", "C yardstick"), ("default", "connlimit run (default)"), ("greeting", "connlimit run --probe greeting"),
+for k, name in (("C", "C yardstick"), ("default", "connlimit run (default)"), ("all", "connlimit run --ramp-procs all"), ("greeting", "connlimit run --probe greeting"),
                 ("connect", "connlimit run --probe connect"), ("accept", "connlimit run --probe accept")):
     if k not in ramps:
         continue
