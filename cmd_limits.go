@@ -95,15 +95,19 @@ func writePortBudget(p func(string, ...any), nf limits.NoFile, sc limits.Sysctls
 	if perProc <= 0 {
 		return
 	}
-	p("\nbudget (what connlimit run --procs auto, --target-procs auto and source addresses choose):\n")
+	p("\nbudget (what connlimit run --procs auto, --target-procs auto, --ramp-procs auto and source addresses choose):\n")
 	p("  one process holds at most %d connections (hard limit %d less %d for itself)\n", perProc, nf.Hard, generatorReserve)
 	p("  one (source address, destination ip:port) pair: at most %d ephemeral ports, and connect() slows 10-25x\n", max(0, sc.PortRange.Count()))
 	p("  past ~14000 (it prefers even ports, then scans): connlimit keeps each pair under %d\n", perTupleBudget)
 	for _, n := range []int{10_000, 100_000, 1_000_000} {
 		procs := (n + perProc - 1) / perProc
 		src := max(1, autoSources(n, procs))
-		p("  %9d connections: %s, %s, %s on loopback\n",
-			n, plural(procs, "generator process"), plural(procs, "target process"), plural(src, "source address"))
+		ramp := ""
+		if k := rampProcs("auto", procs, 0); k > 0 {
+			ramp = fmt.Sprintf(" (%d connecting at once)", k)
+		}
+		p("  %9d connections: %s%s, %s, %s on loopback\n",
+			n, plural(procs, "generator process"), ramp, plural(procs, "target process"), plural(src, "source address"))
 	}
 }
 

@@ -6,10 +6,12 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 // asMain makes the test binary behave as connlimit, so tests exec real
@@ -480,6 +483,14 @@ func TestLimitsShowsInheritedSoftLimit(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("limits output lacks %q:\n%s", want, out)
 		}
+	}
+	var r unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
+		t.Fatal(err)
+	}
+	procs := (1_000_000 + int(r.Max) - generatorReserve - 1) / (int(r.Max) - generatorReserve)
+	if k := rampPerCPU * runtime.NumCPU(); procs > k && !strings.Contains(string(out), fmt.Sprintf("%d generator processes (%d connecting at once)", procs, k)) {
+		t.Errorf("limits output lacks the generators connecting at once for a million:\n%s", out)
 	}
 }
 

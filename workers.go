@@ -68,7 +68,9 @@ type workerSpec struct {
 }
 
 // startWorkers starts n workers with connections split as evenly as
-// possible; each gets an equal part of the rate and the source addresses.
+// possible; each gets an equal part of the source addresses, and of the
+// rate among those that connect at once. With cfg.rampProcs they wait to
+// be released by Open.
 func startWorkers(spec workerSpec, n int) (*workerPool, error) {
 	p := &workerPool{reasons: map[int]string{}, ramp: spec.cfg.rampProcs, opened: make(chan int, n)}
 	cfg := spec.cfg

@@ -71,10 +71,10 @@ import json, sys
 d = json.load(open(sys.argv[1] + "/m.json"))
 acc = sum(t["accepted"] for t in d["targets"])
 ramp = d["generator"]["connect_span_s"]
-ramp = d["generator"].get("ramp_procs", 0)
+at_once = d["generator"].get("ramp_procs", 0)
 print(f"connlimit run --connections 1000000 ({sys.argv[2]}, probe {d['probe']}): {d['outcomes']['served']} served, {d['outcomes']['queued']} queued, "
       f"{acc} accepted by the targets, first limit {d['first_limit']}, "
-      f"{len(d['generators'])} generator ({ramp or 'all'} connecting at once) and {len(d['targets'])} target processes, "
+      f"{len(d['generators'])} generator ({at_once or 'all'} connecting at once) and {len(d['targets'])} target processes, "
       f"ramp {ramp:.1f} s, run {d['duration_s']:.1f} s")
 with open(sys.argv[1] + "/ramps", "a") as out:
     out.write(f"{sys.argv[2]} {ramp}\n")
