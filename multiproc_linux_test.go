@@ -72,7 +72,9 @@ func TestMultiProcess(t *testing.T) {
 
 // --ramp-procs 1: the generator processes connect one after the other,
 // each to its own target, so in time order the CSV's remote ports come in
-// one block per process; with all of them at once they interleave.
+// one block per process; with all of them at once they interleave. The
+// rate (shared by those connecting at once) makes each ramp last long
+// enough that the all-at-once ones overlap however slowly they start.
 func TestRampProcs(t *testing.T) {
 	for _, tc := range []struct {
 		ramp   string
@@ -83,7 +85,7 @@ func TestRampProcs(t *testing.T) {
 			noLeftovers(t)
 			csvPath := filepath.Join(t.TempDir(), "c.csv")
 			s := runJSON(t, "--procs", "4", "--target-procs", "4", "--ramp-procs", tc.ramp, "--target-nofile", "2000",
-				"--connections", "4000", "--hold", "0s", "--csv", csvPath)
+				"--connections", "4000", "--rate", "20000", "--hold", "0s", "--csv", csvPath)
 			if s.Outcomes["served"] != 4000 || len(s.Generators) != 4 || s.Generator.RampProcs != tc.json || s.Generator.SourceAddrs != 0 {
 				t.Fatalf("outcomes %v, %d generators, generator %+v", s.Outcomes, len(s.Generators), s.Generator)
 			}
