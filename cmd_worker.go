@@ -132,11 +132,10 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 		io.Copy(io.Discard, stdin)
 		release()
 	})
-	var openErr error
+	// Ready before any start: growing the descriptor table waits for an
+	// RCU grace period, which would idle the turn a gated worker is given.
+	openErr := gen.Prepare()
 	if gated {
-		// Ready before the start: growing the descriptor table waits for
-		// an RCU grace period, which would idle the slot this worker takes.
-		openErr = gen.Prepare()
 		select {
 		case <-start:
 		case <-holdCtx.Done():
