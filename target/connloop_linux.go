@@ -12,7 +12,6 @@ import (
 	"os"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -105,8 +104,11 @@ func newConnLoop(s *server, addr string, backlog int) (*connLoop, error) {
 				// Connections have events for run, which waits in the
 				// netpoller. The target has one P and this loop holds it
 				// (rawsock), so run would wait for sysmon's preemption, 10 ms
-				// at a time: park for a moment and the scheduler polls.
-				time.Sleep(time.Microsecond)
+				// at a time: park on the listener, and the scheduler polls.
+				// (Sleeping here and polling again spun forever once run had
+				// returned with events unread: the listener's Close waits
+				// for this callback to return.)
+				return false
 			}
 		}
 	}
