@@ -36,7 +36,7 @@ yardstick() {
     "$tmp/connstorm" -n 10000 -p $((base + i)) -s "127.0.1.$i" -c 256 -H 20 -L -q >"$tmp/storm.$i" & storms+=($!)
   done
   wait "${storms[@]}" || true
-  python3 - "$tmp" <<'PY'
+  python3 - "$tmp" "$round" <<'PY'
 import glob, re, sys
 est, el = 0, []
 for f in glob.glob(sys.argv[1] + "/storm.*"):
@@ -45,7 +45,7 @@ for f in glob.glob(sys.argv[1] + "/storm.*"):
         est += int(m.group(1)); el.append(float(m.group(2)))
 print(f"C, 100 connserver + 100 connstorm: {est} established, ramp {max(el):.1f} s (slowest connstorm)")
 with open(sys.argv[1] + "/ramps", "a") as out:
-    out.write(f"C {max(el)}\n")
+    out.write(f"C {max(el)} {sys.argv[2]}\n")
 PY
   for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -66,7 +66,7 @@ connlimit() {
   esac
   /usr/bin/time -f "connlimit ${flags[*]:-(default)}: %e s wall, %U s user, %S s sys" \
     "$tmp/connlimit" run --connections 1000000 "${flags[@]}" --hold 2s -q --json "$tmp/m.json" >/dev/null
-  python3 - "$tmp" "$mode" <<'PY'
+  python3 - "$tmp" "$mode" "$round" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1] + "/m.json"))
 acc = sum(t["accepted"] for t in d["targets"])
@@ -77,7 +77,7 @@ print(f"connlimit run --connections 1000000 ({sys.argv[2]}, probe {d['probe']}):
       f"{len(d['generators'])} generator ({at_once or 'all'} connecting at once) and {len(d['targets'])} target processes, "
       f"ramp {ramp:.1f} s, run {d['duration_s']:.1f} s")
 with open(sys.argv[1] + "/ramps", "a") as out:
-    out.write(f"{sys.argv[2]} {ramp}\n")
+    out.write(f"{sys.argv[2]} {ramp} {sys.argv[3]}\n")
 PY
 }
 
@@ -87,23 +87,36 @@ PY
 # s after a rest): on this VM memory freed a few seconds earlier is still
 # cheap to use again. So every run starts after GAP seconds of rest (default
 # 60), and every other round runs the modes in reverse order.
-for r in $(seq 1 "$rounds"); do
-  echo "round $r"
+# The machine's busy CPU time over a whole run (start-up, ramp, hold and
+# teardown; /proc/stat, so both ends and the kernel's share are counted
+# alike for C and connlimit): for a million connections, CPU seconds are
+# microseconds per connection.
+busy() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+hz=$(getconf CLK_TCK)
+
+for round in $(seq 1 "$rounds"); do
+  echo "round $round"
   order=$modes
-  [ $((r % 2)) = 0 ] && order=$(echo $modes | tr ' ' '\n' | tac | tr '\n' ' ')
+  [ $((round % 2)) = 0 ] && order=$(echo $modes | tr ' ' '\n' | tac | tr '\n' ' ')
   for m in $order; do
     sleep "$gap"
+    c0=$(busy)
     if [ "$m" = C ]; then yardstick; else connlimit "$m"; fi
+    echo "$m $(( ($(busy) - c0) * 100 / hz ))" >>"$tmp/cpu" # centiseconds
   done
 done
-python3 - "$tmp/ramps" "$rounds" <<'PY'
+python3 - "$tmp" "$rounds" <<'PY'
 import statistics, sys
-ramps = {}
-for line in open(sys.argv[1]):
-    k, v = line.split()
+ramps, byround, cpu = {}, {}, {}
+for line in open(sys.argv[1] + "/ramps"):
+    k, v, r = line.split()
     ramps.setdefault(k, []).append(float(v))
+    byround.setdefault(r, {})[k] = float(v)
+for line in open(sys.argv[1] + "/cpu"):
+    k, v = line.split()
+    cpu.setdefault(k, []).append(int(v) / 100)
 c = statistics.median(ramps["C"]) if "C" in ramps else float("nan")
-print(f"{sys.argv[2]} rounds, median ramp (min-max):")
+print(f"{sys.argv[2]} rounds, median ramp (min-max), and the machine's busy CPU over the whole run:")
 for k, name in (("C", "C yardstick"), ("default", "connlimit run (default)"), ("all", "connlimit run --ramp-procs all"), ("greeting", "connlimit run --probe greeting"),
                 ("connect", "connlimit run --probe connect"), ("accept", "connlimit run --probe accept")):
     if k not in ramps:
@@ -111,5 +124,9 @@ for k, name in (("C", "C yardstick"), ("default", "connlimit run (default)"), ("
     v = ramps[k]
     m = statistics.median(v)
     ratio = f"  {m / c:.2f}x C" if c == c else ""  # no C in MODES: no ratio
-    print(f"  {name:32s} {m:5.1f} s  ({min(v):.1f}-{max(v):.1f}){ratio}")
+    # Each round's own ratio: the machine's state drifts between rounds
+    # (C alone ranged 22-30 s in one run of this script), less within one.
+    pairs = sorted(r[k] / r["C"] for r in byround.values() if k != "C" and k in r and "C" in r)
+    paired = f", per round {pairs[0]:.2f}-{pairs[-1]:.2f}, median {statistics.median(pairs):.2f}x" if pairs else ""
+    print(f"  {name:32s} {m:5.1f} s  ({min(v):.1f}-{max(v):.1f}){ratio}{paired}; CPU {statistics.median(cpu[k]):.1f} s")
 PY
