@@ -19,7 +19,8 @@ modes=${MODES:-C default all greeting connect}
 gap=${GAP:-60}
 tmp=$(mktemp -d)
 servers=()
-cleanup() { for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+observer=
+cleanup() { for p in "${servers[@]}" $observer; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
 gcc -O2 -o "$tmp/connserver" "$yard/connserver.c"
@@ -48,7 +49,7 @@ with open(sys.argv[1] + "/ramps", "a") as out:
     out.write(f"C {max(el)} {sys.argv[2]}\n")
 PY
   for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  wait "${servers[@]}" 2>/dev/null || true
   servers=()
   rm -f "$tmp"/storm.*
 }
@@ -94,6 +95,42 @@ PY
 busy() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 hz=$(getconf CLK_TCK)
 
+# One outside observer for both: the machine's count of TCP sockets
+# (/proc/net/sockstat, both ends of every connection), every 50 ms; the
+# observed ramp is from 5,000 connections to the millionth. It checks that
+# C's "slowest connstorm" and connlimit's connect span measure the same.
+observe() {
+  python3 - "$tmp/obs" <<'PY' &
+import sys, time
+with open(sys.argv[1], "w") as out:
+    while True:
+        for line in open("/proc/net/sockstat"):
+            if line.startswith("TCP:"):
+                out.write(f"{time.monotonic():.3f} {line.split()[2]}\n")
+        out.flush()
+        time.sleep(0.05)
+PY
+  observer=$!
+}
+observed() {
+  kill "$observer"
+  wait "$observer" 2>/dev/null || true
+  observer=
+  python3 - "$tmp/obs" "$1" "$round" <<'PY'
+import sys
+rows = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if len(l.split()) == 2]
+base = rows[0][1]
+try:
+    a = next(t for t, n in rows if n >= base + 2 * 5000)
+    b = next(t for t, n in rows if n >= base + 2 * 1000000)
+except StopIteration:
+    sys.exit(0)  # never got there: the run's own line says why
+print(f"  observed: 5,000 to 1,000,000 connections in {b - a:.1f} s (/proc/net/sockstat)")
+with open(sys.argv[1] + "ed", "a") as out:
+    out.write(f"{sys.argv[2]} {b - a} {sys.argv[3]}\n")
+PY
+}
+
 for round in $(seq 1 "$rounds"); do
   echo "round $round"
   order=$modes
@@ -101,7 +138,9 @@ for round in $(seq 1 "$rounds"); do
   for m in $order; do
     sleep "$gap"
     c0=$(busy)
+    observe
     if [ "$m" = C ]; then yardstick; else connlimit "$m"; fi
+    observed "$m"
     echo "$m $(( ($(busy) - c0) * 100 / hz ))" >>"$tmp/cpu" # centiseconds
   done
 done
@@ -115,6 +154,13 @@ for line in open(sys.argv[1] + "/ramps"):
 for line in open(sys.argv[1] + "/cpu"):
     k, v = line.split()
     cpu.setdefault(k, []).append(int(v) / 100)
+seen = {}
+try:
+    for line in open(sys.argv[1] + "/obsed"):
+        k, v, _ = line.split()
+        seen.setdefault(k, []).append(float(v))
+except FileNotFoundError:
+    pass
 c = statistics.median(ramps["C"]) if "C" in ramps else float("nan")
 print(f"{sys.argv[2]} rounds, median ramp (min-max), and the machine's busy CPU over the whole run:")
 for k, name in (("C", "C yardstick"), ("default", "connlimit run (default)"), ("all", "connlimit run --ramp-procs all"), ("greeting", "connlimit run --probe greeting"),
@@ -128,5 +174,6 @@ for k, name in (("C", "C yardstick"), ("default", "connlimit run (default)"), ("
     # (C alone ranged 22-30 s in one run of this script), less within one.
     pairs = sorted(r[k] / r["C"] for r in byround.values() if k != "C" and k in r and "C" in r)
     paired = f", per round {pairs[0]:.2f}-{pairs[-1]:.2f}, median {statistics.median(pairs):.2f}x" if pairs else ""
-    print(f"  {name:32s} {m:5.1f} s  ({min(v):.1f}-{max(v):.1f}){ratio}{paired}; CPU {statistics.median(cpu[k]):.1f} s")
+    obs = f"; observed {statistics.median(seen[k]):.1f} s" if k in seen else ""
+    print(f"  {name:32s} {m:5.1f} s  ({min(v):.1f}-{max(v):.1f}){ratio}{paired}; CPU {statistics.median(cpu[k]):.1f} s{obs}")
 PY
