@@ -116,9 +116,9 @@ observed() {
   kill "$observer"
   wait "$observer" 2>/dev/null || true
   observer=
-  python3 - "$tmp/obs" "$1" "$round" <<'PY'
+  python3 - "$tmp" "$1" "$round" <<'PY'
 import sys
-rows = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if len(l.split()) == 2]
+rows = [tuple(map(float, l.split())) for l in open(sys.argv[1] + "/obs") if len(l.split()) == 2]
 base = rows[0][1]
 try:
     a = next(t for t, n in rows if n >= base + 2 * 5000)
@@ -126,7 +126,7 @@ try:
 except StopIteration:
     sys.exit(0)  # never got there: the run's own line says why
 print(f"  observed: 5,000 to 1,000,000 connections in {b - a:.1f} s (/proc/net/sockstat)")
-with open(sys.argv[1] + "ed", "a") as out:
+with open(sys.argv[1] + "/observed", "a") as out:
     out.write(f"{sys.argv[2]} {b - a} {sys.argv[3]}\n")
 PY
 }
@@ -156,7 +156,7 @@ for line in open(sys.argv[1] + "/cpu"):
     cpu.setdefault(k, []).append(int(v) / 100)
 seen = {}
 try:
-    for line in open(sys.argv[1] + "/obsed"):
+    for line in open(sys.argv[1] + "/observed"):
         k, v, _ = line.split()
         seen.setdefault(k, []).append(float(v))
 except FileNotFoundError:
