@@ -32,7 +32,8 @@ Exit status:
   1    a CI gate failed (--require-served, --expect-limit, --max-connect-p99): one line per gate
   2    bad usage: a flag or argument was wrong; nothing was run or written
   3    environment or runtime failure: a limit could not be set, the target died, ...
-  130  interrupted by SIGINT (143: SIGTERM); the report was still written
+  130  interrupted by SIGINT (143: SIGTERM, 129: SIGHUP); the report was still written
+       (a second signal exits at once: no report, no temporary files left)
 
 Run 'connlimit help run' for the run flags.
 `
@@ -82,13 +83,19 @@ func exitCode(err error) int {
 
 // run dispatches to a subcommand; with no subcommand it runs "run".
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runWith(ctx, args, stdout, stderr, runEnv{})
+}
+
+// runWith is run with parts of its environment given (main's temporary-file
+// set, tests' binaries).
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, env runEnv) error {
 	cmd := "run"
 	if len(args) > 0 && (len(args[0]) == 0 || args[0][0] != '-') {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "run":
-		return runRun(ctx, args, stdout, stderr, runEnv{})
+		return runRun(ctx, args, stdout, stderr, env)
 	case "plot":
 		return runPlot(args, stdout)
 	case "limits":
@@ -99,7 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runTarget(ctx, cmd, args, stdout, stderr)
 	case "help":
 		if len(args) > 0 {
-			return run(ctx, []string{args[0], "--help"}, stdout, stderr)
+			return runWith(ctx, []string{args[0], "--help"}, stdout, stderr, env)
 		}
 		fmt.Fprint(stdout, usageText)
 		return nil

@@ -57,7 +57,7 @@ func runPlot(args []string, stdout io.Writer) error {
 		}
 		chart = chartOf(sum)
 	}
-	o, err := report.CreateOutput(*out)
+	o, err := report.CreateOutput(*out, nil)
 	if err != nil {
 		return usageErr("--output: %v; want a path in a writable directory", err)
 	}

@@ -82,6 +82,7 @@ type runConfig struct {
 type runEnv struct {
 	targetExe string // binary with the target subcommand; os.Executable() when ""
 	procRoot  string
+	temps     *report.Temps // the report's temporary files, for a second interrupt to remove; nil: untracked
 }
 
 // generatorReserve is the descriptors the generator needs besides its
@@ -378,20 +379,28 @@ func (c *runConfig) Validate() error {
 			}
 		}
 	}
-	seen := map[string]string{}
 	if c.Plot != "" {
 		if _, err := report.PlotFormat(c.Plot); err != nil {
 			return usageErr("--plot: %v", err)
 		}
 	}
-	for _, o := range []struct{ flag, path string }{{"csv", c.CSV}, {"timeline", c.Timeline}, {"json", c.JSON}, {"plot", c.Plot}} {
-		if o.path == "" {
-			continue
+	return nil
+}
+
+// outputFlags are the report paths by flag, in the order they are written.
+func (c *runConfig) outputFlags() []struct{ flag, path string } {
+	return []struct{ flag, path string }{{"csv", c.CSV}, {"timeline", c.Timeline}, {"json", c.JSON}, {"plot", c.Plot}}
+}
+
+// checkDistinct refuses two report flags that name one file, however spelt
+// (./a.json, an absolute path, a symlink, a hard link): one would be lost.
+func checkDistinct(outs []struct{ flag, path string }) error {
+	for i, a := range outs {
+		for _, b := range outs[i+1:] {
+			if a.path != "" && b.path != "" && report.SameFile(a.path, b.path) {
+				return usageErr("--%s %s and --%s %s name the same file: want distinct paths", a.flag, a.path, b.flag, b.path)
+			}
 		}
-		if prev, ok := seen[o.path]; ok {
-			return usageErr("--%s and --%s name the same file %s: want distinct paths", prev, o.flag, o.path)
-		}
-		seen[o.path] = o.flag
 	}
 	return nil
 }
@@ -401,21 +410,25 @@ type outputs struct {
 	csv, timeline, json, plot *report.Output
 }
 
-func openOutputs(c *runConfig) (*outputs, error) {
+func openOutputs(c *runConfig, temps *report.Temps) (*outputs, error) {
+	if err := checkDistinct(c.outputFlags()); err != nil {
+		return nil, err
+	}
 	o := &outputs{}
-	for _, f := range []struct {
-		flag, path string
-		dst        **report.Output
-	}{{"csv", c.CSV, &o.csv}, {"timeline", c.Timeline, &o.timeline}, {"json", c.JSON, &o.json}, {"plot", c.Plot, &o.plot}} {
+	dsts := []**report.Output{&o.csv, &o.timeline, &o.json, &o.plot}
+	for i, f := range c.outputFlags() {
 		if f.path == "" {
 			continue
 		}
-		out, err := report.CreateOutput(f.path)
+		out, err := report.CreateOutput(f.path, temps)
 		if err != nil {
 			o.abort()
+			if errors.Is(err, report.ErrIsDirectory) {
+				return nil, usageErr("--%s: %v; want a file path", f.flag, err)
+			}
 			return nil, usageErr("--%s: %v; want a path in a writable directory", f.flag, err)
 		}
-		*f.dst = out
+		*dsts[i] = out
 	}
 	return o, nil
 }
@@ -625,7 +638,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 		nf.Soft = raised.Soft
 	}
 
-	outs, err := openOutputs(&cfg)
+	outs, err := openOutputs(&cfg, env.temps)
 	if err != nil {
 		return err
 	}

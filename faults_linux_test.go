@@ -118,6 +118,9 @@ func TestInterruptAtEveryPhase(t *testing.T) {
 			func(*testing.T, int) { time.Sleep(time.Second) }, false},
 		{"holding", []string{"--connections", "300", "--target-nofile", "64", "--hold", "1m"}, syscall.SIGINT,
 			func(*testing.T, int) { time.Sleep(1500 * time.Millisecond) }, true},
+		// A closed terminal or a dropped ssh session: as SIGTERM, exit 129.
+		{"holding, hung up", []string{"--connections", "300", "--target-nofile", "64", "--hold", "1m"}, syscall.SIGHUP,
+			func(*testing.T, int) { time.Sleep(1500 * time.Millisecond) }, true},
 		{"tearing down", []string{"--connections", "12000", "--target-nofile", "19000", "--hold", "0s", "--greeting-timeout", "3s"}, syscall.SIGINT,
 			func(t *testing.T, pid int) {
 				// Teardown starts when the generator's descriptors fall from their peak.
@@ -165,20 +168,32 @@ func TestInterruptAtEveryPhase(t *testing.T) {
 	}
 }
 
-// A second Ctrl-C exits at once; the target still dies with the generator.
+// A second Ctrl-C exits at once, removes the report's temporary files and
+// says the report was not written; the target still dies with the generator.
 func TestSecondInterrupt(t *testing.T) {
 	noLeftovers(t)
-	cmd, _ := startCLI(t, "run", "-q", "--connections", "12000", "--target-nofile", "19000", "--hold", "1m")
+	dir := t.TempDir()
+	cmd, stderr := startCLI(t, "run", "-q", "--connections", "12000", "--target-nofile", "19000", "--hold", "1m",
+		"--json", filepath.Join(dir, "s.json"), "--csv", filepath.Join(dir, "c.csv"), "--timeline", filepath.Join(dir, "t.csv"))
 	for deadline := time.Now().Add(20 * time.Second); fdCount(cmd.Process.Pid) < 12000; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the run never held its connections")
 		}
 	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 3 {
+		t.Fatalf("before the signal the directory holds %d files, want 3 temporary ones", len(ents))
+	}
 	cmd.Process.Signal(syscall.SIGINT)
 	time.Sleep(2 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGINT)
 	if code := waitExit(t, cmd, 2*time.Second); code != 130 {
-		t.Errorf("exit %d, want 130 (killed by the second SIGINT, or done with the first)", code)
+		t.Errorf("exit %d, want 130", code)
+	}
+	if !strings.Contains(stderr.String(), "the report was not written") {
+		t.Errorf("stderr %q does not say the report was not written", stderr.String())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
 	}
 	noProcessLeft(t)
 }

@@ -9,23 +9,36 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/connlimit/connlimit/report"
 )
+
+// stopSignals end a run with its report written: Ctrl-C, a kill, and a
+// hang-up (a closed terminal, a dropped ssh session).
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 
 func main() {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	temps := &report.Temps{}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, stopSignals...)
 	go func() {
 		sig, ok := <-sigs
 		if !ok {
 			return
 		}
-		// A second signal gets the default action: exit at once. Children
-		// still die with us through Pdeathsig.
-		signal.Reset(os.Interrupt, syscall.SIGTERM)
 		cancel(&signalError{sig.(syscall.Signal)})
+		// A second signal exits at once, leaving no temporary file behind.
+		// Children die with us through Pdeathsig.
+		sig, ok = <-sigs
+		if !ok {
+			return
+		}
+		n := temps.RemoveAll()
+		fmt.Fprintf(os.Stderr, "connlimit: second %v: exiting at once; the report was not written (%d temporary files removed)\n", sig, n)
+		os.Exit(128 + int(sig.(syscall.Signal)))
 	}()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := runWith(ctx, os.Args[1:], os.Stdout, os.Stderr, runEnv{temps: temps})
 	signal.Stop(sigs)
 	close(sigs)
 	code := exitCode(err)

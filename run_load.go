@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/term"
@@ -54,10 +55,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 			sum := report.Build(report.Input{Requested: cfg.Connections, GeneratorID: os.Getpid(),
 				Limits: report.Limits{Generator: nf, Sysctls: sysctls}, Probe: cfg.Probe,
 				Duration: time.Since(began), Interrupted: true, Err: err, Gates: cfg.gates})
-			if werr := writeReports(cfg, outs, sum, nil, nil, nil, nil, nil); werr != nil {
-				return runtimeErr(werr)
-			}
-			if werr := report.WriteText(stdout, sum); werr != nil {
+			if werr := errors.Join(report.WriteText(stdout, sum), writeReports(cfg, outs, sum, nil, nil, nil, nil, nil)); werr != nil {
 				return runtimeErr(werr)
 			}
 		}
@@ -183,11 +181,14 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 		Kernel: sampler.kernelSummary(cfg, kv, holdEnd), Gates: cfg.gates,
 		Segs: gen.Segments(), Payload: cfg.Payload, MSSAsked: cfg.MSS,
 	})
-	if err := writeReports(cfg, outs, sum, side.addrs, gen.Results(), gen.Reason, gen.Segments(), sampler); err != nil {
+	// The summary first: whatever happens to the files, what was measured is on stdout.
+	textErr := report.WriteText(stdout, sum)
+	if err := errors.Join(textErr, writeReports(cfg, outs, sum, side.addrs, gen.Results(), gen.Reason, gen.Segments(), sampler)); err != nil {
 		return runtimeErr(err)
 	}
-	if err := report.WriteText(stdout, sum); err != nil {
-		return runtimeErr(err)
+	if cause := context.Cause(ctx); runErr == nil && isSignal(cause) {
+		// The signal came while the files were written: they are complete, the run was still interrupted.
+		return cause
 	}
 	switch {
 	case runErr == nil && report.Failed(sum.Gates):
@@ -331,31 +332,44 @@ func targetInfo(tp *target.Process, cfg *runConfig) *report.Target {
 	return t
 }
 
-// writeReports writes and commits the report files; s is nil when the run
+// writeReports writes and commits every report file it can: one that
+// fails (a full disk, a FIFO whose reader went away) loses no other. The
+// error names each that failed, its path and errno. s is nil when the run
 // ended before sampling started (the timeline then has its header only).
 func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addrs []netip.AddrPort,
 	results []loadgen.Result, reason func(int) string, segs []loadgen.SegInfo, s *sampler) error {
-	if outs.csv != nil {
-		if err := report.WriteCSV(outs.csv, addrs, results, reason, segs); err != nil {
-			return fmt.Errorf("--csv %s: %w", cfg.CSV, err)
+	var failed []string
+	write := func(flag string, out *report.Output, fill func() error) {
+		if out == nil {
+			return
 		}
-	}
-	if outs.timeline != nil {
-		err := func() error {
-			if s != nil {
-				return s.timelineErr
-			}
-			tl, err := report.NewTimeline(outs.timeline)
-			if err != nil {
-				return err
-			}
-			return tl.Flush()
-		}()
+		err := fill()
 		if err != nil {
-			return fmt.Errorf("--timeline %s: %w", cfg.Timeline, err)
+			out.Abort()
+		} else {
+			err = out.Commit()
+		}
+		if err != nil {
+			msg := fmt.Sprintf("--%s %s: not written: %v", flag, out.Path(), err)
+			var errno syscall.Errno
+			if errors.As(err, &errno) {
+				msg += " (" + report.ErrnoName(errno) + ")"
+			}
+			failed = append(failed, msg)
 		}
 	}
-	if outs.plot != nil {
+	write("csv", outs.csv, func() error { return report.WriteCSV(outs.csv, addrs, results, reason, segs) })
+	write("timeline", outs.timeline, func() error {
+		if s != nil {
+			return s.timelineErr
+		}
+		tl, err := report.NewTimeline(outs.timeline)
+		if err != nil {
+			return err
+		}
+		return tl.Flush()
+	})
+	write("plot", outs.plot, func() error {
 		var pts []report.Point
 		if s != nil {
 			pts = s.points
@@ -364,19 +378,11 @@ func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addrs []net
 			pts = []report.Point{{}} // stopped before the first sample: an empty chart with its title
 		}
 		format, _ := report.PlotFormat(cfg.Plot) // validated with the flags
-		if err := report.WritePlot(outs.plot, format, pts, chartOf(sum)); err != nil {
-			return fmt.Errorf("--plot %s: %w", cfg.Plot, err)
-		}
-	}
-	if outs.json != nil {
-		if err := report.WriteJSON(outs.json, sum); err != nil {
-			return fmt.Errorf("--json %s: %w", cfg.JSON, err)
-		}
-	}
-	for _, out := range outs.all() {
-		if err := out.Commit(); err != nil {
-			return err
-		}
+		return report.WritePlot(outs.plot, format, pts, chartOf(sum))
+	})
+	write("json", outs.json, func() error { return report.WriteJSON(outs.json, sum) })
+	if len(failed) > 0 {
+		return errors.New(strings.Join(failed, "\nconnlimit: "))
 	}
 	return nil
 }

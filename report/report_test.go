@@ -219,7 +219,7 @@ func TestTimelineAndPlainProgress(t *testing.T) {
 func TestOutputAtomic(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "r.csv")
-	o, err := CreateOutput(path)
+	o, err := CreateOutput(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestOutputAtomic(t *testing.T) {
 	if b, _ := os.ReadFile(path); string(b) != "a,b\n" {
 		t.Errorf("committed %q", b)
 	}
-	a, err := CreateOutput(filepath.Join(dir, "gone.csv"))
+	a, err := CreateOutput(filepath.Join(dir, "gone.csv"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,8 +242,8 @@ func TestOutputAtomic(t *testing.T) {
 		t.Errorf("after Commit and Abort the directory holds %v", ents)
 	}
 	for _, bad := range []string{filepath.Join(dir, "no", "such.csv"), dir} {
-		if _, err := CreateOutput(bad); err == nil {
-			t.Errorf("CreateOutput(%s) succeeded", bad)
+		if _, err := CreateOutput(bad, nil); err == nil {
+			t.Errorf("CreateOutput(%s, nil) succeeded", bad)
 		}
 	}
 }

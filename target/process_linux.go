@@ -54,7 +54,9 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	cmd := exec.Command(cfg.Exe, args...)
 	cmd.ExtraFiles = []*os.File{pw, block}
 	cmd.Stderr = stderrWriter{p}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// A process group of its own: a terminal's Ctrl-C or hang-up reaches the run,
+	// which stops its children in order, not the children behind its back.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if cfg.ForwardTo == "" {
 		// The built-in target's work is one accept goroutine; a second P only
 		// adds thread hand-offs and wakeups that take the core the generator
