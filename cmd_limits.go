@@ -26,7 +26,7 @@ func runLimits(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageErr("limits takes no arguments, got %q", fs.Args())
 	}
-	inh, from := limits.InheritedSoft(ctx)
+	inh, from := limits.InheritedSoft(ctx, procRoot)
 	nf, err := limits.ReadNoFile()
 	if err != nil {
 		return runtimeErr(err)

@@ -509,7 +509,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 
 	// Pre-flight: read the limits (the inherited soft limit before any
 	// Setrlimit), then make sure both processes fit under the hard limit.
-	inh, inhFrom := limits.InheritedSoft(ctx)
+	inh, inhFrom := limits.InheritedSoft(ctx, env.procRoot)
 	nf, err := limits.ReadNoFile()
 	if err != nil {
 		return runtimeErr(err)

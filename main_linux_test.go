@@ -484,6 +484,12 @@ func TestLimitsShowsInheritedSoftLimit(t *testing.T) {
 			t.Errorf("limits output lacks %q:\n%s", want, out)
 		}
 	}
+	// No shell on PATH: the parent's /proc/PPID/limits says it, and the
+	// output says so. "; true" keeps sh the parent instead of exec'ing.
+	out, err = exec.Command("sh", "-c", `ulimit -Sn 600; env -i `+asMain+`=1 "$0" limits; true`, testExe).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "inherited soft         600") || !strings.Contains(string(out), "/limits; no shell to ask") {
+		t.Errorf("without a shell: %v\n%s", err, out)
+	}
 	var r unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
 		t.Fatal(err)

@@ -22,28 +22,40 @@ func ReadNoFile() (NoFile, error) {
 	return NoFile{Soft: r.Cur, Hard: r.Max}, nil
 }
 
-// InheritedSoft learns the soft RLIMIT_NOFILE this process was started with.
-// The Go runtime raises the soft limit at start-up and keeps the original only
-// to restore it in children it starts, so a child shell's `ulimit -Sn` reports
-// it. That restore is disabled once the process calls Setrlimit itself: call
-// this before SetSoft. It returns 0 and the reason when the shell is missing.
-func InheritedSoft(ctx context.Context) (uint64, string) {
+// InheritedSoft learns the soft RLIMIT_NOFILE this process was started with,
+// and says from where. The Go runtime raises the soft limit at start-up and
+// keeps the original only to restore it in children it starts, so a child
+// shell's `ulimit -Sn` reports it exactly. That restore is disabled once the
+// process calls Setrlimit itself: call this before SetSoft. Without a shell
+// (env -i, a scratch image) the parent's /proc/PPID/limits stands in: right
+// unless something between the two (prlimit) changed it. It returns 0 and
+// the reasons when neither can be read.
+func InheritedSoft(ctx context.Context, procRoot string) (uint64, string) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", "ulimit -Sn")
 	out, err := cmd.Output()
-	if err != nil {
-		return 0, fmt.Sprintf("unknown (sh -c 'ulimit -Sn': %v)", err)
+	if err == nil {
+		s := strings.TrimSpace(string(out))
+		if s == "unlimited" {
+			return unix.RLIM_INFINITY, "child shell ulimit -Sn"
+		}
+		if v, perr := strconv.ParseUint(s, 10, 64); perr == nil {
+			return v, "child shell ulimit -Sn"
+		}
+		err = fmt.Errorf("it printed %q", s)
 	}
-	s := strings.TrimSpace(string(out))
-	if s == "unlimited" {
-		return unix.RLIM_INFINITY, "child shell ulimit -Sn"
+	ppid := os.Getppid()
+	path := fmt.Sprintf("%s/%d/limits", procRoot, ppid)
+	f, ferr := os.Open(path)
+	if ferr == nil {
+		defer f.Close()
+		var soft uint64
+		if soft, _, ferr = ParseLimitsNoFile(f); ferr == nil {
+			return soft, fmt.Sprintf("the parent's %s; no shell to ask: %v", path, err)
+		}
 	}
-	v, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Sprintf("unknown (sh printed %q)", s)
-	}
-	return v, "child shell ulimit -Sn"
+	return 0, fmt.Sprintf("unknown (sh -c 'ulimit -Sn': %v; %s: %v)", err, path, ferr)
 }
 
 // SetSoft sets this process's soft RLIMIT_NOFILE to n, keeping the hard limit.

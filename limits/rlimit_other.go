@@ -14,7 +14,7 @@ func ReadNoFile() (NoFile, error) {
 }
 
 // InheritedSoft is only implemented on Linux.
-func InheritedSoft(context.Context) (uint64, string) {
+func InheritedSoft(context.Context, string) (uint64, string) {
 	return 0, "unknown on " + runtime.GOOS
 }
 
