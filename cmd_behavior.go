@@ -48,14 +48,14 @@ func (b *behaviorFlags) register(fs *pflag.FlagSet) {
 
 // behavior validates the flags.
 func (b *behaviorFlags) behavior() (target.Behavior, error) {
-	bad := func(name string) error { return usageErr("--%s: want %s", name, behaviorRanges[name]) }
+	bad := func(name string, v any) error { return usageErr("--%s %v: want %s", name, v, behaviorRanges[name]) }
 	switch {
 	case b.backlog < 0 || b.backlog > maxBacklog:
-		return target.Behavior{}, bad("backlog")
+		return target.Behavior{}, bad("backlog", b.backlog)
 	case b.maxConns < 0 || b.maxConns > maxConnections:
-		return target.Behavior{}, bad("max-conns")
+		return target.Behavior{}, bad("max-conns", b.maxConns)
 	case b.acceptDelay < 0 || b.acceptDelay > maxAcceptDelay:
-		return target.Behavior{}, bad("accept-delay")
+		return target.Behavior{}, bad("accept-delay", b.acceptDelay)
 	}
 	policy, err := target.ParsePolicy(b.onEMFILE)
 	if err != nil {
@@ -64,6 +64,9 @@ func (b *behaviorFlags) behavior() (target.Behavior, error) {
 	capPolicy, err := target.ParseCapPolicy(b.onMaxConns)
 	if err != nil {
 		return target.Behavior{}, usageErr("--on-max-conns: %v", err)
+	}
+	if b.maxConns == 0 && b.onMaxConns != string(target.CapWait) {
+		return target.Behavior{}, usageErr("--on-max-conns %s: says what to do at --max-conns, and there is no cap (--max-conns 0): set --max-conns too", b.onMaxConns)
 	}
 	return target.Behavior{OnEMFILE: policy, Backlog: b.backlog, MaxConns: b.maxConns,
 		OnMaxConns: capPolicy, AcceptDelay: b.acceptDelay}, nil

@@ -279,34 +279,34 @@ func lastPart(msg string) string {
 // Validate checks every flag against its accepted range. Checks that need
 // the process's limits are in preflight.
 func (c *runConfig) Validate() error {
-	bad := func(name string) error { return usageErr("--%s: want %s", name, runRanges[name]) }
+	bad := func(name string, v any) error { return usageErr("--%s %v: want %s", name, v, runRanges[name]) }
 	switch {
 	case c.Connections < 1 || c.Connections > maxConnections:
-		return bad("connections")
+		return bad("connections", c.Connections)
 	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
-		return bad("rate")
+		return bad("rate", c.Rate)
 	case c.Concurrency < 1 || c.Concurrency > maxConcurrency:
-		return bad("concurrency")
+		return bad("concurrency", c.Concurrency)
 	case c.ConnectTimeout <= 0 || c.ConnectTimeout > maxTimeout:
-		return bad("connect-timeout")
+		return bad("connect-timeout", c.ConnectTimeout)
 	case c.GreetingTimeout <= 0 || c.GreetingTimeout > maxTimeout:
-		return bad("greeting-timeout")
+		return bad("greeting-timeout", c.GreetingTimeout)
 	case c.Hold < 0 || c.Hold > 24*time.Hour:
-		return bad("hold")
+		return bad("hold", c.Hold)
 	case c.TargetNoFile < target.MinNoFile:
-		return bad("target-nofile")
+		return bad("target-nofile", c.TargetNoFile)
 	case c.NoFile != 0 && c.NoFile < minGeneratorNoFile:
-		return bad("nofile")
+		return bad("nofile", c.NoFile)
 	case c.Procs != "auto" && !validProcs(c.Procs):
-		return bad("procs")
+		return bad("procs", c.Procs)
 	case c.TargetProcs != "auto" && !validProcs(c.TargetProcs):
-		return bad("target-procs")
+		return bad("target-procs", c.TargetProcs)
 	case c.RampProcs != "auto" && c.RampProcs != "all" && !validProcs(c.RampProcs):
-		return bad("ramp-procs")
+		return bad("ramp-procs", c.RampProcs)
 	case c.TargetPort < 0 || c.TargetPort > 65535:
-		return bad("target-port")
+		return bad("target-port", c.TargetPort)
 	case c.Interval < 10*time.Millisecond || c.Interval > time.Minute:
-		return bad("interval")
+		return bad("interval", c.Interval)
 	}
 	var err error
 	if c.behavior, err = c.behaviorFlags.behavior(); err != nil {
@@ -318,7 +318,7 @@ func (c *runConfig) Validate() error {
 		}
 	}
 	if c.Somaxconn < 0 || c.Somaxconn > maxBacklog {
-		return bad("somaxconn")
+		return bad("somaxconn", c.Somaxconn)
 	}
 	c.probeSet = c.Probe != ""
 	switch c.Probe {
@@ -339,19 +339,19 @@ func (c *runConfig) Validate() error {
 	}
 	switch {
 	case c.Payload < 1 || c.Payload > 65536:
-		return bad("payload")
+		return bad("payload", c.Payload)
 	case c.MSS != 0 && (c.MSS < 88 || c.MSS > 32767):
-		return bad("mss")
+		return bad("mss", c.MSS)
 	case c.ForwardNoFile != 0 && c.ForwardNoFile < target.MinNoFile:
-		return bad("forward-nofile")
+		return bad("forward-nofile", c.ForwardNoFile)
 	case c.ForwardNoFile != 0 && !c.Forward:
 		return usageErr("--forward-nofile: valid only with --forward")
 	case !strings.HasPrefix(c.HTTPPath, "/") || strings.ContainsAny(c.HTTPPath, " \r\n"):
-		return bad("http-path")
+		return bad("http-path", c.HTTPPath)
 	case c.RequireServed < 0 || c.RequireServed > c.Connections:
-		return bad("require-served")
+		return usageErr("--require-served %d: want an integer from 0 to --connections (%d)", c.RequireServed, c.Connections)
 	case c.MaxConnectP99 < 0:
-		return bad("max-connect-p99")
+		return bad("max-connect-p99", c.MaxConnectP99)
 	}
 	if c.SourceIPs != "" {
 		if c.sources, err = parseAddrList(c.SourceIPs); err != nil {
@@ -368,8 +368,12 @@ func (c *runConfig) Validate() error {
 	}
 	c.gates.RequireServed, c.gates.ExpectLimit, c.gates.MaxConnectP99 = c.RequireServed, c.ExpectLimit, c.MaxConnectP99
 	if c.Target != "" {
-		if _, _, err := net.SplitHostPort(c.Target); err != nil {
-			return usageErr("--target: %v; want %s", err, runRanges["target"])
+		_, port, err := net.SplitHostPort(c.Target)
+		if err != nil {
+			return usageErr("--target: %q: %v; want %s", c.Target, err, runRanges["target"])
+		}
+		if p, err := strconv.Atoi(port); err == nil && (p < 1 || p > 65535) {
+			return usageErr("--target: %q: port %d is no port a server listens on; want %s", c.Target, p, runRanges["target"])
 		}
 	}
 	if !c.NetNS {
@@ -383,6 +387,26 @@ func (c *runConfig) Validate() error {
 		if _, err := report.PlotFormat(c.Plot); err != nil {
 			return usageErr("--plot: %v", err)
 		}
+	}
+	return nil
+}
+
+// maxRunTime bounds how long the ramp of a --rate may take.
+const maxRunTime = 24 * time.Hour
+
+// checkCombinations refuses flags that would do nothing in the combination
+// given: a user who passed them expects an effect they would not get.
+func (c *runConfig) checkCombinations(changed func(string) bool) error {
+	switch {
+	case changed("payload") && c.Probe != "echo":
+		return usageErr("--payload %d: only --probe echo sends a payload, and --probe is %s: drop --payload or use --probe echo", c.Payload, c.Probe)
+	case changed("http-path") && c.Probe != "http":
+		return usageErr("--http-path %q: only --probe http asks for a path, and --probe is %s: drop --http-path or use --probe http", c.HTTPPath, c.Probe)
+	case changed("target-pid") && c.Target == "":
+		return usageErr("--target-pid %v: names the process behind --target; the built-in target is known without it", c.TargetPIDs)
+	case c.Rate > 0 && float64(c.Connections)/c.Rate > maxRunTime.Seconds():
+		return usageErr("--rate %g: %d connections would take %s to start, over a day; want at least %.4g per second",
+			c.Rate, c.Connections, (time.Duration(float64(c.Connections)/c.Rate) * time.Second).String(), float64(c.Connections)/maxRunTime.Seconds())
 	}
 	return nil
 }
@@ -479,6 +503,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 	if fs.Changed("payload") && !fs.Changed("probe") {
 		cfg.Probe = "echo" // a payload is sent to be echoed
 		cfg.probeSet = true
+	}
+	if err := cfg.checkCombinations(fs.Changed); err != nil {
+		return err
 	}
 	if env.procRoot == "" {
 		env.procRoot = limits.DefaultProcRoot

@@ -20,8 +20,8 @@ var targetRanges = withBehaviorRanges(map[string]string{
 	"events-fd":      "an open descriptor number from 1 to 1023 (1 = stdout)",
 	"stats-interval": "a duration from 10ms to 1m",
 	"counters-fd":    "an open descriptor number from 3 to 1023, a memfd of at least 4096 bytes",
-	"listen":         "host:port, such as 127.0.0.1:0",
-	"to":             "the fixed HOST:PORT every connection is forwarded to (forward only)",
+	"listen":         "host:port on loopback, such as 127.0.0.1:0 (an empty host is 127.0.0.1; another address needs --allow-remote)",
+	"to":             "the fixed HOST:PORT every connection is forwarded to, on loopback unless --allow-remote, such as 127.0.0.1:8080",
 })
 
 // runTarget runs the built-in target in this process until a signal. Run
@@ -46,6 +46,7 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 	}
 	var bf behaviorFlags
 	bf.register(fs)
+	allowRemote := fs.Bool("allow-remote", false, "let --listen (and forward's --to) name an address that is not loopback: a forwarder listening on every interface is an open relay")
 	silent := fs.Bool("silent", false, "send no greeting: accept and hold (run passes it with --probe connect)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -55,22 +56,31 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 		return flagError(err, cmd, targetRanges)
 	}
 	if cmd == "forward" {
-		if _, _, err := net.SplitHostPort(to); err != nil {
-			return usageErr("--to: %q: want %s", to, targetRanges["to"])
+		if err := checkHostPort(to, "to", *allowRemote, targetRanges["to"]); err != nil {
+			return err
 		}
 	}
-	if _, _, err := net.SplitHostPort(*listen); err != nil {
-		return usageErr("--listen: %v; want %s", err, targetRanges["listen"])
+	host, port, err := net.SplitHostPort(*listen)
+	if err != nil {
+		return usageErr("--listen: %q: %v; want %s", *listen, err, targetRanges["listen"])
+	}
+	if host == "" && !*allowRemote {
+		*listen = net.JoinHostPort("127.0.0.1", port) // ":0" binds every interface otherwise
+	}
+	if host != "" {
+		if err := checkHostPort(*listen, "listen", *allowRemote, targetRanges["listen"]); err != nil {
+			return err
+		}
 	}
 	switch {
 	case fs.NArg() > 0:
 		return usageErr("%s takes no arguments, got %q", cmd, fs.Args())
 	case *nofile < target.MinNoFile:
-		return usageErr("--nofile: want %s", targetRanges["nofile"])
+		return usageErr("--nofile %d: want %s", *nofile, targetRanges["nofile"])
 	case *eventsFd < 1 || *eventsFd > 1023:
-		return usageErr("--events-fd: want %s", targetRanges["events-fd"])
+		return usageErr("--events-fd %d: want %s", *eventsFd, targetRanges["events-fd"])
 	case *interval < 10*time.Millisecond || *interval > time.Minute:
-		return usageErr("--stats-interval: want %s", targetRanges["stats-interval"])
+		return usageErr("--stats-interval %v: want %s", *interval, targetRanges["stats-interval"])
 	}
 	behavior, err := bf.behavior()
 	if err != nil {
@@ -80,7 +90,7 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 	var counters *target.Counters
 	if *countersFd != 0 {
 		if *countersFd < 3 || *countersFd > 1023 {
-			return usageErr("--counters-fd: want %s", targetRanges["counters-fd"])
+			return usageErr("--counters-fd %d: want %s", *countersFd, targetRanges["counters-fd"])
 		}
 		mem, err := shm.Inherit(*countersFd, target.CountersBlockSize)
 		if err != nil {
@@ -102,6 +112,19 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 		Events: events, EventsFd: *eventsFd, Log: stderr, Behavior: behavior, ForwardTo: to, Counters: counters})
 	if err != nil {
 		return runtimeErr(err)
+	}
+	return nil
+}
+
+// checkHostPort refuses HOST:PORT that is malformed, or (without
+// allowRemote) not a loopback address: a load tester's servers and
+// forwarders stay on this machine unless told otherwise.
+func checkHostPort(hp, flag string, allowRemote bool, want string) error {
+	if _, _, err := net.SplitHostPort(hp); err != nil {
+		return usageErr("--%s: %q: %v; want %s", flag, hp, err, want)
+	}
+	if !allowRemote && !isLoopbackHostPort(hp) {
+		return usageErr("--%s: %q is not a loopback address; add --allow-remote if you mean it", flag, hp)
 	}
 	return nil
 }

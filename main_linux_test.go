@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
@@ -432,6 +433,17 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--source-ips", "127.0.0.9-127.0.0.2"}, "--source-ips"},
 		{[]string{"--source-ips", "192.0.2.7"}, "--source-ips"},
 		{[]string{"--source-ips", "::1"}, "--source-ips"},
+		{[]string{"--target", "127.0.0.1:0"}, "--target"},
+		{[]string{"--target", "[::1]:0"}, "--target"},
+		{[]string{"forward", "--to", "10.0.0.1:80"}, "--to"},
+		{[]string{"forward", "--to", "127.0.0.1:80", "--listen", "0.0.0.0:0"}, "--listen"},
+		{[]string{"target", "--listen", "0.0.0.0:0"}, "--listen"},
+		{[]string{"target", "--listen", "[::]:0"}, "--listen"},
+		{[]string{"--probe", "connect", "--payload", "32"}, "--payload"},
+		{[]string{"--http-path", "/x"}, "--http-path"},
+		{[]string{"--target-pid", "5"}, "--target-pid"},
+		{[]string{"--rate", "0.0001"}, "--rate"},
+		{[]string{"--on-max-conns", "close"}, "--on-max-conns"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -450,6 +462,48 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("files left in %s: %v", dir, ents)
 			}
 		})
+	}
+}
+
+// A usage error says what was given, not only what is wanted.
+func TestBadInputEchoesValue(t *testing.T) {
+	for _, args := range [][]string{
+		{"--require-served", "5000"},
+		{"--connections", "0"},
+		{"--hold", "25h"},
+		{"--backlog", "-1"},
+		{"--target", "127.0.0.1:0"},
+		{"target", "--events-fd", "0"},
+		{"--payload", "70000"},
+	} {
+		_, stderr, code := cli(t, args...)
+		if v := args[len(args)-1]; code != exitUsage || !strings.Contains(stderr, v) {
+			t.Errorf("%v: exit %d, stderr %q: want 2 and the value %s", args, code, stderr, v)
+		}
+	}
+}
+
+// connlimit target keeps to loopback: ":0" binds 127.0.0.1, not every interface.
+func TestTargetListensOnLoopback(t *testing.T) {
+	noLeftovers(t)
+	cmd := exec.Command(testExe, "target", "--listen", ":0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev struct{ Addr string }
+	json.Unmarshal([]byte(line), &ev)
+	if !strings.HasPrefix(ev.Addr, "127.0.0.1:") {
+		t.Errorf("target --listen :0 listens on %q (event %s), want 127.0.0.1", ev.Addr, line)
 	}
 }
 

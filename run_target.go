@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -107,6 +108,9 @@ func resolveExternal(ctx context.Context, cfg *runConfig, kv *limits.KernelView)
 		return nil, usageErr("--target: cannot resolve %q: %v; want %s", host, err, runRanges["target"])
 	}
 	pn, err := net.LookupPort("tcp", port)
+	if err == nil && pn == 0 {
+		err = errors.New("port 0 is no port a server listens on")
+	}
 	if err != nil {
 		return nil, usageErr("--target: port %q: %v; want %s", port, err, runRanges["target"])
 	}
