@@ -543,15 +543,31 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 	}
 	nf.Inherited, nf.InheritedFrom = inh, inhFrom
 	sysctls, _ := limits.ReadSysctls(env.procRoot) // unreadable values stay -1 and are shown so
-	if cfg.TargetNoFile > nf.Hard {
-		return usageErr("--target-nofile: %d is above the hard limit %d; want %d to %d (only root can raise the hard limit: ulimit -Hn)",
-			cfg.TargetNoFile, nf.Hard, target.MinNoFile, nf.Hard)
+	// A hard limit is the environment's, not a flag's fault: exit 3 with the fix.
+	aboveHard := func(flag string, v uint64) error {
+		if sysctls.NrOpen > 0 && v > uint64(sysctls.NrOpen) {
+			// No hard limit can be raised that far: the value is wrong, not the environment.
+			return usageErr("--%s %d: is above fs.nr_open %d, the most any hard limit can be; want %s", flag, v, sysctls.NrOpen, runRanges[flag])
+		}
+		return runtimeErr(fmt.Errorf("--%s %d is above the hard RLIMIT_NOFILE %d: lower it to at most %d, or raise the hard limit (as root: ulimit -Hn %d; systemd: LimitNOFILE=%d)",
+			flag, v, nf.Hard, nf.Hard, v, v))
+	}
+	if cfg.Target == "" && cfg.TargetNoFile > nf.Hard {
+		if fs.Changed("target-nofile") {
+			return aboveHard("target-nofile", cfg.TargetNoFile)
+		}
+		// The default does not fit: the target gets what there is, and the run says so.
+		if !cfg.Quiet {
+			fmt.Fprintf(stderr, "connlimit: the hard RLIMIT_NOFILE %d is below the built-in target's default %d: the target gets %d (raise it as root: ulimit -Hn %d)\n",
+				nf.Hard, cfg.TargetNoFile, nf.Hard, cfg.TargetNoFile)
+		}
+		cfg.TargetNoFile = nf.Hard
 	}
 	if cfg.ForwardNoFile > nf.Hard {
-		return usageErr("--forward-nofile: %d is above the hard limit %d; want %s", cfg.ForwardNoFile, nf.Hard, runRanges["forward-nofile"])
+		return aboveHard("forward-nofile", cfg.ForwardNoFile)
 	}
 	if cfg.NoFile > nf.Hard {
-		return usageErr("--nofile: %d is above the hard limit %d; want %s", cfg.NoFile, nf.Hard, runRanges["nofile"])
+		return aboveHard("nofile", cfg.NoFile)
 	}
 	if !cfg.SkipMemoryCheck {
 		if err := fitCheck(&cfg, sysctls, env.procRoot); err != nil {
@@ -656,6 +672,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 		raised, err := limits.EnsureSoft(need)
 		if err != nil {
 			var hl *limits.HardLimitError
+			if errors.As(err, &hl) && nf.Hard <= generatorReserve {
+				return runtimeErr(fmt.Errorf("the hard RLIMIT_NOFILE %d leaves no room for connections beside the %d descriptors the generator keeps for itself: raise it (as root: ulimit -Hn %d; systemd: LimitNOFILE=%d)",
+					nf.Hard, generatorReserve, need, need))
+			}
 			if errors.As(err, &hl) {
 				return runtimeErr(fmt.Errorf("the generator %v (%d connections + %d for itself); or lower --connections to %d, or let --procs auto spread them over processes",
 					err, cfg.Connections, generatorReserve, int(nf.Hard)-generatorReserve))

@@ -524,6 +524,58 @@ func TestGeneratorHardLimitTooLow(t *testing.T) {
 	}
 }
 
+// A low hard limit is the environment's: never blamed on a flag the user
+// did not pass, one line with the fix and exit 3 when nothing fits, and the
+// built-in target given what there is when its default does not fit.
+func TestLowHardLimit(t *testing.T) {
+	noLeftovers(t)
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("no prlimit")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, tc := range []struct {
+		nofile string
+		args   []string
+		code   int
+		want   string // in stderr
+	}{
+		{"300", []string{"--target", ln.Addr().String(), "--connections", "20", "--hold", "0s"}, 0, ""},
+		{"300", []string{"--connections", "200", "--hold", "0s"}, 0, "the target gets 300"},
+		{"300", []string{"-q", "--target-nofile", "1024"}, 3, "ulimit -Hn 1024"},
+		{"300", []string{"-q", "--procs", "1", "--nofile", "400"}, 3, "ulimit -Hn 400"},
+		{"30", []string{"-q", "--connections", "20"}, 3, "ulimit -Hn"},
+		{"10", []string{"-q"}, 3, "ulimit -Hn"},
+		{"6", []string{"-q"}, 3, "ulimit -Hn"},
+		{"5", []string{"limits"}, 3, "ulimit -Hn"},
+	} {
+		t.Run(tc.nofile+" "+strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			cmd := exec.Command("prlimit", append([]string{"--nofile=" + tc.nofile + ":" + tc.nofile, testExe}, tc.args...)...)
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			code := 0
+			if err := cmd.Run(); err != nil {
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) {
+					t.Fatal(err)
+				}
+				code = ee.ExitCode()
+			}
+			if code != tc.code || !strings.Contains(stderr.String(), tc.want) || strings.Contains(stderr.String(), "--target-nofile") != slices.Contains(tc.args, "--target-nofile") {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tc.code, tc.want)
+			}
+			if code != 0 && strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
+				t.Errorf("stderr is not one line: %q", stderr.String())
+			}
+		})
+	}
+	noProcessLeft(t)
+}
+
 func TestLimitsShowsInheritedSoftLimit(t *testing.T) {
 	noLeftovers(t)
 	cmd := exec.Command("sh", "-c", `ulimit -Sn 512 && exec "$0" limits`, testExe)
