@@ -141,6 +141,14 @@ type summaryJSON struct {
 		Gate   string `json:"gate"`
 		Passed bool   `json:"passed"`
 	} `json:"gates"`
+	Died *struct {
+		Role       string `json:"role"`
+		PID        int    `json:"pid"`
+		Signal     string `json:"signal"`
+		ExitStatus int    `json:"exit_status"`
+		After      int64  `json:"after"`
+		Lost       int64  `json:"lost"`
+	} `json:"died"`
 	Kernel struct {
 		Namespace      string         `json:"namespace"`
 		Exact          bool           `json:"exact"`
@@ -606,37 +614,113 @@ func TestLimitsShowsInheritedSoftLimit(t *testing.T) {
 	}
 }
 
+// cmdline is /proc/PID/cmdline with spaces for NULs.
+func cmdline(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return strings.ReplaceAll(string(b), "\x00", " ")
+}
+
+// childWith waits for one of our processes whose command line holds word.
+func childWith(t *testing.T, word string) int {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, pid := range ourProcesses() {
+			if strings.Contains(cmdline(pid), " "+word+" ") {
+				return pid
+			}
+		}
+	}
+	t.Fatalf("no %s process", word)
+	return 0
+}
+
+// A target (or the forwarder in front of it) killed mid-run is reported as
+// dead, by name, signal and count: exit 3, verdict target-died.
 func TestTargetKilledMidRun(t *testing.T) {
 	noLeftovers(t)
+	for _, tc := range []struct {
+		role, word string
+		args       []string
+	}{
+		{"target", "target", nil},
+		{"forwarder", "forward", []string{"--forward"}},
+	} {
+		t.Run(tc.role, func(t *testing.T) {
+			dir := t.TempDir()
+			js := filepath.Join(dir, "s.json")
+			done := make(chan error, 1)
+			var stdout, stderr bytes.Buffer
+			go func() {
+				done <- run(context.Background(), append([]string{"run", "--connections", "2000", "--rate", "500", "--json", js, "-q"}, tc.args...), &stdout, &stderr)
+			}()
+			pid := childWith(t, tc.word)
+			time.Sleep(300 * time.Millisecond)
+			syscall.Kill(pid, syscall.SIGKILL)
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("run did not notice the death")
+			}
+			if exitCode(err) != 3 || !strings.Contains(err.Error(), tc.role+" (pid "+strconv.Itoa(pid)+") was killed by SIGKILL") {
+				t.Fatalf("run = %v (exit %d), want exit 3 naming the %s and SIGKILL", err, exitCode(err), tc.role)
+			}
+			if strings.Contains(err.Error(), "listening") {
+				t.Errorf("the error quotes the %s's log: %v", tc.role, err)
+			}
+			s := readSummary(t, js)
+			if s.Attempted == 0 || s.Attempted >= 2000 || sum(s.Outcomes) != s.Attempted {
+				t.Errorf("attempted %d, outcomes %v", s.Attempted, s.Outcomes)
+			}
+			if d := s.Died; s.FirstLimit != "target-died" || d == nil || d.Role != tc.role || d.PID != pid || d.Signal != "SIGKILL" || d.ExitStatus != -1 || d.After == 0 {
+				t.Errorf("first limit %s, died %+v; want target-died, the %s's pid and SIGKILL", s.FirstLimit, d, tc.role)
+			}
+			if !strings.Contains(stdout.String(), "first limit: target-died") || !strings.Contains(stdout.String(), tc.role+" (pid "+strconv.Itoa(pid)+") was killed by SIGKILL") {
+				t.Errorf("summary does not say the %s died:\n%s", tc.role, stdout.String())
+			}
+			noProcessLeft(t)
+		})
+	}
+}
+
+// A generator worker killed mid-ramp stops the run at once (exit 3, verdict
+// generator-died) and loses no attempt: the ones it made are counted, as
+// lost, from the counters it shared, in the summary and in the CSV.
+func TestWorkerKilledMidRun(t *testing.T) {
+	noLeftovers(t)
 	dir := t.TempDir()
-	js := filepath.Join(dir, "s.json")
+	js, csvPath := filepath.Join(dir, "s.json"), filepath.Join(dir, "c.csv")
 	done := make(chan error, 1)
 	var stdout, stderr bytes.Buffer
 	go func() {
-		done <- run(context.Background(), []string{"run", "--connections", "2000", "--rate", "500", "--json", js, "-q"}, &stdout, &stderr)
+		done <- run(context.Background(), []string{"run", "--procs", "4", "--connections", "8000", "--rate", "1000", "--json", js, "--csv", csvPath, "-q"}, &stdout, &stderr)
 	}()
-	var pids []int
-	for deadline := time.Now().Add(5 * time.Second); len(pids) == 0 && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-		pids = ourProcesses()
-	}
-	if len(pids) != 1 {
-		t.Fatalf("target processes %v, want one", pids)
-	}
-	time.Sleep(300 * time.Millisecond)
-	syscall.Kill(pids[0], syscall.SIGKILL)
+	pid := childWith(t, "worker")
+	time.Sleep(1500 * time.Millisecond)
+	syscall.Kill(pid, syscall.SIGKILL)
+	killed := time.Now()
 	var err error
 	select {
 	case err = <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("run did not notice the target died")
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not notice the worker died")
 	}
-	if exitCode(err) != 3 || !strings.Contains(err.Error(), "signal 9") {
-		t.Fatalf("run = %v (exit %d), want exit 3 naming signal 9", err, exitCode(err))
+	// The ramp had about 6 s to go: a run that noticed only at its end took that long.
+	if took := time.Since(killed); took > 4*time.Second {
+		t.Errorf("the run took %v after the kill to end", took)
+	}
+	if exitCode(err) != 3 || !strings.Contains(err.Error(), "generator worker (pid "+strconv.Itoa(pid)+") was killed by SIGKILL") {
+		t.Fatalf("run = %v (exit %d), want exit 3 naming the worker and SIGKILL", err, exitCode(err))
 	}
 	s := readSummary(t, js)
-	if s.Attempted == 0 || s.Attempted >= 2000 || sum(s.Outcomes) != s.Attempted {
-		t.Errorf("attempted %d, outcomes %v", s.Attempted, s.Outcomes)
+	if sum(s.Outcomes) != s.Attempted || s.Outcomes["lost"] == 0 || s.Outcomes["lost"] > 2000 {
+		t.Errorf("attempted %d, outcomes %v: want them to sum, with the dead worker's as lost", s.Attempted, s.Outcomes)
+	}
+	if d := s.Died; s.FirstLimit != "generator-died" || d == nil || d.Role != "generator" || d.PID != pid || d.Lost != int64(s.Outcomes["lost"]) {
+		t.Errorf("first limit %s, died %+v", s.FirstLimit, d)
+	}
+	if rows := readCSV(t, csvPath); len(rows) != s.Attempted+1 {
+		t.Errorf("CSV has %d rows for %d attempts", len(rows)-1, s.Attempted)
 	}
 	noProcessLeft(t)
 }

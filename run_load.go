@@ -103,6 +103,9 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 			}
 		})
 	}
+	if pool, ok := gen.(*workerPool); ok {
+		wg.Go(func() { pool.Watch(runCtx, stopRun) })
+	}
 	sampler := newSampler(cfg, outs, gen, side, began, stderr)
 	sampler.fp = side.fp
 	sampler.kv = kv
@@ -179,7 +182,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 		Processes: sampler.processes(procsEnd), Probe: cfg.Probe, Reason: gen.Reason,
 		Duration: time.Since(began), Interrupted: isSignal(runErr), Err: runErr,
 		Kernel: sampler.kernelSummary(cfg, kv, holdEnd), Gates: cfg.gates,
-		Segs: gen.Segments(), Payload: cfg.Payload, MSSAsked: cfg.MSS,
+		Segs: gen.Segments(), Payload: cfg.Payload, MSSAsked: cfg.MSS, Died: deathOf(runErr),
 	})
 	// The summary first: whatever happens to the files, what was measured is on stdout.
 	textErr := report.WriteText(stdout, sum)
@@ -200,6 +203,24 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 	default:
 		return runtimeErr(runErr)
 	}
+}
+
+// deathOf is the report's record of the run's process whose death stopped
+// it (err is the run's error), or nil.
+func deathOf(err error) *report.Death {
+	var te *target.ExitError
+	if errors.As(err, &te) {
+		d := &report.Death{Role: te.Role, PID: te.PID, Signal: te.Signal, ExitStatus: te.Status, After: te.Accepted}
+		if d.Signal == "" {
+			d.Log = te.LastLine()
+		}
+		return d
+	}
+	var wd *workerDied
+	if errors.As(err, &wd) {
+		return &wd.death
+	}
+	return nil
 }
 
 // acceptVerdict is what --probe accept learned from the kernel: either the

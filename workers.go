@@ -17,7 +17,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/connlimit/connlimit/internal/shm"
 	"github.com/connlimit/connlimit/loadgen"
@@ -37,6 +41,8 @@ type workerPool struct {
 	reasons map[int]string
 	segs    []loadgen.SegInfo
 	closed  bool
+	closing atomic.Bool // Close has begun: a worker that exits now was asked to
+	epoch   time.Time   // every worker's attempt starts count from here
 }
 
 type worker struct {
@@ -54,7 +60,10 @@ type worker struct {
 	latest   loadgen.Snapshot  // the counters when mem was released
 	err      string
 	gone     chan struct{} // closed once the event stream ended
-	once     sync.Once     // for the index sent when the worker has made its attempts
+	exited   chan struct{} // closed once the process is reaped; waitErr is then set
+	waitErr  error
+	early    bool      // it exited before Close asked it to
+	once     sync.Once // for the index sent when the worker has made its attempts
 	wg       sync.WaitGroup
 }
 
@@ -74,7 +83,8 @@ type workerSpec struct {
 func startWorkers(spec workerSpec, n int) (*workerPool, error) {
 	p := &workerPool{reasons: map[int]string{}, ramp: spec.cfg.rampProcs, opened: make(chan int, n)}
 	cfg := spec.cfg
-	epoch := time.Now().UnixNano()
+	p.epoch = time.Now()
+	epoch := p.epoch.UnixNano()
 	active := n
 	if p.ramp > 0 {
 		active = p.ramp
@@ -197,7 +207,7 @@ func startWorker(exe string, args []string, index int, opened chan<- int) (*work
 		return fail(err)
 	}
 	ours, childs = append(ours, rr), append(childs, rw)
-	w := &worker{gone: make(chan struct{}), events: pr, results: rr,
+	w := &worker{gone: make(chan struct{}), exited: make(chan struct{}), events: pr, results: rr,
 		mem: mem, counters: shm.At[loadgen.Counters](mem)}
 	w.cmd = exec.Command(exe, args...)
 	w.cmd.ExtraFiles = []*os.File{pw, rw, block}
@@ -220,7 +230,63 @@ func startWorker(exe string, args []string, index int, opened chan<- int) (*work
 	}
 	w.wg.Go(func() { w.read(index, opened) })
 	w.wg.Go(func() { w.out.ReadFrom(w.results) })
+	w.wg.Go(func() {
+		w.waitErr = w.cmd.Wait()
+		close(w.exited)
+	})
 	return w, nil
+}
+
+// workerDied is the error of a run whose generator worker died before it
+// was asked to stop.
+type workerDied struct{ death report.Death }
+
+func (e *workerDied) Error() string {
+	return e.death.Text()
+}
+
+// died describes worker i, which has exited; its counters outlive it.
+func (p *workerPool) died(i int) *workerDied {
+	w := p.workers[i]
+	d := report.Death{Role: "generator", PID: w.cmd.Process.Pid, ExitStatus: -1, After: w.snapshot().Attempted}
+	var ee *exec.ExitError
+	if errors.As(w.waitErr, &ee) {
+		d.ExitStatus = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			d.Signal = unix.SignalName(ws.Signal())
+		}
+	} else if w.waitErr == nil {
+		d.ExitStatus = 0
+	}
+	if e := w.errText(); e != "" {
+		d.Log = strings.TrimPrefix(e, ": ")
+	}
+	d.Lost = d.After
+	return &workerDied{death: d}
+}
+
+// Watch calls stop with a *workerDied the moment a worker exits before
+// Close asked it to; it returns when ctx ends or after the first death.
+func (p *workerPool) Watch(ctx context.Context, stop func(error)) {
+	dead := make(chan int, len(p.workers))
+	var wg sync.WaitGroup
+	for i, w := range p.workers {
+		wg.Go(func() {
+			select {
+			case <-w.exited:
+				if !p.closing.Load() {
+					dead <- i
+				}
+			case <-ctx.Done():
+			}
+		})
+	}
+	select {
+	case i := <-dead:
+		stop(p.died(i))
+	case <-ctx.Done():
+	}
+	wg.Wait()
 }
 
 // read follows the worker's events until its pipe closes.
@@ -382,7 +448,13 @@ func (p *workerPool) Close() error {
 		return nil
 	}
 	p.closed = true
+	p.closing.Store(true)
 	for _, w := range p.workers {
+		select {
+		case <-w.exited:
+			w.early = true
+		default:
+		}
 		w.stdin.Close()
 	}
 	var errs []error
@@ -392,27 +464,33 @@ func (p *workerPool) Close() error {
 	}
 	var parts []part
 	for i, w := range p.workers {
-		done := make(chan error, 1)
-		go func() { done <- w.cmd.Wait() }()
-		var err error
 		select {
-		case err = <-done:
+		case <-w.exited:
 		case <-time.After(30 * time.Second):
 			w.cmd.Process.Kill()
-			err = <-done
+			<-w.exited
 		}
 		w.wg.Wait()
 		w.events.Close()
-		w.release()
-		var ee *exec.ExitError
-		if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 130) {
-			errs = append(errs, fmt.Errorf("generator worker %d (pid %d): %v%s", i, w.cmd.Process.Pid, err, w.errText()))
-		}
-		w.results.Close()
 		var res workerResults
-		if ferr := gob.NewDecoder(&w.out).Decode(&res); ferr != nil {
+		var died *workerDied
+		if w.early {
+			died = p.died(i) // before release: its counters say how many attempts it made
+		}
+		w.release()
+		w.results.Close()
+		err := w.waitErr
+		var ee *exec.ExitError
+		switch ferr := gob.NewDecoder(&w.out).Decode(&res); {
+		case died != nil && ferr != nil:
+			// Its attempts are counted, as lost: their details died with it.
+			errs = append(errs, died)
+			res = p.lostResults(i, died)
+		case ferr != nil:
 			errs = append(errs, fmt.Errorf("generator worker %d results: %w", i, ferr))
 			continue
+		case err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 130):
+			errs = append(errs, fmt.Errorf("generator worker %d (pid %d): %v%s", i, w.cmd.Process.Pid, err, w.errText()))
 		}
 		parts = append(parts, part{res, i})
 	}
@@ -428,7 +506,7 @@ func (p *workerPool) Close() error {
 	slices.SortStableFunc(refs, func(a, b ref) int {
 		return cmp.Compare(parts[a.part].res.Results[a.i].Start, parts[b.part].res.Results[b.i].Start)
 	})
-	withSegs := len(parts) > 0 && parts[0].res.Segs != nil
+	withSegs := slices.ContainsFunc(parts, func(pt part) bool { return pt.res.Segs != nil })
 	p.results = make([]loadgen.Result, len(refs))
 	p.from = make([]uint16, len(refs))
 	if withSegs {
@@ -449,6 +527,20 @@ func (p *workerPool) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// lostResults stands for the attempts of worker i, which died before it
+// handed them over: as many as its counters counted, outcome Lost, after
+// every attempt whose details survived.
+func (p *workerPool) lostResults(i int, d *workerDied) workerResults {
+	res := workerResults{Results: make([]loadgen.Result, d.death.Lost), Reasons: map[int32]string{}}
+	at := time.Since(p.epoch)
+	reason := fmt.Sprintf("generator worker %d (pid %d) died: this attempt's details died with it", i, d.death.PID)
+	for j := range res.Results {
+		res.Results[j] = loadgen.Result{Outcome: loadgen.Lost, FD: -1, Start: at}
+		res.Reasons[int32(j)] = reason
+	}
+	return res
 }
 
 // Results are the merged attempts, after Close.

@@ -38,14 +38,15 @@ const (
 	SystemFDLimit           // ENFILE: fs.file-max reached
 	NoEphemeralPort         // EADDRNOTAVAIL: no local port left for this 4-tuple
 	Other                   // anything else; Result.Errno keeps the errno
+	Lost                    // made by a generator process that died before it could tell what happened
 )
 
 var outcomeNames = [...]string{"pending", "served", "queued", "connect-timeout", "refused", "closed", "corrupt",
-	"client-fd-limit", "system-fd-limit", "no-ephemeral-port", "other"}
+	"client-fd-limit", "system-fd-limit", "no-ephemeral-port", "other", "lost"}
 
 // Outcomes lists every final outcome in report order.
 func Outcomes() []Outcome {
-	return []Outcome{Served, Queued, ConnectTimeout, Refused, Closed, Corrupt, ClientFDLimit, SystemFDLimit, NoEphemeralPort, Other}
+	return []Outcome{Served, Queued, ConnectTimeout, Refused, Closed, Corrupt, ClientFDLimit, SystemFDLimit, NoEphemeralPort, Other, Lost}
 }
 
 func (o Outcome) String() string {

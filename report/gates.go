@@ -58,5 +58,6 @@ func (g Gates) Check(s Summary) []GateResult {
 // LimitWords lists the verdict words, for validating --expect-limit.
 func LimitWords() []string {
 	return []string{LimitNone, LimitTargetFD, LimitTargetNotAccepting, LimitAcceptQueueFull, LimitTargetClosed,
-		LimitClientFD, LimitSystemFD, LimitEphemeralPorts, LimitRefused, LimitForwarderFD}
+		LimitClientFD, LimitSystemFD, LimitEphemeralPorts, LimitRefused, LimitForwarderFD,
+		LimitCorruptReply, LimitOtherError, LimitTargetDied, LimitGeneratorDied}
 }

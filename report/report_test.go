@@ -131,7 +131,10 @@ func TestFirstLimitWithoutTargetEvidence(t *testing.T) {
 		{[]loadgen.Outcome{loadgen.Served, loadgen.ConnectTimeout, loadgen.Queued}, LimitAcceptQueueFull, 1, nil},
 		{[]loadgen.Outcome{loadgen.Closed}, LimitTargetClosed, 0, nil},
 		{[]loadgen.Outcome{loadgen.Refused}, LimitRefused, 0, nil},
-		{[]loadgen.Outcome{loadgen.Served, loadgen.Other, loadgen.ClientFDLimit}, LimitClientFD, 2, nil},
+		// "none" means every attempt was served: a wrong reply or an unknown error is a failure of its own.
+		{[]loadgen.Outcome{loadgen.Served, loadgen.Other, loadgen.ClientFDLimit}, LimitOtherError, 1, nil},
+		{[]loadgen.Outcome{loadgen.Served, loadgen.Corrupt, loadgen.Served}, LimitCorruptReply, 1, nil},
+		{[]loadgen.Outcome{loadgen.Served, loadgen.Lost}, LimitGeneratorDied, 1, nil},
 		{[]loadgen.Outcome{loadgen.SystemFDLimit}, LimitSystemFD, 0, nil},
 		{[]loadgen.Outcome{loadgen.Served, loadgen.Served, loadgen.NoEphemeralPort}, LimitEphemeralPorts, 2, nil},
 	}

@@ -34,7 +34,47 @@ const (
 	LimitEphemeralPorts     = "ephemeral-ports"
 	LimitRefused            = "refused"
 	LimitForwarderFD        = "forwarder-fd-limit"
+	LimitCorruptReply       = "corrupt-reply"
+	LimitOtherError         = "other-error"
+	LimitTargetDied         = "target-died"
+	LimitGeneratorDied      = "generator-died"
 )
+
+// Death is a process of the run that ended before it was asked to: the
+// built-in target, the forwarder, or a generator worker.
+type Death struct {
+	Role string `json:"role"` // "target", "forwarder" or "generator"
+	PID  int    `json:"pid"`
+	// Signal is the signal that killed it ("SIGKILL"); empty when it exited.
+	Signal string `json:"signal,omitempty"`
+	// ExitStatus is its exit status; -1 when a signal killed it.
+	ExitStatus int `json:"exit_status"`
+	// After is what it had done: connections accepted (target, forwarder)
+	// or attempts made (generator).
+	After int64 `json:"after"`
+	// Lost are the attempts whose details died with it (a generator's);
+	// they are counted as outcome "lost".
+	Lost int64 `json:"lost"`
+	// Log is the last line it wrote to stderr, if any.
+	Log string `json:"log,omitempty"`
+}
+
+// Text is one line for people: "target (pid 12) was killed by SIGKILL after 310 connections".
+func (d *Death) Text() string {
+	how := fmt.Sprintf("exited with status %d", d.ExitStatus)
+	if d.Signal != "" {
+		how = "was killed by " + d.Signal
+	}
+	who, what := d.Role, "connections"
+	if d.Role == "generator" {
+		who, what = "generator worker", "attempts"
+	}
+	msg := fmt.Sprintf("%s (pid %d) %s after %d %s", who, d.PID, how, d.After, what)
+	if d.Log != "" {
+		msg += fmt.Sprintf(", its last words: %q", d.Log)
+	}
+	return msg
+}
 
 // Summary is the run in figures. Its JSON form is the --json report.
 type Summary struct {
@@ -78,6 +118,10 @@ type Summary struct {
 	// without a payload.
 	Segments *Segments    `json:"segments"`
 	Gates    []GateResult `json:"gates"`
+	// Died is the process of the run that died first; null when none did.
+	Died *Death `json:"died"`
+
+	otherErrno string // of the first attempt with outcome other, for the verdict's value
 }
 
 // Segments summarises TCP_INFO over the connections whose payload came back.
@@ -255,6 +299,7 @@ type Input struct {
 	Reason         func(i int) string // what the target said for attempt i; may be nil
 	Kernel         *Kernel            // nil when not sampled
 	Gates          Gates
+	Died           *Death // the run's process that died first, or nil
 	Segs           []loadgen.SegInfo // parallel to Results; nil without a payload
 	Payload        int
 	MSSAsked       int
@@ -295,6 +340,9 @@ func Build(in Input) Summary {
 	for i := range in.Results {
 		r := &in.Results[i]
 		s.Outcomes[r.Outcome.String()]++
+		if r.Outcome == loadgen.Other && s.otherErrno == "" {
+			s.otherErrno = ErrnoName(r.Errno)
+		}
 		if first < 0 {
 			first = r.Start
 		}
@@ -331,6 +379,15 @@ func Build(in Input) Summary {
 		e := f.FirstEMFILE
 		s.FirstLimit, s.FirstLimitAt = LimitForwarderFD, int64((e.SlotsUsed-len(e.OtherFDs))/2)
 	}
+	if d := in.Died; d != nil {
+		// A process that died ended the run whatever the clients saw after.
+		s.Died = d
+		s.FirstLimit, s.FirstLimitAt = LimitTargetDied, d.After
+		if d.Role == "generator" {
+			_, s.FirstLimitAt = firstLimit(in.Results, nil, nil)
+			s.FirstLimit = LimitGeneratorDied
+		}
+	}
 	s.FirstLimitSetting, s.FirstLimitValue, s.FirstLimitFix = s.limitDetail()
 	s.Gates = in.Gates.Check(s)
 	return s
@@ -346,7 +403,7 @@ func firstLimit(results []loadgen.Result, t *Target, procs []Process) (string, i
 		return LimitTargetFD, t.FirstEMFILE.Accepted
 	}
 	for i := range results {
-		// Served and Pending name no limit; nor does Other, whose errno stays in the counts.
+		// Served and Pending name no limit: "none" means every attempt was served.
 		v, ok := limitOf[results[i].Outcome]
 		if !ok {
 			continue
@@ -403,6 +460,9 @@ var limitOf = map[loadgen.Outcome]string{
 	loadgen.ClientFDLimit:   LimitClientFD,
 	loadgen.SystemFDLimit:   LimitSystemFD,
 	loadgen.NoEphemeralPort: LimitEphemeralPorts,
+	loadgen.Corrupt:         LimitCorruptReply,
+	loadgen.Other:           LimitOtherError,
+	loadgen.Lost:            LimitGeneratorDied,
 }
 
 // WriteJSON writes the summary as indented JSON.

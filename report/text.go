@@ -21,6 +21,7 @@ var outcomeMeaning = map[string]string{
 	"system-fd-limit":   "ENFILE: the machine's fs.file-max",
 	"no-ephemeral-port": "EADDRNOTAVAIL: no local port left for this address pair",
 	"other":             "any other error; the CSV keeps the errno",
+	"lost":              "made by a generator process that died: its details died with it",
 }
 
 // WriteText writes the summary in plain words: the limit first, then the
@@ -207,6 +208,25 @@ func explain(p func(string, ...any), s Summary) {
 		p("  Each connection costs it two, the accepted one and the one it dialed to the target: %d connections.\n", s.FirstLimitAt)
 		if t != nil && t.FirstEMFILE == nil {
 			p("  The target behind it, soft limit %d, never ran out: it held %d. With equal limits a forwarder runs out at about half.\n", t.NoFileSoft, t.Accepted)
+		}
+	case s.FirstLimit == LimitCorruptReply:
+		p("  After %d connections a reply came back different from what was sent: %d of %d attempts got wrong bytes.\n",
+			s.FirstLimitAt, s.Outcomes["corrupt"], s.Attempted)
+		if r := s.reasonFor("corrupt"); r != "" {
+			p("  The first: %s.\n", r)
+		}
+		p("  A server that answers wrongly is failing, however many connections it takes.\n")
+	case s.FirstLimit == LimitOtherError:
+		p("  After %d connections attempts failed with an error outside the limits connlimit knows (%d, the first %s):\n",
+			s.FirstLimitAt, s.Outcomes["other"], s.otherErrno)
+		p("  the --csv report has each one's errno.\n")
+	case s.FirstLimit == LimitTargetDied && s.Died != nil:
+		p("  The %s.\n", s.Died.Text())
+		p("  The connections it held died with it: later attempts were refused or reset, not limited.\n")
+	case s.FirstLimit == LimitGeneratorDied && s.Died != nil:
+		p("  The %s: the run stopped.\n", s.Died.Text())
+		if s.Died.Lost > 0 {
+			p("  Its %d attempts are counted as lost: their details (times, ports, errnos) died with it.\n", s.Died.Lost)
 		}
 	case s.FirstLimit == LimitSystemFD:
 		p("  After %d connections socket() failed with ENFILE: the whole machine is out of file handles (fs.file-max %d),\n",

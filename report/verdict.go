@@ -70,6 +70,34 @@ func (s *Summary) limitDetail() (setting, value, fix string) {
 		}
 		return "the forwarder's RLIMIT_NOFILE (soft)", value,
 			"a userspace forwarder holds two descriptors per connection: give it twice the target's limit (--forward-nofile; docker-proxy: the daemon's LimitNOFILE=), or forward in the kernel (nftables/iptables DNAT, IPVS)"
+	case LimitCorruptReply:
+		value = fmt.Sprintf("%d replies differed from what was sent", s.Outcomes["corrupt"])
+		if r := s.reasonFor("corrupt"); r != "" {
+			value += ", the first: " + r
+		}
+		return "the target's replies (--probe " + s.Probe + ")", value,
+			"check that the server echoes what it is sent, and that nothing in between (a proxy, a TLS terminator) rewrites the stream"
+	case LimitOtherError:
+		value = fmt.Sprintf("%d attempts failed with an error connlimit does not classify", s.Outcomes["other"])
+		if s.otherErrno != "" {
+			value += ", the first " + s.otherErrno
+		}
+		return "an error outside the known limits", value,
+			"read the errno column of the --csv report; connlimit names the limits it knows, and this is none of them"
+	case LimitTargetDied:
+		value = unknown
+		if d := s.Died; d != nil {
+			value = d.Text()
+		}
+		return "the target process", value,
+			"read why it died: a crash (its log, a core dump), the OOM killer (dmesg, memory.events), or a signal someone sent"
+	case LimitGeneratorDied:
+		value = unknown
+		if d := s.Died; d != nil {
+			value = d.Text()
+		}
+		return "a generator process", value,
+			"the generator, not the target, stopped: read why it died (dmesg for the OOM killer, a signal someone sent) and run again"
 	case LimitRefused:
 		return "a listener at the target address", s.TargetAddr + ": none (or it was closed)",
 			"start the server or fix the address; a server that closes its listener under load needs its logs read"
@@ -91,4 +119,14 @@ func procsText(ps []Process) string {
 // capSetting names the built-in target's connection cap and its policy.
 func capSetting(t *Target) string {
 	return "the target's connection cap (--max-conns, at the cap: " + t.OnMaxConns + ")"
+}
+
+// reasonFor is the most frequent reason given for outcome o, or "".
+func (s *Summary) reasonFor(o string) string {
+	for _, r := range s.Reasons {
+		if r.Outcome == o {
+			return r.Reason
+		}
+	}
+	return ""
 }

@@ -3,6 +3,7 @@ package target
 import (
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -134,9 +135,13 @@ func (p *Process) onEvent(ev Event) {
 
 // ExitError describes a target that exited before it was asked to stop.
 type ExitError struct {
-	Role     string // "target" or "forwarder"
-	PID      int
-	State    string // "exit status 1", "signal: killed", ...
+	Role  string // "target" or "forwarder"
+	PID   int
+	State string // "exit status 1", "signal 9, killed", ...
+	// Signal is the signal that killed it ("SIGKILL"), empty when it
+	// exited; Status its exit status, -1 when a signal killed it.
+	Signal   string
+	Status   int
 	Accepted int64
 	Stderr   string
 }
@@ -146,11 +151,22 @@ func (e *ExitError) Error() string {
 	if role == "" {
 		role = "target"
 	}
-	msg := fmt.Sprintf("%s (pid %d) exited (%s) after %d accepts", role, e.PID, e.State, e.Accepted)
-	if e.Stderr != "" {
-		msg += ": " + e.Stderr
+	how := "exited (" + e.State + ")"
+	if e.Signal != "" {
+		how = fmt.Sprintf("was killed by %s (%s)", e.Signal, e.State)
+	}
+	msg := fmt.Sprintf("%s (pid %d) %s after %d accepts", role, e.PID, how, e.Accepted)
+	if line := e.LastLine(); line != "" && e.Signal == "" {
+		// A process that exited may have said why; one killed did not.
+		msg += ": " + line
 	}
 	return msg
+}
+
+// LastLine is the last line the process wrote to stderr.
+func (e *ExitError) LastLine() string {
+	s := strings.TrimSpace(e.Stderr)
+	return s[strings.LastIndexByte(s, '\n')+1:]
 }
 
 // tailBuffer keeps the last 2 KiB written to it.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/connlimit/connlimit/internal/shm"
+	"golang.org/x/sys/unix"
+
 	"github.com/connlimit/connlimit/limits"
 )
 
@@ -118,19 +120,19 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 
 // exitError describes how the child ended; call only after Exited.
 func (p *Process) exitError() *ExitError {
-	state := "exit status 0"
+	e := &ExitError{Role: p.role, PID: p.proc.Pid, State: "exit status 0", Accepted: p.Latest().Accepted,
+		Stderr: strings.TrimSpace(p.Stderr())}
 	var ee *exec.ExitError
 	if errors.As(p.waitErr, &ee) {
-		state = ee.ProcessState.String()
+		e.State, e.Status = ee.ProcessState.String(), ee.ExitCode()
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			state = fmt.Sprintf("signal %d, %s", int(ws.Signal()), ws.Signal())
+			e.State = fmt.Sprintf("signal %d, %s", int(ws.Signal()), ws.Signal())
+			e.Signal = unix.SignalName(ws.Signal())
 		}
 	} else if p.waitErr != nil {
-		state = p.waitErr.Error()
+		e.State = p.waitErr.Error()
 	}
-	latest := p.Latest()
-	return &ExitError{Role: p.role, PID: p.proc.Pid, State: state, Accepted: latest.Accepted,
-		Stderr: strings.TrimSpace(p.Stderr())}
+	return e
 }
 
 // Died returns an *ExitError if the child has exited (and was not stopped by
