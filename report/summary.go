@@ -299,7 +299,7 @@ type Input struct {
 	Reason         func(i int) string // what the target said for attempt i; may be nil
 	Kernel         *Kernel            // nil when not sampled
 	Gates          Gates
-	Died           *Death // the run's process that died first, or nil
+	Died           *Death            // the run's process that died first, or nil
 	Segs           []loadgen.SegInfo // parallel to Results; nil without a payload
 	Payload        int
 	MSSAsked       int
