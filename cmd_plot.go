@@ -47,13 +47,16 @@ func runPlot(args []string, stdout io.Writer) error {
 	}
 	chart := report.Chart{Title: "connlimit run (" + path + ")"}
 	if *summary != "" {
-		b, err := os.ReadFile(*summary)
+		b, err := readBounded(*summary, maxSummaryBytes)
 		if err != nil {
 			return usageErr("--summary: %v", err)
 		}
 		var sum report.Summary
 		if err := json.Unmarshal(b, &sum); err != nil {
 			return usageErr("--summary %s: not a connlimit JSON summary: %v", *summary, err)
+		}
+		if sum.SchemaVersion == 0 || sum.FirstLimit == "" {
+			return usageErr("--summary %s: not a connlimit JSON summary: no schema_version or first_limit; want the file run --json wrote", *summary)
 		}
 		chart = chartOf(sum)
 	}
@@ -69,4 +72,22 @@ func runPlot(args []string, stdout io.Writer) error {
 		return runtimeErr(err)
 	}
 	return nil
+}
+
+// maxSummaryBytes bounds --summary: a run's JSON summary holds no
+// per-attempt data and stays far below it.
+const maxSummaryBytes = 16 << 20
+
+// readBounded reads a file of at most max bytes.
+func readBounded(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err == nil && int64(len(b)) > max {
+		err = fmt.Errorf("%s: more than %d bytes: not a connlimit JSON summary", path, max)
+	}
+	return b, err
 }

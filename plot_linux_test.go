@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"image/png"
 	"io"
 	"os"
@@ -105,9 +106,15 @@ func TestPlotBadInput(t *testing.T) {
 		{[]string{"plot", good, "-o", out}, "--output"},
 		{[]string{"plot", "-o", filepath.Join(dir, "a.svg")}, "one timeline CSV"},
 		{[]string{"run", "--plot", filepath.Join(dir, "a.jpg")}, "--plot"},
+		// Bounded input: no newline, or more rows than a day of samples.
+		{[]string{"plot", "/dev/zero", "-o", filepath.Join(dir, "a.svg")}, "longer than"},
+		{[]string{"plot", good, "--summary", "/dev/zero", "-o", filepath.Join(dir, "a.svg")}, "more than"},
+		{[]string{"plot", good, "--summary", write("empty.json", "{}"), "-o", filepath.Join(dir, "a.svg")}, "no schema_version or first_limit"},
+		{[]string{"plot", write("neg.csv", "elapsed_s,open,served,queued,failed,target_fds\n0.1,-4,0,0,0,0\n"), "-o", filepath.Join(dir, "a.svg")}, "out of range"},
+		{[]string{"plot", write("huge.csv", "elapsed_s,open,served,queued,failed,target_fds\n0.1,1e300,0,0,0,0\n"), "-o", filepath.Join(dir, "a.svg")}, "out of range"},
 	}
 	for _, tc := range tests {
-		t.Run(strings.Join(tc.args[:2], " "), func(t *testing.T) {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			before, _ := os.ReadDir(dir)
 			_, stderr, code := cli(t, tc.args...)
 			if code != 2 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.want) {
@@ -117,5 +124,31 @@ func TestPlotBadInput(t *testing.T) {
 				t.Errorf("files changed: %v", after)
 			}
 		})
+	}
+}
+
+// Huge counts and a long run get SI-scaled labels on both axes, and the
+// legend stays in its own column beside the data.
+func TestPlotHugeValues(t *testing.T) {
+	dir := t.TempDir()
+	tl := filepath.Join(dir, "t.csv")
+	var b strings.Builder
+	b.WriteString("elapsed_s,open,served,queued,failed,target_fds\n")
+	for i := range 50 {
+		fmt.Fprintf(&b, "%d,%d,%d,0,0,%d\n", i*100000, i*40_000_000_000, i*40_000_000_000, i*1_000_000)
+	}
+	os.WriteFile(tl, []byte(b.String()), 0o644)
+	out := filepath.Join(dir, "x.svg")
+	if _, stderr, code := cli(t, "plot", tl, "-o", out); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	text := svgText(t, out)
+	for _, want := range []string{"2T", "1M", "4M"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("chart lacks the label %q: %q", want, text)
+		}
+	}
+	if strings.Contains(text, "e+") {
+		t.Errorf("chart has an exponent label: %q", text)
 	}
 }

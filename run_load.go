@@ -393,7 +393,7 @@ func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addrs []net
 	write("plot", outs.plot, func() error {
 		var pts []report.Point
 		if s != nil {
-			pts = s.points
+			pts = s.points.All
 		}
 		if len(pts) == 0 {
 			pts = []report.Point{{}} // stopped before the first sample: an empty chart with its title
@@ -420,10 +420,8 @@ type sampler struct {
 	timeline    *report.Timeline
 	timelineErr error
 	progress    *report.Progress
-	points      []report.Point // for --plot; thinned to at most maxPoints
+	points      report.Points // for --plot
 	keepPoints  bool
-	pointEvery  int // keep every pointEvery-th sample
-	seen        int
 
 	kv          *limits.KernelView
 	ports       []uint16   // the listeners the kernel view follows
@@ -437,7 +435,7 @@ func newSampler(cfg *runConfig, outs *outputs, gen load, side *targetSide, began
 	if outs.timeline != nil {
 		s.timeline, s.timelineErr = report.NewTimeline(outs.timeline)
 	}
-	s.keepPoints, s.pointEvery = outs.plot != nil, 1
+	s.keepPoints = outs.plot != nil
 	if !cfg.Quiet {
 		s.progress = report.NewProgress(stderr, cfg.Connections, isTerminal(stderr))
 	}
@@ -529,23 +527,9 @@ func (s *sampler) kernelSummary(cfg *runConfig, kv *limits.KernelView, holdEnd l
 	return k
 }
 
-// maxPoints bounds the samples kept for --plot: a day's hold at 100 ms would
-// be 864,000; halving the density past the bound keeps the shape.
-const maxPoints = 20000
-
 func (s *sampler) record(smp report.Sample) {
 	if s.keepPoints {
-		if s.seen%s.pointEvery == 0 {
-			s.points = append(s.points, report.PointOf(smp))
-			if len(s.points) >= maxPoints {
-				for i := range len(s.points) / 2 {
-					s.points[i] = s.points[2*i]
-				}
-				s.points = s.points[:len(s.points)/2]
-				s.pointEvery *= 2
-			}
-		}
-		s.seen++
+		s.points.Add(report.PointOf(smp))
 	}
 	if s.timeline != nil && s.timelineErr == nil {
 		s.timelineErr = s.timeline.Write(smp)

@@ -52,8 +52,13 @@ func PointOf(s Sample) Point {
 
 // ReadTimeline reads a --timeline CSV. Columns are found by name; the ones
 // the chart needs must be there, and there must be at least one row.
+//
+// Its input is bounded (plot /dev/zero must fail, not fill the memory): a
+// line at most MaxTimelineLine bytes, at most MaxTimelineRows rows, values
+// from 0 to MaxTimelineValue; rows past MaxPoints are thinned as a run
+// thins them.
 func ReadTimeline(r io.Reader) ([]Point, error) {
-	cr := csv.NewReader(r)
+	cr := csv.NewReader(&lineLimit{r: r, max: MaxTimelineLine})
 	header, err := cr.Read()
 	if err == io.EOF {
 		return nil, errors.New("empty file: want a timeline written by connlimit run --timeline")
@@ -71,7 +76,7 @@ func ReadTimeline(r io.Reader) ([]Point, error) {
 			return nil, fmt.Errorf("no %s column: want a timeline written by connlimit run --timeline", n)
 		}
 	}
-	var pts []Point
+	var pts Points
 	for line := 2; ; line++ {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -79,6 +84,9 @@ func ReadTimeline(r io.Reader) ([]Point, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		if line-1 > MaxTimelineRows {
+			return nil, fmt.Errorf("more than %d rows: a day at the shortest --interval is %d; want a timeline written by connlimit run --timeline", MaxTimelineRows, MaxTimelineRows)
 		}
 		num := func(name string) (float64, error) {
 			i, ok := col[name]
@@ -88,6 +96,9 @@ func ReadTimeline(r io.Reader) ([]Point, error) {
 			v, err := strconv.ParseFloat(rec[i], 64)
 			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 				return 0, fmt.Errorf("line %d: %s %q is not a number", line, name, rec[i])
+			}
+			if v < 0 || v > MaxTimelineValue {
+				return 0, fmt.Errorf("line %d: %s %s is out of range: want 0 to %g", line, name, rec[i], MaxTimelineValue)
 			}
 			return v, nil
 		}
@@ -106,12 +117,70 @@ func ReadTimeline(r io.Reader) ([]Point, error) {
 		if i, ok := col["accept_queue"]; ok && rec[i] != "" {
 			p.HasQueue = true
 		}
-		pts = append(pts, p)
+		pts.Add(p)
 	}
-	if len(pts) == 0 {
+	if len(pts.All) == 0 {
 		return nil, errors.New("no rows: the timeline has a header only")
 	}
-	return pts, nil
+	return pts.All, nil
+}
+
+// Bounds of a timeline ReadTimeline accepts.
+const (
+	MaxTimelineLine  = 64 << 10
+	MaxTimelineRows  = 24 * 3600 * 100 // a day at --interval 10ms
+	MaxTimelineValue = 1e15
+)
+
+// MaxPoints bounds the points a chart keeps: a day's hold at 100 ms would
+// be 864,000; halving the density past the bound keeps the shape.
+const MaxPoints = 20000
+
+// Points collects a chart's points, at most MaxPoints: past the bound it
+// keeps every other one and from then on every second, fourth, ... added.
+// The zero value is ready to use.
+type Points struct {
+	All   []Point
+	every int // keep every every-th point added; 0 means 1
+	seen  int
+}
+
+// Add offers the next point in time order.
+func (ps *Points) Add(p Point) {
+	if ps.every == 0 {
+		ps.every = 1
+	}
+	if ps.seen%ps.every == 0 {
+		ps.All = append(ps.All, p)
+		if len(ps.All) >= MaxPoints {
+			for i := range len(ps.All) / 2 {
+				ps.All[i] = ps.All[2*i]
+			}
+			ps.All = ps.All[:len(ps.All)/2]
+			ps.every *= 2
+		}
+	}
+	ps.seen++
+}
+
+// lineLimit fails a read once a line runs past max bytes: csv.Reader would
+// otherwise buffer a file with no newline whole.
+type lineLimit struct {
+	r   io.Reader
+	max int
+	run int // bytes since the last newline
+}
+
+func (l *lineLimit) Read(b []byte) (int, error) {
+	n, err := l.r.Read(b)
+	for _, c := range b[:n] {
+		if c == '\n' {
+			l.run = 0
+		} else if l.run++; l.run > l.max {
+			return 0, fmt.Errorf("a line longer than %d bytes: not a timeline written by connlimit run --timeline", l.max)
+		}
+	}
+	return n, err
 }
 
 // Chart is what a plot shows besides the timeline.
@@ -168,6 +237,7 @@ func WritePlot(w io.Writer, format string, pts []Point, c Chart) error {
 	p.X.Label.Text = "time since the run started (s)"
 	p.Y.Label.Text = "connections / descriptors"
 	p.Y.Tick.Marker = countTicks{}
+	p.X.Tick.Marker = countTicks{} // a long run's seconds stay short too: 86.4k
 	p.Add(plotter.NewGrid())
 
 	type series struct {
@@ -335,19 +405,26 @@ func (countTicks) Ticks(min, max float64) []plot.Tick {
 		}
 	}
 	var ts []plot.Tick
-	for v := math.Ceil(min/step) * step; v <= max; v += step {
+	// Bounded: at a large value a small step may not move v at all.
+	for v := math.Ceil(min/step) * step; v <= max && len(ts) < 20; v += step {
 		ts = append(ts, plot.Tick{Value: v, Label: human(v)})
+		if v+step == v {
+			break
+		}
 	}
 	return ts
 }
 
-// human writes a count briefly: 950, 12k, 1.5M.
+// human writes a count briefly with an SI prefix: 950, 12k, 1.5M, 3G.
 func human(v float64) string {
-	switch a := math.Abs(v); {
-	case a >= 1e6:
-		return strings.TrimSuffix(strconv.FormatFloat(v/1e6, 'f', 1, 64), ".0") + "M"
-	case a >= 1e4:
-		return strings.TrimSuffix(strconv.FormatFloat(v/1e3, 'f', 1, 64), ".0") + "k"
+	a := math.Abs(v)
+	for _, u := range []struct {
+		at, div float64
+		sym     string
+	}{{1e15, 1e15, "P"}, {1e12, 1e12, "T"}, {1e9, 1e9, "G"}, {1e6, 1e6, "M"}, {1e4, 1e3, "k"}} {
+		if a >= u.at {
+			return strings.TrimSuffix(strconv.FormatFloat(v/u.div, 'f', 1, 64), ".0") + u.sym
+		}
 	}
 	return strconv.FormatFloat(v, 'f', -1, 64)
 }
