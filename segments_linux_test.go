@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"io"
 	"net"
 	"path/filepath"
@@ -79,11 +81,23 @@ func TestCorruptEcho(t *testing.T) {
 			})
 		}
 	})
-	s := runJSON(t, "--target", ln.Addr().String(), "--probe", "echo", "--payload", "1000", "--connections", "10", "--hold", "0s")
-	if s.Outcomes["corrupt"] != 10 || s.FirstLimit != "none" {
-		t.Fatalf("outcomes %v, first limit %s: want 10 corrupt", s.Outcomes, s.FirstLimit)
+	// "none" means every attempt was served: wrong bytes fail --expect-limit
+	// none, with a verdict of their own that says what came back.
+	js := filepath.Join(t.TempDir(), "s.json")
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"run", "-q", "--json", js, "--target", ln.Addr().String(), "--probe", "echo", "--payload", "1000",
+		"--connections", "10", "--hold", "0s", "--expect-limit", "none"}, &stdout, &stderr)
+	if exitCode(err) != exitGate || !strings.Contains(err.Error(), "gate --expect-limit failed") {
+		t.Errorf("run = %v: want exit 1, the --expect-limit gate failed", err)
+	}
+	s := readSummary(t, js)
+	if s.Outcomes["corrupt"] != 10 || s.FirstLimit != "corrupt-reply" || s.FirstLimitAt != 0 || !strings.Contains(s.Value, "echo differs at byte 99") {
+		t.Fatalf("outcomes %v, first limit %s at %d (%q): want 10 corrupt, corrupt-reply at 0", s.Outcomes, s.FirstLimit, s.FirstLimitAt, s.Value)
 	}
 	if len(s.Reasons) != 1 || !strings.HasPrefix(s.Reasons[0].Reason, "echo differs at byte 99") || s.Reasons[0].Outcome != "corrupt" {
 		t.Errorf("reasons %+v", s.Reasons)
+	}
+	if out := stdout.String(); strings.Contains(out, "was served") || !strings.Contains(out, "first limit: corrupt-reply") {
+		t.Errorf("summary:\n%s", out)
 	}
 }

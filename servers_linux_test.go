@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -251,72 +250,3 @@ func TestExternalTargetFaults(t *testing.T) {
 	}
 }
 
-// corruptingEcho echoes every byte it reads with its low bit flipped, until
-// the listener closes; it returns once every connection is done.
-func corruptingEcho(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() {
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					for i := range n {
-						buf[i] ^= 1
-					}
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			})
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
-
-// "none" means every attempt was served: a server that answers with the
-// wrong bytes fails --expect-limit none, with a verdict of its own that
-// says what came back.
-func TestCorruptRepliesAreAFailure(t *testing.T) {
-	noLeftovers(t)
-	addr := corruptingEcho(t)
-	js := filepath.Join(t.TempDir(), "s.json")
-	stdout, stderr, code := cli(t, "run", "-q", "--target", addr, "--probe", "echo", "--connections", "50", "--hold", "0s",
-		"--expect-limit", "none", "--json", js)
-	if code != exitGate || !strings.Contains(stderr, "gate --expect-limit failed") {
-		t.Errorf("exit %d, stderr %q: want 1 and the failed gate", code, stderr)
-	}
-	s := readSummary(t, js)
-	if s.FirstLimit != "corrupt-reply" || s.FirstLimitAt != 0 || s.Outcomes["corrupt"] != 50 || !strings.Contains(s.Value, "echo differs at byte 0") {
-		t.Errorf("first limit %s at %d, value %q, outcomes %v", s.FirstLimit, s.FirstLimitAt, s.Value, s.Outcomes)
-	}
-	if strings.Contains(stdout, "was served") || !strings.Contains(stdout, "first limit: corrupt-reply") {
-		t.Errorf("summary:\n%s", stdout)
-	}
-}
