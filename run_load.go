@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -134,7 +135,9 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 		verdict = &v
 	}
 	if runErr == nil {
+		sampler.holdEnd.Store(time.Now().Add(cfg.Hold).UnixNano())
 		runErr = gen.Hold(runCtx, cfg.Hold) // even 0: it reads the resets that already came
+		sampler.holdEnd.Store(0)
 	}
 	// The queue and the processes as they stand, before teardown empties them.
 	holdEnd := sampler.kernelSample()
@@ -422,6 +425,7 @@ type sampler struct {
 	progress    *report.Progress
 	points      report.Points // for --plot
 	keepPoints  bool
+	holdEnd     atomic.Int64 // when the hold ends, in Unix nanoseconds; 0 outside it
 
 	kv          *limits.KernelView
 	ports       []uint16   // the listeners the kernel view follows
@@ -449,6 +453,9 @@ func isTerminal(w io.Writer) bool {
 
 func (s *sampler) sample() report.Sample {
 	smp := report.Sample{Elapsed: time.Since(s.began), Gen: s.gen.Snapshot(), Kernel: s.kernelSample()}
+	if end := s.holdEnd.Load(); end != 0 {
+		smp.HoldLeft = max(0, time.Until(time.Unix(0, end)))
+	}
 	if s.fp != nil {
 		f := s.fp.Latest()
 		smp.ForwarderFDs, smp.ForwarderNoFile, smp.ForwarderErrors = f.FDsOpen, s.fp.Ready().NoFileSoft, f.AcceptErrors+f.DialErrors

@@ -2,12 +2,9 @@ package report
 
 import (
 	"encoding/csv"
-	"fmt"
 	"io"
 	"strconv"
 	"time"
-
-	"github.com/schollz/progressbar/v3"
 
 	"github.com/connlimit/connlimit/limits"
 	"github.com/connlimit/connlimit/loadgen"
@@ -35,6 +32,8 @@ type Sample struct {
 	ForwarderNoFile uint64
 	// ForwarderErrors are its failed accepts and failed dials to the target.
 	ForwarderErrors int64
+	// HoldLeft is the time the hold has to run; 0 outside the hold.
+	HoldLeft time.Duration
 }
 
 // Timeline writes one CSV row per sample.
@@ -78,64 +77,4 @@ func (t *Timeline) Write(s Sample) error {
 func (t *Timeline) Flush() error {
 	t.cw.Flush()
 	return t.cw.Error()
-}
-
-// Progress shows the run while it ramps: a bar when the writer is a
-// terminal, otherwise a plain line at most once per PlainEvery, so CI logs
-// stay readable.
-type Progress struct {
-	w     io.Writer
-	total int
-	bar   *progressbar.ProgressBar
-	every time.Duration
-	last  time.Duration
-}
-
-// PlainEvery is how often a plain progress line is printed.
-const PlainEvery = time.Second
-
-// NewProgress returns a display for a run of total attempts. tty says
-// whether w is a terminal.
-func NewProgress(w io.Writer, total int, tty bool) *Progress {
-	p := &Progress{w: w, total: total, every: PlainEvery, last: -PlainEvery}
-	if tty {
-		p.bar = progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetVisibility(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionShowCount(),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionClearOnFinish(),
-			progressbar.OptionSetDescription("connecting"))
-	}
-	return p
-}
-
-func line(s Sample, total int) string {
-	g := s.Gen
-	return fmt.Sprintf("%5.1fs attempted %d/%d open %d served %d queued %d failed %d | target accepted %d fds %d accept errors %d",
-		s.Elapsed.Seconds(), g.Attempted, total, g.Open, g.Served, g.Queued, g.Failed,
-		s.TargetAccepted, s.TargetFDs, s.TargetAcceptErrors)
-}
-
-// Update shows a new sample.
-func (p *Progress) Update(s Sample) {
-	if p.bar != nil {
-		p.bar.Describe(fmt.Sprintf("served %d queued %d failed %d | target fds %d", s.Gen.Served, s.Gen.Queued, s.Gen.Failed, s.TargetFDs))
-		_ = p.bar.Set64(s.Gen.Served + s.Gen.Queued + s.Gen.Failed)
-		return
-	}
-	if s.Elapsed-p.last >= p.every {
-		p.last = s.Elapsed
-		fmt.Fprintln(p.w, line(s, p.total))
-	}
-}
-
-// Finish shows the final sample and clears the bar.
-func (p *Progress) Finish(s Sample) {
-	if p.bar != nil {
-		_ = p.bar.Finish()
-		return
-	}
-	fmt.Fprintln(p.w, line(s, p.total))
 }
