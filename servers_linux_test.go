@@ -249,4 +249,3 @@ func TestExternalTargetFaults(t *testing.T) {
 		})
 	}
 }
-
