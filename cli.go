@@ -31,7 +31,8 @@ Exit status:
   0    the run completed (finding the limit is the job, not a failure) and every gate passed
   1    a CI gate failed (--require-served, --expect-limit, --max-connect-p99): one line per gate
   2    bad usage: a flag or argument was wrong; nothing was run or written
-  3    environment or runtime failure: a limit could not be set, the target died, ...
+  3    environment or runtime failure: the hard limit is too low for the run, the target or a
+       generator process died, a report file could not be written, ...
   130  interrupted by SIGINT (143: SIGTERM, 129: SIGHUP); the report was still written
        (a second signal exits at once: no report, no temporary files left)
 

@@ -257,10 +257,10 @@ type Target struct {
 	OnMaxConns   string  `json:"on_max_conns"`
 	Capped       int64   `json:"capped"`
 	AcceptDelayS float64 `json:"accept_delay_s"`
-	// Forwarded and DialErrors are a forwarder's: connections joined to the
+	// Forwarded and DialErrors are a forwarder's (0 for a target): connections joined to the
 	// upstream, and upstream dials that failed.
-	Forwarded   int64        `json:"forwarded,omitempty"`
-	DialErrors  int64        `json:"dial_errors,omitempty"`
+	Forwarded   int64        `json:"forwarded"`
+	DialErrors  int64        `json:"dial_errors"`
 	FirstEMFILE *FirstEMFILE `json:"first_emfile"`
 }
 
@@ -268,9 +268,9 @@ type Target struct {
 type FirstEMFILE struct {
 	Errno string `json:"errno"`
 	// Phase is "accept", or "dial" when a forwarder's upstream socket failed.
-	Phase     string `json:"phase,omitempty"`
+	Phase     string `json:"phase"`
 	Accepted  int64  `json:"accepted"`
-	Forwarded int64  `json:"forwarded,omitempty"`
+	Forwarded int64  `json:"forwarded"`
 	FDsOpen   int    `json:"fds_open"`
 	// SlotsUsed are the open descriptors numbered below the soft limit:
 	// connections + len(OtherFDs).
