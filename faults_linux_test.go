@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -313,4 +314,60 @@ func TestMemoryPreflight(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "fs.file-max leaves 1500 free") {
 		t.Errorf("fitCheck with 1500 descriptors free = %v", err)
 	}
+}
+
+// A signal that comes while the reports are being written still marks the
+// run interrupted (exit 130), and the reports are complete: here the CSV
+// goes to a FIFO that is read only after the signal.
+func TestInterruptWhileWriting(t *testing.T) {
+	noLeftovers(t)
+	dir := t.TempDir()
+	fifo, js := filepath.Join(dir, "c.fifo"), filepath.Join(dir, "s.json")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(testExe, "run", "-q", "--probe", "connect", "--hold", "0s", "--connections", "3000", "--csv", fifo, "--json", js)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The summary comes first; then the CSV, 3000 rows, fills the FIFO and waits.
+	var out bytes.Buffer
+	buf := make([]byte, 4096)
+	for !strings.Contains(out.String(), "generator: pid") {
+		n, err := stdout.Read(buf)
+		if err != nil {
+			t.Fatalf("stdout ended before the summary: %v\n%s", err, out.String())
+		}
+		out.Write(buf[:n])
+	}
+	time.Sleep(200 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	time.Sleep(100 * time.Millisecond)
+	syscall.SetNonblock(int(r.Fd()), false)
+	rows, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, cmd, 5*time.Second); code != 130 {
+		t.Errorf("exit %d, want 130; stderr %q", code, stderr.String())
+	}
+	if n := bytes.Count(rows, []byte("\n")); n != 3001 {
+		t.Errorf("the CSV through the FIFO has %d lines, want 3001", n)
+	}
+	if s := readSummary(t, js); s.Attempted != 3000 {
+		t.Errorf("JSON attempted %d", s.Attempted)
+	}
+	noProcessLeft(t)
 }
