@@ -84,20 +84,17 @@ func (s *Summary) limitDetail() (setting, value, fix string) {
 		}
 		return "an error outside the known limits", value,
 			"read the errno column of the --csv report; connlimit names the limits it knows, and this is none of them"
-	case LimitTargetDied:
+	case LimitTargetDied, LimitGeneratorDied:
 		value = unknown
 		if d := s.Died; d != nil {
 			value = d.Text()
+		}
+		if s.FirstLimit == LimitGeneratorDied {
+			return "a generator process", value,
+				"the generator, not the target, stopped: read why it died (dmesg for the OOM killer, a signal someone sent) and run again"
 		}
 		return "the target process", value,
 			"read why it died: a crash (its log, a core dump), the OOM killer (dmesg, memory.events), or a signal someone sent"
-	case LimitGeneratorDied:
-		value = unknown
-		if d := s.Died; d != nil {
-			value = d.Text()
-		}
-		return "a generator process", value,
-			"the generator, not the target, stopped: read why it died (dmesg for the OOM killer, a signal someone sent) and run again"
 	case LimitRefused:
 		return "a listener at the target address", s.TargetAddr + ": none (or it was closed)",
 			"start the server or fix the address; a server that closes its listener under load needs its logs read"
