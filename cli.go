@@ -7,6 +7,9 @@ import (
 	"io"
 	"os"
 	"syscall"
+
+	"github.com/connlimit/connlimit/engine"
+	"github.com/connlimit/connlimit/worker"
 )
 
 // Exit codes; documented in usage and README.
@@ -70,6 +73,8 @@ func isSilent(err error) bool { return errors.Is(err, errHelp) || errors.Is(err,
 func exitCode(err error) int {
 	var ee *exitError
 	var se *signalError
+	var ue *engine.UsageError
+	var ge *engine.GateError
 	switch {
 	case err == nil, errors.Is(err, errHelp):
 		return exitOK
@@ -77,6 +82,10 @@ func exitCode(err error) int {
 		return 128 + int(se.sig)
 	case errors.As(err, &ee):
 		return ee.code
+	case errors.As(err, &ge):
+		return exitGate
+	case errors.As(err, &ue), errors.Is(err, worker.ErrUsage):
+		return exitUsage
 	default:
 		return exitRuntime
 	}
@@ -102,7 +111,7 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, env r
 	case "limits":
 		return runLimits(ctx, args, stdout)
 	case "worker": // internal: one generator process of run --procs N
-		return runWorker(ctx, args, os.Stdin)
+		return worker.Serve(ctx, args, os.Stdin)
 	case "target", "forward":
 		return runTarget(ctx, cmd, args, stdout, stderr)
 	case "help":

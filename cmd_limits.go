@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/pflag"
 
+	"github.com/connlimit/connlimit/engine"
 	"github.com/connlimit/connlimit/limits"
 )
 
@@ -89,25 +91,28 @@ func synRetriesMeaning(n int64) string {
 }
 
 // writePortBudget tells how many processes and source addresses a number of
-// connections needs here: the run's pre-flight makes the same choices.
+// connections needs here: the run's own plan (engine.NewPlan) says it.
 func writePortBudget(p func(string, ...any), nf limits.NoFile, sc limits.Sysctls) {
-	perProc := int(nf.Hard) - generatorReserve
+	perProc := int(nf.Hard) - engine.GeneratorReserve
 	if perProc <= 0 {
 		return
 	}
 	p("\nbudget (what connlimit run --procs auto, --target-procs auto, --ramp-procs auto and source addresses choose):\n")
-	p("  one process holds at most %d connections (hard limit %d less %d for itself)\n", perProc, nf.Hard, generatorReserve)
+	p("  one process holds at most %d connections (hard limit %d less %d for itself)\n", perProc, nf.Hard, engine.GeneratorReserve)
 	p("  one (source address, destination ip:port) pair: at most %d ephemeral ports, and connect() slows 10-25x\n", max(0, sc.PortRange.Count()))
-	p("  past ~14000 (it prefers even ports, then scans): connlimit keeps each pair under %d\n", perTupleBudget)
+	p("  past ~14000 (it prefers even ports, then scans): connlimit keeps each pair under %d\n", engine.PerTupleBudget)
 	for _, n := range []int{10_000, 100_000, 1_000_000} {
-		procs := (n + perProc - 1) / perProc
-		src := max(1, autoSources(n, procs))
-		ramp := ""
-		if k := rampProcs("auto", procs, 0); k > 0 {
-			ramp = fmt.Sprintf(" (%d connecting at once)", k)
+		plan, err := engine.NewPlan(engine.PlanInput{Config: engine.Config{Connections: n}, NoFile: nf, NumCPU: runtime.NumCPU()})
+		if err != nil {
+			p("  %9d connections: %v\n", n, err)
+			continue
 		}
-		p("  %9d connections: %s%s, %s, %s on loopback\n",
-			n, plural(procs, "generator process"), ramp, plural(procs, "target process"), plural(src, "source address"))
+		ramp := ""
+		if plan.RampProcs > 0 {
+			ramp = fmt.Sprintf(" (%d connecting at once)", plan.RampProcs)
+		}
+		p("  %9d connections: %s%s, %s, %s on loopback\n", n, plural(plan.Procs, "generator process"), ramp,
+			plural(plan.TargetProcs, "target process"), plural(max(1, len(plan.Sources)), "source address"))
 	}
 }
 

@@ -58,7 +58,7 @@ func runPlot(args []string, stdout io.Writer) error {
 		if sum.SchemaVersion == 0 || sum.FirstLimit == "" {
 			return usageErr("--summary %s: not a connlimit JSON summary: no schema_version or first_limit; want the file run --json wrote", *summary)
 		}
-		chart = chartOf(sum)
+		chart = report.ChartOf(sum)
 	}
 	o, err := report.CreateOutput(*out, nil)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,13 +16,15 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/connlimit/connlimit/engine"
+	"github.com/connlimit/connlimit/internal/sockaddr"
 	"github.com/connlimit/connlimit/limits"
 	"github.com/connlimit/connlimit/loadgen"
 	"github.com/connlimit/connlimit/report"
 	"github.com/connlimit/connlimit/target"
 )
 
-// runConfig is the run command's flags.
+// runConfig is the run command's flags, as given.
 type runConfig struct {
 	Connections     int
 	Rate            float64
@@ -36,8 +37,6 @@ type runConfig struct {
 	Procs           string
 	TargetPort      int
 	behaviorFlags
-	behavior target.Behavior // from behaviorFlags, set by Validate
-	probeSet bool            // --probe was given (or implied by --payload)
 	CSV      string
 	Timeline string
 	JSON     string
@@ -56,24 +55,17 @@ type runConfig struct {
 	RequireServed int
 	ExpectLimit   string
 	MaxConnectP99 time.Duration
-	gates         report.Gates
 
 	Forward         bool
 	ForwardNoFile   uint64 // 0: the target's
 	SkipMemoryCheck bool
 	SourceIPs       string
-	sources         []netip.Addr
-	procs           int // generator processes, resolved from Procs
 	RampProcs       string
-	rampProcs       int  // generator processes connecting at once, resolved from RampProcs; 0 = all
-	perWorkerConc   bool // --concurrency left to its default: each worker gets all of it
 	TargetProcs     string
-	targetProcs     int // built-in target processes, resolved from TargetProcs
 
 	NetNS     bool
 	PortRange string
 	Somaxconn int
-	ports     limits.PortRange // parsed PortRange
 
 	inNetNS bool // this process is the --netns child: the namespace is the run's own
 }
@@ -84,11 +76,6 @@ type runEnv struct {
 	procRoot  string
 	temps     *report.Temps // the report's temporary files, for a second interrupt to remove; nil: untracked
 }
-
-// generatorReserve is the descriptors the generator needs besides its
-// connections: stdio, the runtime's netpoller and cgroup files, its epoll,
-// the target's pipes, report files.
-const generatorReserve = 64
 
 // Accepted ranges, named in every error about the flag.
 const (
@@ -107,13 +94,13 @@ var runRanges = withBehaviorRanges(map[string]string{
 	"target-nofile":    fmt.Sprintf("an integer from %d to the hard RLIMIT_NOFILE", target.MinNoFile),
 	"target-port":      "a port from 0 (any free port) to 65535",
 	"interval":         "a duration from 10ms to 1m, such as 100ms",
-	"nofile":           fmt.Sprintf("0 (raise as needed) or an integer from %d to the hard RLIMIT_NOFILE", minGeneratorNoFile),
+	"nofile":           fmt.Sprintf("0 (raise as needed) or an integer from %d to the hard RLIMIT_NOFILE", engine.MinGeneratorNoFile),
 	"target-procs":     "auto (as many built-in target processes as the hard limit requires) or an integer from 1 to 1024",
 	"procs":            "auto (as many generator processes as the hard limit requires) or an integer from 1 to 1024",
 	"ramp-procs":       "auto, all or an integer from 1 to 1024",
 	"port-range":       "LOW-HIGH with 1024 <= LOW < HIGH <= 65535, such as 40000-40199; only with --netns",
 	"somaxconn":        "an integer from 1 to 1048576; only with --netns",
-	"target":           "HOST:PORT of a running server, such as 127.0.0.1:8080 (loopback unless --allow-remote)",
+	"target":           engine.TargetRange,
 	"target-pid":       "the PID of a running process (repeatable)",
 	"probe":            "connect, accept, greeting, echo or http",
 	"payload":          "bytes from 1 to 65536",
@@ -153,54 +140,8 @@ func validProcs(s string) bool {
 	return err == nil && n >= 1 && n <= maxProcs
 }
 
-// perTupleBudget is the most connections one (source address, destination
-// ip:port) pair gets when source addresses are chosen automatically: past
-// about 14,000, connect() prefers even ports and every call scans.
-const perTupleBudget = 12000
-
-// autoSources is how many source addresses keep n connections to dsts
-// destinations under perTupleBudget per pair.
-func autoSources(n, dsts int) int {
-	per := perTupleBudget * max(1, dsts)
-	return (n + per - 1) / per
-}
-
-// scaleTimeout is the connect and reply timeout of multi-process runs that
-// leave them unset.
-const scaleTimeout = 10 * time.Second
-
-// rampPerCPU is --ramp-procs auto's generator processes per core when the
-// rate is not limited. The ramp saturates every core either way; with all
-// of a million-connection run's 51 generators (and their targets) runnable
-// at once, each Go process's sysmon ticks every 10 ms while it waits its
-// turn, and the cores go from process to process.
-const rampPerCPU = 8
-
-// rampProcs is how many of n generator processes connect at once; 0 means
-// all of them. A --rate is shared by all of them, so auto keeps them all.
-func rampProcs(flag string, n int, rate float64) int {
-	k := n
-	switch flag {
-	case "all":
-	case "auto":
-		if rate == 0 {
-			k = rampPerCPU * runtime.NumCPU()
-		}
-	default:
-		k, _ = strconv.Atoi(flag)
-	}
-	if k >= n {
-		return 0
-	}
-	return k
-}
-
 // maxProcs bounds --procs.
 const maxProcs = 1024
-
-// minGeneratorNoFile leaves the generator its own few descriptors (stdio,
-// netpoller, sampler readers, the target's pipe) under a --nofile.
-const minGeneratorNoFile = 16
 
 func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
@@ -276,119 +217,155 @@ func lastPart(msg string) string {
 	return msg
 }
 
-// Validate checks every flag against its accepted range. Checks that need
-// the process's limits are in preflight.
-func (c *runConfig) Validate() error {
+// engineConfig checks every flag against its accepted range and the
+// combination given, and builds the run's engine.Config; changed says which
+// flags were given (a flag left alone lets the engine choose). Checks that
+// need the process's limits are the engine's.
+func (c *runConfig) engineConfig(changed func(string) bool) (engine.Config, error) {
+	var ec engine.Config
 	bad := func(name string, v any) error { return usageErr("--%s %v: want %s", name, v, runRanges[name]) }
 	switch {
 	case c.Connections < 1 || c.Connections > maxConnections:
-		return bad("connections", c.Connections)
+		return ec, bad("connections", c.Connections)
 	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
-		return bad("rate", c.Rate)
+		return ec, bad("rate", c.Rate)
 	case c.Concurrency < 1 || c.Concurrency > maxConcurrency:
-		return bad("concurrency", c.Concurrency)
+		return ec, bad("concurrency", c.Concurrency)
 	case c.ConnectTimeout <= 0 || c.ConnectTimeout > maxTimeout:
-		return bad("connect-timeout", c.ConnectTimeout)
+		return ec, bad("connect-timeout", c.ConnectTimeout)
 	case c.GreetingTimeout <= 0 || c.GreetingTimeout > maxTimeout:
-		return bad("greeting-timeout", c.GreetingTimeout)
+		return ec, bad("greeting-timeout", c.GreetingTimeout)
 	case c.Hold < 0 || c.Hold > 24*time.Hour:
-		return bad("hold", c.Hold)
+		return ec, bad("hold", c.Hold)
 	case c.TargetNoFile < target.MinNoFile:
-		return bad("target-nofile", c.TargetNoFile)
-	case c.NoFile != 0 && c.NoFile < minGeneratorNoFile:
-		return bad("nofile", c.NoFile)
+		return ec, bad("target-nofile", c.TargetNoFile)
+	case c.NoFile != 0 && c.NoFile < engine.MinGeneratorNoFile:
+		return ec, bad("nofile", c.NoFile)
 	case c.Procs != "auto" && !validProcs(c.Procs):
-		return bad("procs", c.Procs)
+		return ec, bad("procs", c.Procs)
 	case c.TargetProcs != "auto" && !validProcs(c.TargetProcs):
-		return bad("target-procs", c.TargetProcs)
+		return ec, bad("target-procs", c.TargetProcs)
 	case c.RampProcs != "auto" && c.RampProcs != "all" && !validProcs(c.RampProcs):
-		return bad("ramp-procs", c.RampProcs)
+		return ec, bad("ramp-procs", c.RampProcs)
 	case c.TargetPort < 0 || c.TargetPort > 65535:
-		return bad("target-port", c.TargetPort)
+		return ec, bad("target-port", c.TargetPort)
 	case c.Interval < 10*time.Millisecond || c.Interval > time.Minute:
-		return bad("interval", c.Interval)
+		return ec, bad("interval", c.Interval)
 	}
-	var err error
-	if c.behavior, err = c.behaviorFlags.behavior(); err != nil {
-		return err
+	behavior, err := c.behaviorFlags.behavior()
+	if err != nil {
+		return ec, err
 	}
 	if c.PortRange != "" {
-		if c.ports, err = parsePortRange(c.PortRange); err != nil {
-			return usageErr("--port-range: %v; want %s", err, runRanges["port-range"])
+		if _, err = parsePortRange(c.PortRange); err != nil {
+			return ec, usageErr("--port-range: %v; want %s", err, runRanges["port-range"])
 		}
 	}
 	if c.Somaxconn < 0 || c.Somaxconn > maxBacklog {
-		return bad("somaxconn", c.Somaxconn)
+		return ec, bad("somaxconn", c.Somaxconn)
 	}
-	c.probeSet = c.Probe != ""
 	switch c.Probe {
-	case "":
-		c.Probe = "greeting"
-		if c.Target != "" {
-			c.Probe = "connect"
-		}
-	case "connect", "accept", "greeting", "echo", "http":
+	case "", "connect", "accept", "greeting", "echo", "http":
 	default:
-		return usageErr("--probe: unknown probe %q; want %s", c.Probe, runRanges["probe"])
+		return ec, usageErr("--probe: unknown probe %q; want %s", c.Probe, runRanges["probe"])
 	}
-	// A client that only connects reads nothing: the built-in target need
-	// not write, and its accepted count (or the kernel) tells what it accepted.
-	c.behavior.Silent = c.Target == "" && (c.Probe == "connect" || c.Probe == "accept")
 	if c.Target == "" && c.Probe == "http" {
-		return usageErr("--probe http: needs --target (the built-in target speaks its own line protocol); want connect, greeting or echo")
+		return ec, usageErr("--probe http: needs --target (the built-in target speaks its own line protocol); want connect, greeting or echo")
 	}
 	switch {
 	case c.Payload < 1 || c.Payload > 65536:
-		return bad("payload", c.Payload)
+		return ec, bad("payload", c.Payload)
 	case c.MSS != 0 && (c.MSS < 88 || c.MSS > 32767):
-		return bad("mss", c.MSS)
+		return ec, bad("mss", c.MSS)
 	case c.ForwardNoFile != 0 && c.ForwardNoFile < target.MinNoFile:
-		return bad("forward-nofile", c.ForwardNoFile)
+		return ec, bad("forward-nofile", c.ForwardNoFile)
 	case c.ForwardNoFile != 0 && !c.Forward:
-		return usageErr("--forward-nofile: valid only with --forward")
+		return ec, usageErr("--forward-nofile: valid only with --forward")
 	case !strings.HasPrefix(c.HTTPPath, "/") || strings.ContainsAny(c.HTTPPath, " \r\n"):
-		return bad("http-path", c.HTTPPath)
+		return ec, bad("http-path", c.HTTPPath)
 	case c.RequireServed < 0 || c.RequireServed > c.Connections:
-		return usageErr("--require-served %d: want an integer from 0 to --connections (%d)", c.RequireServed, c.Connections)
+		return ec, usageErr("--require-served %d: want an integer from 0 to --connections (%d)", c.RequireServed, c.Connections)
 	case c.MaxConnectP99 < 0:
-		return bad("max-connect-p99", c.MaxConnectP99)
+		return ec, bad("max-connect-p99", c.MaxConnectP99)
 	}
+	var sources []netip.Addr
 	if c.SourceIPs != "" {
-		if c.sources, err = parseAddrList(c.SourceIPs); err != nil {
-			return usageErr("--source-ips: %v; want %s", err, runRanges["source-ips"])
+		if sources, err = sockaddr.ParseList(c.SourceIPs); err != nil {
+			return ec, usageErr("--source-ips: %v; want %s", err, runRanges["source-ips"])
 		}
 	}
 	for _, pid := range c.TargetPIDs {
 		if pid < 1 {
-			return usageErr("--target-pid: %d; want %s", pid, runRanges["target-pid"])
+			return ec, usageErr("--target-pid: %d; want %s", pid, runRanges["target-pid"])
 		}
 	}
 	if c.ExpectLimit != "" && !slices.Contains(report.LimitWords(), c.ExpectLimit) {
-		return usageErr("--expect-limit: unknown verdict %q; want one of %s", c.ExpectLimit, runRanges["expect-limit"])
+		return ec, usageErr("--expect-limit: unknown verdict %q; want one of %s", c.ExpectLimit, runRanges["expect-limit"])
 	}
-	c.gates.RequireServed, c.gates.ExpectLimit, c.gates.MaxConnectP99 = c.RequireServed, c.ExpectLimit, c.MaxConnectP99
 	if c.Target != "" {
 		_, port, err := net.SplitHostPort(c.Target)
 		if err != nil {
-			return usageErr("--target: %q: %v; want %s", c.Target, err, runRanges["target"])
+			return ec, usageErr("--target: %q: %v; want %s", c.Target, err, runRanges["target"])
 		}
 		if p, err := strconv.Atoi(port); err == nil && (p < 1 || p > 65535) {
-			return usageErr("--target: %q: port %d is no port a server listens on; want %s", c.Target, p, runRanges["target"])
+			return ec, usageErr("--target: %q: port %d is no port a server listens on; want %s", c.Target, p, runRanges["target"])
 		}
 	}
 	if !c.NetNS {
 		for flag, set := range map[string]bool{"port-range": c.PortRange != "", "somaxconn": c.Somaxconn != 0} {
 			if set {
-				return usageErr("--%s: valid only with --netns (it would change the host's setting)", flag)
+				return ec, usageErr("--%s: valid only with --netns (it would change the host's setting)", flag)
 			}
 		}
 	}
 	if c.Plot != "" {
 		if _, err := report.PlotFormat(c.Plot); err != nil {
-			return usageErr("--plot: %v", err)
+			return ec, usageErr("--plot: %v", err)
 		}
 	}
-	return nil
+	probe := c.Probe
+	if changed("payload") && probe == "" {
+		probe = "echo" // a payload is sent to be echoed
+	}
+	if err := c.checkCombinations(changed, probe); err != nil {
+		return ec, err
+	}
+	if err := sockaddr.CheckLocal(sources); err != nil {
+		return ec, usageErr("--source-ips: %v; want %s", err, runRanges["source-ips"])
+	}
+
+	// Flags left alone are zero: the engine's plan chooses for them.
+	ifSet := func(name string, d time.Duration) time.Duration {
+		if changed(name) {
+			return d
+		}
+		return 0
+	}
+	ec = engine.Config{
+		Connections: c.Connections, Rate: c.Rate, Hold: c.Hold, NoFile: c.NoFile, TargetPort: c.TargetPort, Behavior: behavior,
+		ConnectTimeout: ifSet("connect-timeout", c.ConnectTimeout), GreetingTimeout: ifSet("greeting-timeout", c.GreetingTimeout),
+		CSV: c.CSV, Timeline: c.Timeline, JSON: c.JSON, Plot: c.Plot, Interval: c.Interval, Quiet: c.Quiet,
+		Target: c.Target, TargetPIDs: c.TargetPIDs, AllowRemote: c.AllowRemote,
+		Probe: probe, Payload: c.Payload, MSS: c.MSS, HTTPPath: c.HTTPPath,
+		Gates:   report.Gates{RequireServed: c.RequireServed, HasRequireServed: changed("require-served"), ExpectLimit: c.ExpectLimit, MaxConnectP99: c.MaxConnectP99},
+		Forward: c.Forward, ForwardNoFile: c.ForwardNoFile, SkipMemoryCheck: c.SkipMemoryCheck, Sources: sources,
+		PrivateNetNS: c.inNetNS,
+	}
+	if changed("concurrency") {
+		ec.Concurrency = c.Concurrency
+	}
+	if changed("target-nofile") {
+		ec.TargetNoFile = c.TargetNoFile
+	}
+	ec.Procs, _ = strconv.Atoi(c.Procs) // "auto" is 0
+	ec.TargetProcs, _ = strconv.Atoi(c.TargetProcs)
+	switch c.RampProcs {
+	case "all":
+		ec.RampProcs = engine.RampAll
+	default:
+		ec.RampProcs, _ = strconv.Atoi(c.RampProcs)
+	}
+	return ec, nil
 }
 
 // maxRunTime bounds how long the ramp of a --rate may take.
@@ -396,12 +373,17 @@ const maxRunTime = 24 * time.Hour
 
 // checkCombinations refuses flags that would do nothing in the combination
 // given: a user who passed them expects an effect they would not get.
-func (c *runConfig) checkCombinations(changed func(string) bool) error {
+// probe is the one asked for, "" for the default.
+func (c *runConfig) checkCombinations(changed func(string) bool, probe string) error {
+	shown := probe
+	if shown == "" {
+		shown = "left to its default"
+	}
 	switch {
-	case changed("payload") && c.Probe != "echo":
-		return usageErr("--payload %d: only --probe echo sends a payload, and --probe is %s: drop --payload or use --probe echo", c.Payload, c.Probe)
-	case changed("http-path") && c.Probe != "http":
-		return usageErr("--http-path %q: only --probe http asks for a path, and --probe is %s: drop --http-path or use --probe http", c.HTTPPath, c.Probe)
+	case changed("payload") && probe != "echo":
+		return usageErr("--payload %d: only --probe echo sends a payload, and --probe is %s: drop --payload or use --probe echo", c.Payload, shown)
+	case changed("http-path") && probe != "http":
+		return usageErr("--http-path %q: only --probe http asks for a path, and --probe is %s: drop --http-path or use --probe http", c.HTTPPath, shown)
 	case changed("target-pid") && c.Target == "":
 		return usageErr("--target-pid %v: names the process behind --target; the built-in target is known without it", c.TargetPIDs)
 	case c.Rate > 0 && float64(c.Connections)/c.Rate > maxRunTime.Seconds():
@@ -409,68 +391,6 @@ func (c *runConfig) checkCombinations(changed func(string) bool) error {
 			c.Rate, c.Connections, (time.Duration(float64(c.Connections)/c.Rate) * time.Second).String(), float64(c.Connections)/maxRunTime.Seconds())
 	}
 	return nil
-}
-
-// outputFlags are the report paths by flag, in the order they are written.
-func (c *runConfig) outputFlags() []struct{ flag, path string } {
-	return []struct{ flag, path string }{{"csv", c.CSV}, {"timeline", c.Timeline}, {"json", c.JSON}, {"plot", c.Plot}}
-}
-
-// checkDistinct refuses two report flags that name one file, however spelt
-// (./a.json, an absolute path, a symlink, a hard link): one would be lost.
-func checkDistinct(outs []struct{ flag, path string }) error {
-	for i, a := range outs {
-		for _, b := range outs[i+1:] {
-			if a.path != "" && b.path != "" && report.SameFile(a.path, b.path) {
-				return usageErr("--%s %s and --%s %s name the same file: want distinct paths", a.flag, a.path, b.flag, b.path)
-			}
-		}
-	}
-	return nil
-}
-
-// outputs are the report files, created before the run and committed after.
-type outputs struct {
-	csv, timeline, json, plot *report.Output
-}
-
-func openOutputs(c *runConfig, temps *report.Temps) (*outputs, error) {
-	if err := checkDistinct(c.outputFlags()); err != nil {
-		return nil, err
-	}
-	o := &outputs{}
-	dsts := []**report.Output{&o.csv, &o.timeline, &o.json, &o.plot}
-	for i, f := range c.outputFlags() {
-		if f.path == "" {
-			continue
-		}
-		out, err := report.CreateOutput(f.path, temps)
-		if err != nil {
-			o.abort()
-			if errors.Is(err, report.ErrIsDirectory) {
-				return nil, usageErr("--%s: %v; want a file path", f.flag, err)
-			}
-			return nil, usageErr("--%s: %v; want a path in a writable directory", f.flag, err)
-		}
-		*dsts[i] = out
-	}
-	return o, nil
-}
-
-func (o *outputs) all() []*report.Output {
-	var all []*report.Output
-	for _, out := range []*report.Output{o.csv, o.timeline, o.json, o.plot} {
-		if out != nil {
-			all = append(all, out)
-		}
-	}
-	return all
-}
-
-func (o *outputs) abort() {
-	for _, out := range o.all() {
-		out.Abort()
-	}
 }
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env runEnv) error {
@@ -486,9 +406,6 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 	if fs.NArg() > 0 {
 		return usageErr("run takes no arguments, got %q", fs.Args())
 	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
 	if cfg.Target != "" {
 		if cfg.NetNS {
 			return usageErr("--netns runs the built-in target in a network namespace of its own, where --target on the host cannot be reached: drop one of them")
@@ -499,12 +416,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 			}
 		}
 	}
-	cfg.gates.HasRequireServed = fs.Changed("require-served")
-	if fs.Changed("payload") && !fs.Changed("probe") {
-		cfg.Probe = "echo" // a payload is sent to be echoed
-		cfg.probeSet = true
-	}
-	if err := cfg.checkCombinations(fs.Changed); err != nil {
+	ec, err := cfg.engineConfig(fs.Changed)
+	if err != nil {
 		return err
 	}
 	if env.procRoot == "" {
@@ -521,187 +434,14 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 	case cfg.NetNS && !cfg.inNetNS:
 		return runInNetNS(ctx, env.targetExe, args, stdout, stderr)
 	case cfg.inNetNS:
-		if err := setupNetNS(env.procRoot, cfg.ports, cfg.Somaxconn); err != nil {
+		ports, _ := parsePortRange(cfg.PortRange) // checked; zero when not given
+		if err := limits.SetupNetNS(env.procRoot, ports, cfg.Somaxconn); err != nil {
 			return runtimeErr(fmt.Errorf("--netns: %w", err))
 		}
-		if cfg.TargetPort == 0 {
+		if ec.TargetPort == 0 {
 			// Below any --port-range, so no client port is lost to the listener.
-			cfg.TargetPort = netnsTargetPort
+			ec.TargetPort = netnsTargetPort
 		}
 	}
-
-	if err := checkSources(cfg.sources); err != nil {
-		return usageErr("--source-ips: %v; want %s", err, runRanges["source-ips"])
-	}
-
-	// Pre-flight: read the limits (the inherited soft limit before any
-	// Setrlimit), then make sure both processes fit under the hard limit.
-	inh, inhFrom := limits.InheritedSoft(ctx, env.procRoot)
-	nf, err := limits.ReadNoFile()
-	if err != nil {
-		return runtimeErr(err)
-	}
-	nf.Inherited, nf.InheritedFrom = inh, inhFrom
-	sysctls, _ := limits.ReadSysctls(env.procRoot) // unreadable values stay -1 and are shown so
-	// A hard limit is the environment's, not a flag's fault: exit 3 with the fix.
-	aboveHard := func(flag string, v uint64) error {
-		if sysctls.NrOpen > 0 && v > uint64(sysctls.NrOpen) {
-			// No hard limit can be raised that far: the value is wrong, not the environment.
-			return usageErr("--%s %d: is above fs.nr_open %d, the most any hard limit can be; want %s", flag, v, sysctls.NrOpen, runRanges[flag])
-		}
-		return runtimeErr(fmt.Errorf("--%s %d is above the hard RLIMIT_NOFILE %d: lower it to at most %d, or raise the hard limit (as root: ulimit -Hn %d; systemd: LimitNOFILE=%d)",
-			flag, v, nf.Hard, nf.Hard, v, v))
-	}
-	if cfg.Target == "" && cfg.TargetNoFile > nf.Hard {
-		if fs.Changed("target-nofile") {
-			return aboveHard("target-nofile", cfg.TargetNoFile)
-		}
-		// The default does not fit: the target gets what there is, and the run says so.
-		if !cfg.Quiet {
-			fmt.Fprintf(stderr, "connlimit: the hard RLIMIT_NOFILE %d is below the built-in target's default %d: the target gets %d (raise it as root: ulimit -Hn %d)\n",
-				nf.Hard, cfg.TargetNoFile, nf.Hard, cfg.TargetNoFile)
-		}
-		cfg.TargetNoFile = nf.Hard
-	}
-	if cfg.ForwardNoFile > nf.Hard {
-		return aboveHard("forward-nofile", cfg.ForwardNoFile)
-	}
-	if cfg.NoFile > nf.Hard {
-		return aboveHard("nofile", cfg.NoFile)
-	}
-	if !cfg.SkipMemoryCheck {
-		if err := fitCheck(&cfg, sysctls, env.procRoot); err != nil {
-			return err
-		}
-	}
-	// Generator processes: one unless the connections do not fit one
-	// process's hard limit (or --procs says so).
-	perProc := int(nf.Hard) - generatorReserve
-	cfg.procs = 1
-	if cfg.Procs == "auto" && perProc > 0 && cfg.Connections > perProc && cfg.NoFile == 0 {
-		cfg.procs = (cfg.Connections + perProc - 1) / perProc
-	} else if cfg.Procs != "auto" {
-		cfg.procs, _ = strconv.Atoi(cfg.Procs)
-	}
-	if cfg.procs > 1 {
-		if cfg.NoFile > 0 {
-			return usageErr("--nofile: shows one generator's own limit; want --procs 1 with it")
-		}
-		if each := (cfg.Connections + cfg.procs - 1) / cfg.procs; each > perProc {
-			return usageErr("--procs: %d processes would hold %d connections each, above the hard limit %d less %d for themselves; want at least %d",
-				cfg.procs, each, nf.Hard, generatorReserve, (cfg.Connections+perProc-1)/perProc)
-		}
-		// At this scale the cores are saturated and replies take longer than
-		// the 1 s default: waiting longer keeps a slow answer from reading as
-		// a target that stopped accepting.
-		cfg.perWorkerConc = !fs.Changed("concurrency")
-		for _, d := range []struct {
-			flag string
-			dst  *time.Duration
-		}{{"connect-timeout", &cfg.ConnectTimeout}, {"greeting-timeout", &cfg.GreetingTimeout}} {
-			if !fs.Changed(d.flag) {
-				*d.dst = max(*d.dst, scaleTimeout)
-			}
-		}
-		cfg.rampProcs = rampProcs(cfg.RampProcs, cfg.procs, cfg.Rate)
-		if !cfg.Quiet {
-			ramp := ""
-			if cfg.rampProcs > 0 {
-				ramp = fmt.Sprintf(", %d connecting at once", cfg.rampProcs)
-			}
-			fmt.Fprintf(stderr, "connlimit: %d connections over %d generator processes (at most %d each, under the hard limit %d%s); timeouts %s unless set\n",
-				cfg.Connections, cfg.procs, (cfg.Connections+cfg.procs-1)/cfg.procs, nf.Hard, ramp, scaleTimeout)
-		}
-	}
-	// Built-in target processes: as many as the connections need at the
-	// hard limit; once there are several, the run is about scale, so each
-	// gets the hard limit unless --target-nofile says otherwise.
-	cfg.targetProcs = 1
-	if cfg.TargetProcs == "auto" && perProc > 0 && cfg.Connections > perProc {
-		cfg.targetProcs = (cfg.Connections + perProc - 1) / perProc
-	} else if cfg.TargetProcs != "auto" {
-		cfg.targetProcs, _ = strconv.Atoi(cfg.TargetProcs)
-	}
-	if cfg.Target == "" && cfg.targetProcs > 1 {
-		if !fs.Changed("target-nofile") {
-			cfg.TargetNoFile = nf.Hard
-		}
-		if cfg.Forward {
-			return usageErr("--forward: works with one target process; want --target-procs 1")
-		}
-		if !cfg.Quiet {
-			fmt.Fprintf(stderr, "connlimit: %d built-in target processes, each on its own port with RLIMIT_NOFILE %d\n", cfg.targetProcs, cfg.TargetNoFile)
-		}
-	}
-	// Several processes means the run is about scale. A greeting costs each
-	// connection a data segment, its ACK and a read (~16% of the ramp's CPU
-	// here); the kernel can tell which connections the targets accepted
-	// without a byte on the wire, so served and queued keep their meaning.
-	if cfg.Target == "" && !cfg.probeSet && (cfg.procs > 1 || cfg.targetProcs > 1) {
-		if err := sockDiagAnswers(); err != nil {
-			if !cfg.Quiet {
-				fmt.Fprintf(stderr, "connlimit: probe greeting: the kernel cannot list accept queues here (%v)\n", err)
-			}
-		} else {
-			cfg.Probe, cfg.behavior.Silent = "accept", true
-			if !cfg.Quiet {
-				fmt.Fprintf(stderr, "connlimit: probe accept: the targets stay silent and the kernel says which connections they accepted (--probe greeting to have each one answer)\n")
-			}
-		}
-	}
-	// Source addresses: on loopback, enough to keep every (source,
-	// destination port) pair under the even-port cliff.
-	dsts := cfg.targetProcs
-	if cfg.Target != "" {
-		dsts = 1
-	}
-	if n := autoSources(cfg.Connections, dsts); cfg.SourceIPs == "" && n > 1 && (cfg.Target == "" || isLoopbackHostPort(cfg.Target)) {
-		for a, i := netip.MustParseAddr("127.0.0.2"), 0; i < n; a, i = a.Next(), i+1 {
-			cfg.sources = append(cfg.sources, a)
-		}
-		if err := checkSources(cfg.sources); err != nil {
-			return runtimeErr(fmt.Errorf("source addresses for %d connections: %w; pass --source-ips", cfg.Connections, err))
-		}
-		if !cfg.Quiet {
-			fmt.Fprintf(stderr, "connlimit: %d source addresses (%s-%s) keep each (source, target port) pair under %d connections (connect() slows 10-25x past ~14000)\n",
-				n, cfg.sources[0], cfg.sources[n-1], perTupleBudget)
-		}
-	}
-	if cfg.NoFile == 0 && cfg.procs == 1 {
-		need := uint64(cfg.Connections) + generatorReserve
-		raised, err := limits.EnsureSoft(need)
-		if err != nil {
-			var hl *limits.HardLimitError
-			if errors.As(err, &hl) && nf.Hard <= generatorReserve {
-				return runtimeErr(fmt.Errorf("the hard RLIMIT_NOFILE %d leaves no room for connections beside the %d descriptors the generator keeps for itself: raise it (as root: ulimit -Hn %d; systemd: LimitNOFILE=%d)",
-					nf.Hard, generatorReserve, need, need))
-			}
-			if errors.As(err, &hl) {
-				return runtimeErr(fmt.Errorf("the generator %v (%d connections + %d for itself); or lower --connections to %d, or let --procs auto spread them over processes",
-					err, cfg.Connections, generatorReserve, int(nf.Hard)-generatorReserve))
-			}
-			return runtimeErr(fmt.Errorf("raise the generator's soft limit to %d: %w", need, err))
-		}
-		nf.Soft = raised.Soft
-	}
-
-	outs, err := openOutputs(&cfg, env.temps)
-	if err != nil {
-		return err
-	}
-	defer outs.abort() // after Commit this only cleans up what failed
-
-	return runLoad(ctx, &cfg, env, outs, nf, sysctls, stdout, stderr)
-}
-
-// sockDiagAnswers asks sock_diag for the listeners on one port: --probe
-// accept needs it after the ramp, so a default must not find out then.
-func sockDiagAnswers() error {
-	d, err := limits.OpenSockDiag()
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	_, err = d.Listeners(1)
-	return err
+	return engine.Run(ctx, ec, engine.Env{Exe: env.targetExe, ProcRoot: env.procRoot, Temps: env.temps, Stdout: stdout, Stderr: stderr})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/connlimit/connlimit/internal/shm"
+	"github.com/connlimit/connlimit/internal/sockaddr"
 	"github.com/connlimit/connlimit/target"
 )
 
@@ -123,7 +124,7 @@ func checkHostPort(hp, flag string, allowRemote bool, want string) error {
 	if _, _, err := net.SplitHostPort(hp); err != nil {
 		return usageErr("--%s: %q: %v; want %s", flag, hp, err, want)
 	}
-	if !allowRemote && !isLoopbackHostPort(hp) {
+	if !allowRemote && !sockaddr.IsLoopbackHostPort(hp) {
 		return usageErr("--%s: %q is not a loopback address; add --allow-remote if you mean it", flag, hp)
 	}
 	return nil

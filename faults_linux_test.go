@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/connlimit/connlimit/limits"
 )
 
 // startCLI starts connlimit as a child and waits until the Go runtime has
@@ -304,15 +302,6 @@ func TestMemoryPreflight(t *testing.T) {
 	}
 	if stdout.Len() != 0 {
 		t.Errorf("stdout %q", stdout.String())
-	}
-	// 1000 connections fit.
-	if err := fitCheck(&runConfig{Connections: 1000}, limits.Sysctls{FileMax: -1, FileNrAllocated: -1}, env.procRoot); err != nil {
-		t.Errorf("1000 connections refused: %v", err)
-	}
-	// Descriptors: fs.file-max nearly used up.
-	err = fitCheck(&runConfig{Connections: 1000}, limits.Sysctls{FileMax: 3000, FileNrAllocated: 1500}, env.procRoot)
-	if err == nil || !strings.Contains(err.Error(), "fs.file-max leaves 1500 free") {
-		t.Errorf("fitCheck with 1500 descriptors free = %v", err)
 	}
 }
 

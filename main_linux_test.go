@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connlimit/connlimit/engine"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
@@ -608,8 +609,8 @@ func TestLimitsShowsInheritedSoftLimit(t *testing.T) {
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
 		t.Fatal(err)
 	}
-	procs := (1_000_000 + int(r.Max) - generatorReserve - 1) / (int(r.Max) - generatorReserve)
-	if k := rampPerCPU * runtime.NumCPU(); procs > k && !strings.Contains(string(out), fmt.Sprintf("%d generator processes (%d connecting at once)", procs, k)) {
+	procs := (1_000_000 + int(r.Max) - engine.GeneratorReserve - 1) / (int(r.Max) - engine.GeneratorReserve)
+	if k := engine.RampPerCPU * runtime.NumCPU(); procs > k && !strings.Contains(string(out), fmt.Sprintf("%d generator processes (%d connecting at once)", procs, k)) {
 		t.Errorf("limits output lacks the generators connecting at once for a million:\n%s", out)
 	}
 }

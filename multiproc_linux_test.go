@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -197,7 +198,7 @@ func TestHundredThousand(t *testing.T) {
 	js := filepath.Join(t.TempDir(), "s.json")
 	cmd := exec.Command(exe, "run", "-q", "--connections", "100000", "--hold", "1s", "--connect-timeout", "10s",
 		"--greeting-timeout", "10s", "--json", js)
-	cmd.SysProcAttr = childAttr()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
 	}

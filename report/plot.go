@@ -452,3 +452,12 @@ func TitleOf(s Summary) string {
 	}
 	return t + fmt.Sprintf(" — %s attempts, %s", human(float64(s.Attempted)), time.Duration(s.DurationS*float64(time.Second)).Round(time.Millisecond))
 }
+
+// ChartOf is the chart's title and marker labels for a run's summary.
+func ChartOf(sum Summary) Chart {
+	c := Chart{Title: TitleOf(sum)}
+	if t := sum.Target; t != nil && t.FirstEMFILE != nil {
+		c.EMFILELabel = fmt.Sprintf("first %s: %d accepted", t.FirstEMFILE.Errno, t.FirstEMFILE.Accepted)
+	}
+	return c
+}

@@ -1,10 +1,9 @@
-package main
+package engine
 
 import (
 	"fmt"
-	"net"
-	"net/netip"
 
+	"github.com/connlimit/connlimit/internal/sockaddr"
 	"github.com/connlimit/connlimit/limits"
 )
 
@@ -25,12 +24,12 @@ const (
 // fitCheck refuses a run whose connections would not fit in the memory the
 // machine has available (less a margin) or in fs.file-max. It is skipped
 // when /proc/meminfo cannot be read.
-func fitCheck(cfg *runConfig, sysctls limits.Sysctls, procRoot string) error {
+func fitCheck(cfg *Config, sysctls limits.Sysctls, procRoot string) error {
 	mem, err := limits.ReadMemory(procRoot)
 	if err != nil {
 		return nil
 	}
-	local := cfg.Target == "" || isLoopbackHostPort(cfg.Target)
+	local := cfg.Target == "" || sockaddr.IsLoopbackHostPort(cfg.Target)
 	sockets := uint64(cfg.Connections)
 	perConn := uint64(kernelPerSocket + generatorPerConn)
 	what := "5 KB of kernel memory for the client socket"
@@ -51,28 +50,16 @@ func fitCheck(cfg *runConfig, sysctls limits.Sysctls, procRoot string) error {
 	need := uint64(cfg.Connections) * perConn
 	margin := max(uint64(memoryMarginMin), mem.Total/10)
 	if need+margin > mem.Available {
-		return runtimeErr(fmt.Errorf("%d connections need about %s (%s) but MemAvailable is %s less a margin of %s: lower --connections, or pass --skip-memory-check if you know better",
-			cfg.Connections, gib(need), what, gib(mem.Available), gib(margin)))
+		return fmt.Errorf("%d connections need about %s (%s) but MemAvailable is %s less a margin of %s: lower --connections, or pass --skip-memory-check if you know better",
+			cfg.Connections, gib(need), what, gib(mem.Available), gib(margin))
 	}
 	if fm, used := sysctls.FileMax, sysctls.FileNrAllocated; fm > 0 && used >= 0 {
 		if free := uint64(fm - used); sockets+descriptorsMargin > free {
-			return runtimeErr(fmt.Errorf("%d connections need about %d descriptors but fs.file-max leaves %d free: raise fs.file-max (sysctl -w fs.file-max=N), lower --connections, or pass --skip-memory-check",
-				cfg.Connections, sockets, free))
+			return fmt.Errorf("%d connections need about %d descriptors but fs.file-max leaves %d free: raise fs.file-max (sysctl -w fs.file-max=N), lower --connections, or pass --skip-memory-check",
+				cfg.Connections, sockets, free)
 		}
 	}
 	return nil
-}
-
-func isLoopbackHostPort(hp string) bool {
-	host, _, err := net.SplitHostPort(hp)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
 }
 
 func gib(b uint64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }

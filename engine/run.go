@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"github.com/connlimit/connlimit/loadgen"
 	"github.com/connlimit/connlimit/report"
 	"github.com/connlimit/connlimit/target"
+	"github.com/connlimit/connlimit/worker"
 )
 
 // load is the generator as the run drives it: one process (loadgen) or
@@ -37,11 +38,12 @@ type load interface {
 
 // runLoad runs one load against the built-in target or --target, then
 // writes every report.
-func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf limits.NoFile,
-	sysctls limits.Sysctls, stdout, stderr io.Writer) error {
+func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs, nf limits.NoFile,
+	sysctls limits.Sysctls) error {
+	stdout, stderr := env.Stdout, env.Stderr
 	began := time.Now()
 	// The counters' baseline is taken before the target exists.
-	kv := limits.OpenKernelView(env.procRoot)
+	kv := limits.OpenKernelView(env.ProcRoot)
 	defer kv.Close()
 	var side *targetSide
 	var err error
@@ -51,28 +53,32 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 		side, err = startBuiltin(ctx, cfg, env)
 	}
 	if err != nil {
-		if isSignal(err) {
+		if stoppedBy(ctx, err) {
 			// Interrupted while starting the target: still a report, with no attempt in it.
 			sum := report.Build(report.Input{Requested: cfg.Connections, GeneratorID: os.Getpid(),
 				Limits: report.Limits{Generator: nf, Sysctls: sysctls}, Probe: cfg.Probe,
-				Duration: time.Since(began), Interrupted: true, Err: err, Gates: cfg.gates})
+				Duration: time.Since(began), Interrupted: true, Err: err, Gates: cfg.Gates})
 			if werr := errors.Join(report.WriteText(stdout, sum), writeReports(cfg, outs, sum, nil, nil, nil, nil, nil)); werr != nil {
-				return runtimeErr(werr)
+				return werr
 			}
 		}
 		return err
 	}
 	defer side.close()
-	side.procs = watchProcesses(env.procRoot, kv, side.addr, cfg.TargetPIDs)
+	side.procs = watchProcesses(env.ProcRoot, kv, side.addr, cfg.TargetPIDs)
 	addr, tp := side.addr, side.tp
-	if len(cfg.sources) > 0 && cfg.sources[0].Is4() != addr.Addr().Unmap().Is4() {
-		return usageErr("--source-ips: %s and the target %s are of different families", cfg.sources[0], addr.Addr())
+	if len(cfg.Sources) > 0 && cfg.Sources[0].Is4() != addr.Addr().Unmap().Is4() {
+		return usageErr("--source-ips: %s and the target %s are of different families", cfg.Sources[0], addr.Addr())
 	}
 	var gen load
-	if cfg.procs > 1 {
-		pool, err := startWorkers(workerSpec{exe: env.targetExe, host: side.host, targets: side.addrs, cfg: cfg, builtin: tp != nil}, cfg.procs)
+	if cfg.Procs > 1 {
+		pool, err := worker.Start(worker.Spec{Exe: env.Exe, Host: side.host, Targets: side.addrs, Builtin: tp != nil,
+			Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency, PerWorkerConcurrency: plan.PerWorkerConcurrency,
+			ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout, Probe: cfg.Probe, Payload: cfg.Payload, MSS: cfg.MSS,
+			HTTPPath: cfg.HTTPPath, Sources: cfg.Sources, LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept", Ramp: cfg.RampProcs,
+			Reserve: GeneratorReserve}, cfg.Procs)
 		if err != nil {
-			return runtimeErr(err)
+			return err
 		}
 		defer pool.Close() // a no-op after the Close below
 		gen = pool
@@ -80,11 +86,11 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 		g, err := loadgen.New(loadgen.Config{
 			Targets: side.addrs, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
 			ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout,
-			Probe: probeFor(cfg, side), MSS: cfg.MSS, Segments: cfg.Probe == "echo", Sources: cfg.sources,
+			Probe: worker.NewProbe(cfg.Probe, cfg.Payload, side.tp != nil, side.host, cfg.HTTPPath), MSS: cfg.MSS, Segments: cfg.Probe == "echo", Sources: cfg.Sources,
 			LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept",
 		})
 		if err != nil {
-			return runtimeErr(err)
+			return err
 		}
 		gen = g
 	}
@@ -104,7 +110,7 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 			}
 		})
 	}
-	if pool, ok := gen.(*workerPool); ok {
+	if pool, ok := gen.(*worker.Pool); ok {
 		wg.Go(func() { pool.Watch(runCtx, stopRun) })
 	}
 	sampler := newSampler(cfg, outs, gen, side, began, stderr)
@@ -174,37 +180,33 @@ func runLoad(ctx context.Context, cfg *runConfig, env runEnv, outs *outputs, nf 
 			runErr = nil // our own stopRun(nil)
 		}
 	}
-	if cause := context.Cause(ctx); runErr == nil && isSignal(cause) {
-		runErr = cause // the signal came during teardown: still an interrupted run
+	if cause := context.Cause(ctx); runErr == nil && cause != nil {
+		runErr = cause // the caller stopped the run during teardown: still an interrupted run
 	}
 
 	sum := report.Build(report.Input{
-		Requested: cfg.Connections, Target: addr, Results: gen.Results(), GeneratorID: os.Getpid(), SourceAddrs: len(cfg.sources), RampProcs: cfg.rampProcs,
+		Requested: cfg.Connections, Target: addr, Results: gen.Results(), GeneratorID: os.Getpid(), SourceAddrs: len(cfg.Sources), RampProcs: cfg.RampProcs,
 		Limits: report.Limits{Generator: nf, Sysctls: sysctls}, TargetInfo: targetInfo(firstOut(side.tps), cfg), Targets: targetInfos(side.tps, cfg),
 		Forwarder: targetInfo(side.fp, cfg), ForwarderFirst: forwarderFirst(side), Generators: generatorProcs(gen),
 		Processes: sampler.processes(procsEnd), Probe: cfg.Probe, Reason: gen.Reason,
-		Duration: time.Since(began), Interrupted: isSignal(runErr), Err: runErr,
-		Kernel: sampler.kernelSummary(cfg, kv, holdEnd), Gates: cfg.gates,
+		Duration: time.Since(began), Interrupted: stoppedBy(ctx, runErr), Err: runErr,
+		Kernel: sampler.kernelSummary(cfg, kv, holdEnd), Gates: cfg.Gates,
 		Segs: gen.Segments(), Payload: cfg.Payload, MSSAsked: cfg.MSS, Died: deathOf(runErr),
 	})
 	// The summary first: whatever happens to the files, what was measured is on stdout.
 	textErr := report.WriteText(stdout, sum)
 	if err := errors.Join(textErr, writeReports(cfg, outs, sum, side.addrs, gen.Results(), gen.Reason, gen.Segments(), sampler)); err != nil {
-		return runtimeErr(err)
+		return err
 	}
-	if cause := context.Cause(ctx); runErr == nil && isSignal(cause) {
-		// The signal came while the files were written: they are complete, the run was still interrupted.
+	if cause := context.Cause(ctx); runErr == nil && cause != nil {
+		// Stopped while the files were written: they are complete, the run was still interrupted.
 		return cause
 	}
 	switch {
 	case runErr == nil && report.Failed(sum.Gates):
-		return gateErr(sum.Gates)
-	case runErr == nil:
-		return nil
-	case isSignal(runErr):
-		return runErr
+		return &GateError{sum.Gates}
 	default:
-		return runtimeErr(runErr)
+		return runErr
 	}
 }
 
@@ -219,9 +221,9 @@ func deathOf(err error) *report.Death {
 		}
 		return d
 	}
-	var wd *workerDied
+	var wd *worker.DiedError
 	if errors.As(err, &wd) {
-		return &wd.death
+		return &wd.Death
 	}
 	return nil
 }
@@ -280,20 +282,11 @@ func unaccepted(ctx context.Context, kv *limits.KernelView, ports []uint16, time
 	}
 }
 
-// gateErr is exit status 1 with one line per failed gate.
-func gateErr(gates []report.GateResult) error {
-	var lines []string
-	for _, g := range gates {
-		if !g.Passed {
-			lines = append(lines, fmt.Sprintf("gate %s failed: want %s, got %s", g.Gate, g.Bound, g.Got))
-		}
-	}
-	return &exitError{exitGate, errors.New(strings.Join(lines, "\nconnlimit: "))}
-}
-
-func isSignal(err error) bool {
-	var se *signalError
-	return errors.As(err, &se)
+// stoppedBy says whether err is ctx's own cause: the caller stopped the run
+// (a signal, in the command line).
+func stoppedBy(ctx context.Context, err error) bool {
+	cause := context.Cause(ctx)
+	return cause != nil && err != nil && errors.Is(err, cause)
 }
 
 // forwarderFirst says whether the forwarder met EMFILE before the target did.
@@ -306,7 +299,7 @@ func forwarderFirst(side *targetSide) bool {
 
 // generatorProcs is the per-process breakdown of a multi-process generator.
 func generatorProcs(gen load) []report.GeneratorProc {
-	if p, ok := gen.(*workerPool); ok {
+	if p, ok := gen.(*worker.Pool); ok {
 		return p.Procs()
 	}
 	return nil
@@ -327,7 +320,7 @@ func firstOut(tps []*target.Process) *target.Process {
 }
 
 // targetInfos is every target process, when there are several.
-func targetInfos(tps []*target.Process, cfg *runConfig) []report.Target {
+func targetInfos(tps []*target.Process, cfg *Config) []report.Target {
 	if len(tps) < 2 {
 		return nil
 	}
@@ -338,14 +331,14 @@ func targetInfos(tps []*target.Process, cfg *runConfig) []report.Target {
 	return out
 }
 
-func targetInfo(tp *target.Process, cfg *runConfig) *report.Target {
+func targetInfo(tp *target.Process, cfg *Config) *report.Target {
 	if tp == nil {
 		return nil
 	}
 	ready, last := tp.Ready(), tp.Latest()
 	t := &report.Target{PID: ready.PID, NoFileSoft: ready.NoFileSoft, NoFileHard: ready.NoFileHard,
 		Accepted: last.Accepted, AcceptErrors: last.AcceptErrors, Shed: last.Shed}
-	b := cfg.behavior
+	b := cfg.Behavior
 	t.OnEMFILE, t.Backlog = string(b.OnEMFILE), b.Backlog
 	t.MaxConns, t.OnMaxConns, t.AcceptDelayS = b.MaxConns, string(b.OnMaxConns), b.AcceptDelay.Seconds()
 	t.Capped, t.Forwarded, t.DialErrors = last.Capped, last.Forwarded, last.DialErrors
@@ -360,7 +353,7 @@ func targetInfo(tp *target.Process, cfg *runConfig) *report.Target {
 // fails (a full disk, a FIFO whose reader went away) loses no other. The
 // error names each that failed, its path and errno. s is nil when the run
 // ended before sampling started (the timeline then has its header only).
-func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addrs []netip.AddrPort,
+func writeReports(cfg *Config, outs *outputs, sum report.Summary, addrs []netip.AddrPort,
 	results []loadgen.Result, reason func(int) string, segs []loadgen.SegInfo, s *sampler) error {
 	var failed []string
 	write := func(flag string, out *report.Output, fill func() error) {
@@ -402,7 +395,7 @@ func writeReports(cfg *runConfig, outs *outputs, sum report.Summary, addrs []net
 			pts = []report.Point{{}} // stopped before the first sample: an empty chart with its title
 		}
 		format, _ := report.PlotFormat(cfg.Plot) // validated with the flags
-		return report.WritePlot(outs.plot, format, pts, chartOf(sum))
+		return report.WritePlot(outs.plot, format, pts, report.ChartOf(sum))
 	})
 	write("json", outs.json, func() error { return report.WriteJSON(outs.json, sum) })
 	if len(failed) > 0 {
@@ -434,7 +427,7 @@ type sampler struct {
 	backlogSeen int64
 }
 
-func newSampler(cfg *runConfig, outs *outputs, gen load, side *targetSide, began time.Time, stderr io.Writer) *sampler {
+func newSampler(cfg *Config, outs *outputs, gen load, side *targetSide, began time.Time, stderr io.Writer) *sampler {
 	s := &sampler{gen: gen, tp: side.tp, tps: side.tps, procs: side.procs, began: began, interval: cfg.Interval, queueMax: -1, backlogSeen: -1}
 	if outs.timeline != nil {
 		s.timeline, s.timelineErr = report.NewTimeline(outs.timeline)
@@ -517,12 +510,12 @@ func (s *sampler) kernelSample() limits.KernelSample {
 	return k
 }
 
-func (s *sampler) kernelSummary(cfg *runConfig, kv *limits.KernelView, holdEnd limits.KernelSample) *report.Kernel {
+func (s *sampler) kernelSummary(cfg *Config, kv *limits.KernelView, holdEnd limits.KernelSample) *report.Kernel {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := &report.Kernel{Namespace: "host", Listeners: len(s.ports), ListenBacklog: s.backlogSeen, AcceptQueueMax: s.queueMax, AcceptQueueEnd: -1,
 		TCPExt: s.kv.Sample(s.ports...).TCPExt}
-	if cfg.inNetNS {
+	if cfg.PrivateNetNS {
 		k.Namespace, k.Exact = "private", true
 	}
 	if holdEnd.Listener != nil {
@@ -570,13 +563,4 @@ func (s *sampler) finish() {
 	if s.progress != nil {
 		s.progress.Finish(smp)
 	}
-}
-
-// chartOf is the chart's title and marker labels for a run's summary.
-func chartOf(sum report.Summary) report.Chart {
-	c := report.Chart{Title: report.TitleOf(sum)}
-	if t := sum.Target; t != nil && t.FirstEMFILE != nil {
-		c.EMFILELabel = fmt.Sprintf("first %s: %d accepted", t.FirstEMFILE.Errno, t.FirstEMFILE.Accepted)
-	}
-	return c
 }

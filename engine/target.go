@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/connlimit/connlimit/limits"
-	"github.com/connlimit/connlimit/loadgen"
 	"github.com/connlimit/connlimit/report"
 	"github.com/connlimit/connlimit/target"
 )
@@ -42,29 +41,29 @@ func (s *targetSide) close() {
 
 // startBuiltin starts the built-in target process(es), each on its own port
 // (--target-port, then the ports after it; or ports the kernel picks).
-func startBuiltin(ctx context.Context, cfg *runConfig, env runEnv) (*targetSide, error) {
+func startBuiltin(ctx context.Context, cfg *Config, env Env) (*targetSide, error) {
 	side := &targetSide{}
-	for i := range max(1, cfg.targetProcs) {
+	for i := range max(1, cfg.TargetProcs) {
 		port := 0
 		if cfg.TargetPort != 0 {
 			port = cfg.TargetPort + i
 		}
 		tp, err := target.Start(ctx, target.ProcessConfig{
-			Exe: env.targetExe, Addr: fmt.Sprintf("127.0.0.1:%d", port),
-			NoFile: cfg.TargetNoFile, StatsInterval: cfg.Interval, Behavior: cfg.behavior,
+			Exe: env.Exe, Addr: fmt.Sprintf("127.0.0.1:%d", port),
+			NoFile: cfg.TargetNoFile, StatsInterval: cfg.Interval, Behavior: cfg.Behavior,
 		})
 		if err != nil {
 			side.close()
 			if cause := context.Cause(ctx); cause != nil {
 				return nil, cause
 			}
-			return nil, runtimeErr(err)
+			return nil, err
 		}
 		side.tps = append(side.tps, tp)
 		a, err := netip.ParseAddrPort(tp.Ready().Addr)
 		if err != nil {
 			side.close()
-			return nil, runtimeErr(fmt.Errorf("target reported address %q: %w", tp.Ready().Addr, err))
+			return nil, fmt.Errorf("target reported address %q: %w", tp.Ready().Addr, err)
 		}
 		side.addrs = append(side.addrs, a)
 	}
@@ -78,20 +77,20 @@ func startBuiltin(ctx context.Context, cfg *runConfig, env runEnv) (*targetSide,
 		nofile = cfg.TargetNoFile
 	}
 	fp, err := target.Start(ctx, target.ProcessConfig{
-		Exe: env.targetExe, Addr: "127.0.0.1:0", NoFile: nofile, StatsInterval: cfg.Interval,
-		Behavior: target.Behavior{OnEMFILE: cfg.behavior.OnEMFILE, Backlog: cfg.behavior.Backlog}, ForwardTo: addr.String(),
+		Exe: env.Exe, Addr: "127.0.0.1:0", NoFile: nofile, StatsInterval: cfg.Interval,
+		Behavior: target.Behavior{OnEMFILE: cfg.Behavior.OnEMFILE, Backlog: cfg.Behavior.Backlog}, ForwardTo: addr.String(),
 	})
 	if err != nil {
 		tp.Stop(2 * time.Second)
 		if cause := context.Cause(ctx); cause != nil {
 			return nil, cause
 		}
-		return nil, runtimeErr(fmt.Errorf("start the forwarder: %w", err))
+		return nil, fmt.Errorf("start the forwarder: %w", err)
 	}
 	if side.addr, err = netip.ParseAddrPort(fp.Ready().Addr); err != nil {
 		fp.Stop(2 * time.Second)
 		side.close()
-		return nil, runtimeErr(fmt.Errorf("forwarder reported address %q: %w", fp.Ready().Addr, err))
+		return nil, fmt.Errorf("forwarder reported address %q: %w", fp.Ready().Addr, err)
 	}
 	side.fp, side.host, side.addrs = fp, side.addr.String(), []netip.AddrPort{side.addr}
 	return side, nil
@@ -99,20 +98,20 @@ func startBuiltin(ctx context.Context, cfg *runConfig, env runEnv) (*targetSide,
 
 // resolveExternal checks --target: an address (loopback unless
 // --allow-remote) where, if it is local, something listens.
-func resolveExternal(ctx context.Context, cfg *runConfig, kv *limits.KernelView) (*targetSide, error) {
+func resolveExternal(ctx context.Context, cfg *Config, kv *limits.KernelView) (*targetSide, error) {
 	host, port, _ := net.SplitHostPort(cfg.Target)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil || len(ips) == 0 {
-		return nil, usageErr("--target: cannot resolve %q: %v; want %s", host, err, runRanges["target"])
+		return nil, usageErr("--target: cannot resolve %q: %v; want %s", host, err, TargetRange)
 	}
 	pn, err := net.LookupPort("tcp", port)
 	if err == nil && pn == 0 {
 		err = errors.New("port 0 is no port a server listens on")
 	}
 	if err != nil {
-		return nil, usageErr("--target: port %q: %v; want %s", port, err, runRanges["target"])
+		return nil, usageErr("--target: port %q: %v; want %s", port, err, TargetRange)
 	}
 	addr := netip.AddrPortFrom(ips[0].Unmap(), uint16(pn))
 	if !addr.Addr().IsLoopback() && !cfg.AllowRemote {
@@ -124,8 +123,8 @@ func resolveExternal(ctx context.Context, cfg *runConfig, kv *limits.KernelView)
 	side := &targetSide{addr: addr, addrs: []netip.AddrPort{addr}, host: host}
 	if addr.Addr().IsLoopback() && kv.Unavailable == nil {
 		if ls, err := kv.Listeners(addr.Port()); err == nil && listenerFor(ls, addr) == nil {
-			return nil, runtimeErr(fmt.Errorf("--target %s: nothing listens there (sock_diag sees no listener on port %d): start the server or fix the address",
-				cfg.Target, addr.Port()))
+			return nil, fmt.Errorf("--target %s: nothing listens there (sock_diag sees no listener on port %d): start the server or fix the address",
+				cfg.Target, addr.Port())
 		}
 	}
 	return side, nil
@@ -251,27 +250,4 @@ func (p *procWatch) report(end limits.ProcSample) report.Process {
 		r.FDsMax, r.FDsEnd, r.AtLimit, r.SlotsUsedMax = p.max.FDs, end.FDs, p.atLimit, p.slots
 	}
 	return r
-}
-
-// probeFor builds the --probe.
-func probeFor(cfg *runConfig, side *targetSide) loadgen.Probe {
-	return newProbe(cfg.Probe, cfg.Payload, side.tp != nil, side.host, cfg.HTTPPath)
-}
-
-// newProbe builds a probe by name, for the run and for its worker processes.
-// builtin says the target is connlimit's own, which greets before it echoes.
-func newProbe(kind string, payload int, builtin bool, host, path string) loadgen.Probe {
-	switch kind {
-	case "connect", "accept":
-		return loadgen.ConnectProbe{} // accept: the run asks the kernel afterwards
-	case "echo":
-		p := loadgen.NewEchoProbe(payload)
-		if builtin {
-			p.AfterLine, p.Parse = true, target.ParseGreeting
-		}
-		return p
-	case "http":
-		return loadgen.NewHTTPProbe(host, path)
-	}
-	return loadgen.GreetingProbe{Parse: target.ParseGreeting}
 }

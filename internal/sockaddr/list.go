@@ -1,7 +1,8 @@
-package main
+package sockaddr
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 )
@@ -9,9 +10,9 @@ import (
 // maxSources bounds --source-ips: a /16 of loopback is more than any run needs.
 const maxSources = 1 << 16
 
-// parseAddrList reads "127.0.0.2-127.0.0.40,127.0.1.5": addresses and
+// ParseList reads "127.0.0.2-127.0.0.40,127.0.1.5": addresses and
 // inclusive ranges of one family, in order, without repeats.
-func parseAddrList(s string) ([]netip.Addr, error) {
+func ParseList(s string) ([]netip.Addr, error) {
 	var out []netip.Addr
 	seen := map[netip.Addr]bool{}
 	for item := range strings.SplitSeq(s, ",") {
@@ -44,4 +45,18 @@ func parseAddrList(s string) ([]netip.Addr, error) {
 		}
 	}
 	return out, nil
+}
+
+// IsLoopbackHostPort says whether HOST:PORT names this machine: localhost
+// or a loopback address.
+func IsLoopbackHostPort(hp string) bool {
+	host, _, err := net.SplitHostPort(hp)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }

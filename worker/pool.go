@@ -1,4 +1,16 @@
-package main
+// Package worker runs the generator as several processes: the parent's Pool
+// starts "connlimit worker" children and looks like one generator to the
+// run, and Serve is the child. Both sides of their protocol live here.
+//
+// A worker has its share of the connections and its own RLIMIT_NOFILE. Its
+// counters live in a block its parent maps too (fd 5, see internal/shm): the
+// parent reads them at every sample and the worker never stops to report
+// them. It tells of its phases on fd 3 (JSON lines), holds its connections
+// until its stdin closes, then writes its results (gob) on fd 4 and exits:
+// pipes, not files, so a run killed with -9 leaves nothing behind. A gated
+// worker (--gated) starts connecting only when its parent writes startByte
+// on its stdin: the run keeps a few ramping at once.
+package worker
 
 import (
 	"bufio"
@@ -28,10 +40,11 @@ import (
 	"github.com/connlimit/connlimit/report"
 )
 
-// workerPool runs the generator as several "connlimit worker" processes and
+// Pool runs the generator as several "connlimit worker" processes and
 // looks like one generator to the rest of the run: one snapshot, one list of
-// results in time order.
-type workerPool struct {
+// results in time order. Open, Hold and Close are called from one
+// goroutine; Snapshot and Watch are safe from any.
+type Pool struct {
 	workers []*worker
 	ramp    int      // workers connecting at once; 0 = all, none gated
 	opened  chan int // a worker's index once it has made its attempts or is gone
@@ -67,59 +80,76 @@ type worker struct {
 	wg       sync.WaitGroup
 }
 
-// workerSpec is what every worker shares.
-type workerSpec struct {
-	exe     string
-	host    string // for the http probe's Host header
-	targets []netip.AddrPort
-	cfg     *runConfig
-	builtin bool
+// Spec is what every worker shares.
+type Spec struct {
+	Exe     string // the binary with the worker subcommand
+	Host    string // for the http probe's Host header
+	Targets []netip.AddrPort
+	Builtin bool // the targets are connlimit's own (they greet before they echo)
+
+	Connections int     // in all, split as evenly as possible
+	Rate        float64 // in all; 0: as fast as possible
+	// Concurrency is the connects in flight in all, shared by the workers
+	// connecting at once; with PerWorkerConcurrency each worker has it.
+	Concurrency          int
+	PerWorkerConcurrency bool
+	ConnectTimeout       time.Duration
+	GreetingTimeout      time.Duration
+	Probe                string // connect, accept, greeting, echo or http
+	Payload, MSS         int
+	HTTPPath             string
+	Sources              []netip.Addr // shared out among the workers
+	LocalAddrs           bool         // keep each connection's local address (the CSV, --probe accept)
+	// Ramp is how many workers connect at once; 0: all of them, none gated.
+	Ramp int
+	// Reserve is the descriptors a worker keeps for itself beside its connections.
+	Reserve int
 }
 
-// startWorkers starts n workers with connections split as evenly as
-// possible; each gets an equal part of the source addresses, and of the
-// rate among those that connect at once. With cfg.rampProcs they wait to
-// be released by Open.
-func startWorkers(spec workerSpec, n int) (*workerPool, error) {
-	p := &workerPool{reasons: map[int]string{}, ramp: spec.cfg.rampProcs, opened: make(chan int, n)}
-	cfg := spec.cfg
+// Start starts n workers with connections split as evenly as possible;
+// each gets an equal part of the source addresses, and of the rate among
+// those that connect at once. With Spec.Ramp they wait to be released by
+// Open. On error every worker started is stopped and reaped.
+func Start(spec Spec, n int) (*Pool, error) {
+	p := &Pool{reasons: map[int]string{}, ramp: spec.Ramp, opened: make(chan int, n)}
 	p.epoch = time.Now()
 	epoch := p.epoch.UnixNano()
 	active := n
 	if p.ramp > 0 {
 		active = p.ramp
 	}
-	conc := max(1, cfg.Concurrency/active) // --concurrency is the total in flight
-	if cfg.perWorkerConc {
-		conc = cfg.Concurrency // the default: each worker keeps its own connects flowing
+	conc := max(1, spec.Concurrency/active) // the total in flight
+	if spec.PerWorkerConcurrency {
+		conc = spec.Concurrency // each worker keeps its own connects flowing
 	}
 	for i := range n {
-		count := cfg.Connections/n + btoi(i < cfg.Connections%n)
-		idx := targetsOf(i, n, len(spec.targets))
+		count := spec.Connections/n + btoi(i < spec.Connections%n)
+		idx := targetsOf(i, n, len(spec.Targets))
 		var dsts []string
 		for _, j := range idx {
-			dsts = append(dsts, spec.targets[j].String())
+			dsts = append(dsts, spec.Targets[j].String())
 		}
 		args := []string{"worker", "--targets", strings.Join(dsts, ","), "--connections", strconv.Itoa(count),
-			"--rate", strconv.FormatFloat(cfg.Rate/float64(active), 'f', -1, 64),
+			"--nofile", strconv.Itoa(count + spec.Reserve),
+			"--rate", strconv.FormatFloat(spec.Rate/float64(active), 'f', -1, 64),
 			"--concurrency", strconv.Itoa(conc),
-			"--connect-timeout", cfg.ConnectTimeout.String(), "--greeting-timeout", cfg.GreetingTimeout.String(),
-			"--probe", cfg.Probe, "--payload", strconv.Itoa(cfg.Payload), "--mss", strconv.Itoa(cfg.MSS),
-			"--host", spec.host, "--http-path", cfg.HTTPPath,
+			"--connect-timeout", spec.ConnectTimeout.String(), "--greeting-timeout", spec.GreetingTimeout.String(),
+			"--probe", spec.Probe, "--payload", strconv.Itoa(spec.Payload), "--mss", strconv.Itoa(spec.MSS),
+			"--host", spec.Host, "--http-path", spec.HTTPPath,
 			"--epoch", strconv.FormatInt(epoch, 10)}
-		if spec.builtin {
+		if spec.Builtin {
 			args = append(args, "--builtin")
 		}
 		if p.ramp > 0 {
 			args = append(args, "--gated")
 		}
-		if cfg.CSV != "" || cfg.Probe == "accept" {
+		if spec.LocalAddrs {
 			args = append(args, "--local-addrs")
 		}
-		if src := shareOf(cfg.sources, i, n); len(src) > 0 {
+		if src := shareOf(spec.Sources, i, n); len(src) > 0 {
 			args = append(args, "--source-ips", joinAddrs(src))
 		}
-		w, err := startWorker(spec.exe, args, i, p.opened)
+		w, err := startWorker(spec.Exe, args, i, p.opened)
 		if err != nil {
 			p.Close()
 			return nil, err
@@ -177,13 +207,13 @@ func joinAddrs(as []netip.Addr) string {
 	return strings.Join(parts, ",")
 }
 
-// workerBlockSize is the worker's counters block: one page.
-const workerBlockSize = 4096
+// blockSize is the worker's counters block: one page.
+const blockSize = 4096
 
 // startWorker starts one worker; its index goes to opened once it has
 // made its attempts, or is gone.
 func startWorker(exe string, args []string, index int, opened chan<- int) (*worker, error) {
-	mem, block, err := shm.New(workerBlockSize)
+	mem, block, err := shm.New(blockSize)
 	if err != nil {
 		return nil, fmt.Errorf("generator worker counters: %w", err)
 	}
@@ -237,16 +267,14 @@ func startWorker(exe string, args []string, index int, opened chan<- int) (*work
 	return w, nil
 }
 
-// workerDied is the error of a run whose generator worker died before it
+// DiedError is the error of a run whose generator worker died before it
 // was asked to stop.
-type workerDied struct{ death report.Death }
+type DiedError struct{ Death report.Death }
 
-func (e *workerDied) Error() string {
-	return e.death.Text()
-}
+func (e *DiedError) Error() string { return e.Death.Text() }
 
 // died describes worker i, which has exited; its counters outlive it.
-func (p *workerPool) died(i int) *workerDied {
+func (p *Pool) died(i int) *DiedError {
 	w := p.workers[i]
 	d := report.Death{Role: "generator", PID: w.cmd.Process.Pid, ExitStatus: -1, After: w.snapshot().Attempted}
 	var ee *exec.ExitError
@@ -262,12 +290,12 @@ func (p *workerPool) died(i int) *workerDied {
 		d.Log = strings.TrimPrefix(e, ": ")
 	}
 	d.Lost = d.After
-	return &workerDied{death: d}
+	return &DiedError{Death: d}
 }
 
-// Watch calls stop with a *workerDied the moment a worker exits before
+// Watch calls stop with a *DiedError the moment a worker exits before
 // Close asked it to; it returns when ctx ends or after the first death.
-func (p *workerPool) Watch(ctx context.Context, stop func(error)) {
+func (p *Pool) Watch(ctx context.Context, stop func(error)) {
 	dead := make(chan int, len(p.workers))
 	var wg sync.WaitGroup
 	for i, w := range p.workers {
@@ -296,7 +324,7 @@ func (w *worker) read(index int, opened chan<- int) {
 	defer w.once.Do(done)
 	sc := bufio.NewScanner(w.events)
 	for sc.Scan() {
-		var ev workerEvent
+		var ev event
 		if json.Unmarshal(sc.Bytes(), &ev) != nil {
 			continue
 		}
@@ -314,7 +342,7 @@ func (w *worker) read(index int, opened chan<- int) {
 // Open waits until every worker has made its attempts. Gated workers are
 // released p.ramp at a time, the next one as soon as one is done: a worker
 // that stalls (connects that time out) holds up only its own slot.
-func (p *workerPool) Open(ctx context.Context) error {
+func (p *Pool) Open(ctx context.Context) error {
 	if p.ramp > 0 {
 		for p.next < p.ramp {
 			p.release()
@@ -342,7 +370,7 @@ func (p *workerPool) Open(ctx context.Context) error {
 
 // release lets the next gated worker start connecting. A worker already
 // gone does not read it; Open learns of it through opened.
-func (p *workerPool) release() {
+func (p *Pool) release() {
 	_, _ = p.workers[p.next].stdin.Write([]byte{startByte})
 	p.next++
 }
@@ -357,7 +385,7 @@ func (w *worker) errText() string {
 }
 
 // Hold waits d, or until ctx ends or a worker dies.
-func (p *workerPool) Hold(ctx context.Context, d time.Duration) error {
+func (p *Pool) Hold(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	anyGone := make(chan int, len(p.workers))
@@ -411,7 +439,7 @@ func (w *worker) release() {
 // MarkQueued turns served result i into Queued (see
 // loadgen.Generator.MarkQueued), in the counts of the worker it came from
 // too. Call it after Close.
-func (p *workerPool) MarkQueued(i int) bool {
+func (p *Pool) MarkQueued(i int) bool {
 	r := &p.results[i]
 	if r.Outcome != loadgen.Served {
 		return false
@@ -426,7 +454,7 @@ func (p *workerPool) MarkQueued(i int) bool {
 }
 
 // Snapshot sums the workers' counters.
-func (p *workerPool) Snapshot() loadgen.Snapshot {
+func (p *Pool) Snapshot() loadgen.Snapshot {
 	var s loadgen.Snapshot
 	for _, w := range p.workers {
 		l := w.snapshot()
@@ -443,7 +471,7 @@ func (p *workerPool) Snapshot() loadgen.Snapshot {
 
 // Close tells every worker to close its connections (its stdin closes),
 // waits for them, and merges their results in time order.
-func (p *workerPool) Close() error {
+func (p *Pool) Close() error {
 	if p.closed {
 		return nil
 	}
@@ -458,10 +486,6 @@ func (p *workerPool) Close() error {
 		w.stdin.Close()
 	}
 	var errs []error
-	type part struct {
-		res workerResults
-		w   int
-	}
 	var parts []part
 	for i, w := range p.workers {
 		select {
@@ -472,8 +496,8 @@ func (p *workerPool) Close() error {
 		}
 		w.wg.Wait()
 		w.events.Close()
-		var res workerResults
-		var died *workerDied
+		var res results
+		var died *DiedError
 		if w.early {
 			died = p.died(i) // before release: its counters say how many attempts it made
 		}
@@ -494,8 +518,22 @@ func (p *workerPool) Close() error {
 		}
 		parts = append(parts, part{res, i})
 	}
-	// One list in the order the attempts were made: every worker counted
-	// its starts from the same epoch.
+	p.results, p.from, p.reasons, p.segs = merge(parts, func(w int) []int { return p.workers[w].dsts })
+	return errors.Join(errs...)
+}
+
+// part is one worker's results: w is its index.
+type part struct {
+	res results
+	w   int
+}
+
+// merge makes one list of the workers' attempts in the order they were made
+// (every worker counted its starts from the same epoch, so ties keep worker
+// order), numbered from 1, with each Dst turned from the worker's index into
+// the run's (dsts(w) are worker w's targets), the worker each came from, and
+// the reasons and TCP_INFO readings under the merged index.
+func merge(parts []part, dsts func(w int) []int) ([]loadgen.Result, []uint16, map[int]string, []loadgen.SegInfo) {
 	type ref struct{ part, i int }
 	var refs []ref
 	for pi, pt := range parts {
@@ -506,36 +544,35 @@ func (p *workerPool) Close() error {
 	slices.SortStableFunc(refs, func(a, b ref) int {
 		return cmp.Compare(parts[a.part].res.Results[a.i].Start, parts[b.part].res.Results[b.i].Start)
 	})
-	withSegs := slices.ContainsFunc(parts, func(pt part) bool { return pt.res.Segs != nil })
-	p.results = make([]loadgen.Result, len(refs))
-	p.from = make([]uint16, len(refs))
-	if withSegs {
-		p.segs = make([]loadgen.SegInfo, len(refs))
+	out, from, reasons := make([]loadgen.Result, len(refs)), make([]uint16, len(refs)), map[int]string{}
+	var segs []loadgen.SegInfo
+	if slices.ContainsFunc(parts, func(pt part) bool { return pt.res.Segs != nil }) {
+		segs = make([]loadgen.SegInfo, len(refs))
 	}
 	for gi, rf := range refs {
-		pt := parts[rf.part].res
-		r := pt.Results[rf.i]
+		pt := parts[rf.part]
+		r := pt.res.Results[rf.i]
 		r.Seq = uint32(gi) + 1
-		r.Dst = uint16(p.workers[parts[rf.part].w].dsts[r.Dst]) // the worker's index → the run's
-		p.from[gi] = uint16(parts[rf.part].w)
-		p.results[gi] = r
-		if reason, ok := pt.Reasons[int32(rf.i)]; ok {
-			p.reasons[gi] = reason
+		r.Dst = uint16(dsts(pt.w)[r.Dst])
+		from[gi] = uint16(pt.w)
+		out[gi] = r
+		if reason, ok := pt.res.Reasons[int32(rf.i)]; ok {
+			reasons[gi] = reason
 		}
-		if withSegs && rf.i < len(pt.Segs) {
-			p.segs[gi] = pt.Segs[rf.i]
+		if segs != nil && rf.i < len(pt.res.Segs) {
+			segs[gi] = pt.res.Segs[rf.i]
 		}
 	}
-	return errors.Join(errs...)
+	return out, from, reasons, segs
 }
 
 // lostResults stands for the attempts of worker i, which died before it
 // handed them over: as many as its counters counted, outcome Lost, after
 // every attempt whose details survived.
-func (p *workerPool) lostResults(i int, d *workerDied) workerResults {
-	res := workerResults{Results: make([]loadgen.Result, d.death.Lost), Reasons: map[int32]string{}}
+func (p *Pool) lostResults(i int, d *DiedError) results {
+	res := results{Results: make([]loadgen.Result, d.Death.Lost), Reasons: map[int32]string{}}
 	at := time.Since(p.epoch)
-	reason := fmt.Sprintf("generator worker %d (pid %d) died: this attempt's details died with it", i, d.death.PID)
+	reason := fmt.Sprintf("generator worker %d (pid %d) died: this attempt's details died with it", i, d.Death.PID)
 	for j := range res.Results {
 		res.Results[j] = loadgen.Result{Outcome: loadgen.Lost, FD: -1, Start: at}
 		res.Reasons[int32(j)] = reason
@@ -544,16 +581,16 @@ func (p *workerPool) lostResults(i int, d *workerDied) workerResults {
 }
 
 // Results are the merged attempts, after Close.
-func (p *workerPool) Results() []loadgen.Result { return p.results }
+func (p *Pool) Results() []loadgen.Result { return p.results }
 
 // Reason is what the target said for merged attempt i.
-func (p *workerPool) Reason(i int) string { return p.reasons[i] }
+func (p *Pool) Reason(i int) string { return p.reasons[i] }
 
 // Segments are TCP_INFO per merged attempt, or nil.
-func (p *workerPool) Segments() []loadgen.SegInfo { return p.segs }
+func (p *Pool) Segments() []loadgen.SegInfo { return p.segs }
 
 // Procs is each worker's share and final counts, for the report.
-func (p *workerPool) Procs() []report.GeneratorProc {
+func (p *Pool) Procs() []report.GeneratorProc {
 	out := make([]report.GeneratorProc, len(p.workers))
 	for i, w := range p.workers {
 		w.mu.Lock()

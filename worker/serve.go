@@ -1,10 +1,11 @@
-package main
+package worker
 
 import (
 	"bufio"
 	"context"
 	"encoding/gob"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -16,23 +17,14 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/connlimit/connlimit/internal/shm"
+	"github.com/connlimit/connlimit/internal/sockaddr"
 	"github.com/connlimit/connlimit/limits"
 	"github.com/connlimit/connlimit/loadgen"
 )
 
-// A generator worker is one process of a multi-process run: run starts
-// "connlimit worker" children, each with its share of the connections and its
-// own RLIMIT_NOFILE. Its counters live in a block its parent maps too (fd 5,
-// see internal/shm): the parent reads them at every sample and the worker
-// never stops to report them. It tells of its phases on fd 3 (JSON lines),
-// holds its connections until its stdin closes, then writes its results
-// (gob) on fd 4 and exits: pipes, not files, so a run killed with -9 leaves
-// nothing behind. A gated worker (--gated) starts connecting only when its
-// parent writes startByte on its stdin: the run keeps a few ramping at once.
-
-// workerEvent is one line a worker writes to its parent; its counters the
+// event is one line a worker writes to its parent; its counters the
 // parent reads in the shared block.
-type workerEvent struct {
+type event struct {
 	Event string `json:"event"` // "opened", "done"
 	Err   string `json:"err,omitempty"`
 }
@@ -40,19 +32,25 @@ type workerEvent struct {
 // startByte on a gated worker's stdin lets it start connecting.
 const startByte = 's'
 
-// workerResults is what a worker hands back, gob-encoded.
-type workerResults struct {
+// results is what a worker hands back, gob-encoded.
+type results struct {
 	Results []loadgen.Result
 	Reasons map[int32]string
 	Segs    []loadgen.SegInfo
 }
 
-func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
+// ErrUsage marks an error in the arguments Serve was given.
+var ErrUsage = errors.New("worker: an internal command of connlimit run; use connlimit run --procs N")
+
+// Serve is the worker child: it parses the arguments Start gave it, makes
+// its attempts and holds them until stdin closes or ctx ends, then hands
+// its results to the parent.
+func Serve(ctx context.Context, args []string, stdin io.Reader) error {
 	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
 		targets, sources, probe, host, httpPath string
-		n, concurrency, payload, mss            int
+		n, nofile, concurrency, payload, mss    int
 		rate                                    float64
 		connectTimeout, replyTimeout            time.Duration
 		epoch                                   int64
@@ -64,6 +62,7 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 	fs.StringVar(&host, "host", "", "")
 	fs.StringVar(&httpPath, "http-path", "/", "")
 	fs.IntVar(&n, "connections", 0, "")
+	fs.IntVar(&nofile, "nofile", 0, "")
 	fs.IntVar(&concurrency, "concurrency", loadgen.DefaultConcurrency, "")
 	fs.IntVar(&payload, "payload", 16, "")
 	fs.IntVar(&mss, "mss", 0, "")
@@ -75,45 +74,45 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 	fs.BoolVar(&localAddrs, "local-addrs", false, "")
 	fs.BoolVar(&gated, "gated", false, "")
 	if err := fs.Parse(args); err != nil {
-		return usageErr("worker: %v (an internal command of connlimit run)", err)
+		return fmt.Errorf("%w: %v", ErrUsage, err)
 	}
 	events, results := os.NewFile(3, "events"), os.NewFile(4, "results")
 	if events == nil || results == nil || n < 1 {
-		return usageErr("worker: an internal command of connlimit run; use connlimit run --procs N")
+		return ErrUsage
 	}
 	defer events.Close()
 	defer results.Close()
-	mem, err := shm.Inherit(5, workerBlockSize)
+	mem, err := shm.Inherit(5, blockSize)
 	if err != nil {
-		return runtimeErr(fmt.Errorf("worker: counters: %w", err))
+		return fmt.Errorf("worker: counters: %w", err)
 	}
 	defer shm.Unmap(mem)
-	enc := &lockedEncoder{enc: json.NewEncoder(events)}
+	enc := encoder{json.NewEncoder(events)}
 
 	var dsts []netip.AddrPort
 	for t := range strings.SplitSeq(targets, ",") {
 		ap, err := netip.ParseAddrPort(t)
 		if err != nil {
-			return usageErr("worker --targets: %v", err)
+			return fmt.Errorf("%w: --targets: %v", ErrUsage, err)
 		}
 		dsts = append(dsts, ap)
 	}
 	var srcs []netip.Addr
 	if sources != "" {
 		var err error
-		if srcs, err = parseAddrList(sources); err != nil {
-			return usageErr("worker --source-ips: %v", err)
+		if srcs, err = sockaddr.ParseList(sources); err != nil {
+			return fmt.Errorf("%w: --source-ips: %v", ErrUsage, err)
 		}
 	}
-	if _, err := limits.EnsureSoft(uint64(n) + generatorReserve); err != nil {
-		return runtimeErr(fmt.Errorf("worker: %w", err))
+	if _, err := limits.EnsureSoft(uint64(max(n, nofile))); err != nil {
+		return fmt.Errorf("worker: %w", err)
 	}
-	p := newProbe(probe, payload, builtin, host, httpPath)
+	p := NewProbe(probe, payload, builtin, host, httpPath)
 	gen, err := loadgen.New(loadgen.Config{Targets: dsts, Sources: srcs, Connections: n, Rate: rate, Concurrency: concurrency,
 		ConnectTimeout: connectTimeout, GreetingTimeout: replyTimeout, Probe: p, MSS: mss, Segments: probe == "echo", LocalAddrs: localAddrs,
 		Epoch: time.Unix(0, epoch), Counters: shm.At[loadgen.Counters](mem)})
 	if err != nil {
-		return runtimeErr(err)
+		return err
 	}
 
 	// Stdin closing (or a signal, through ctx) ends the hold, or the wait
@@ -144,13 +143,13 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 	if openErr == nil {
 		openErr = gen.Open(holdCtx)
 	}
-	enc.send(workerEvent{Event: "opened"})
+	enc.send(event{Event: "opened"})
 	if openErr == nil {
 		_ = gen.Hold(holdCtx, 24*time.Hour) // until stdin closes or a signal
 	}
 	closeErr := gen.Close()
 	err = writeWorkerResults(results, gen)
-	ev := workerEvent{Event: "done"}
+	ev := event{Event: "done"}
 	if err == nil {
 		err = closeErr
 	}
@@ -161,14 +160,11 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader) error {
 	events.Close() // the parent's reader ends; the stdin reader ends when the parent closes it
 	release()
 	wg.Wait()
-	if err != nil {
-		return runtimeErr(err)
-	}
-	return nil
+	return err
 }
 
 func writeWorkerResults(f *os.File, gen *loadgen.Generator) error {
-	res := workerResults{Results: gen.Results(), Reasons: map[int32]string{}, Segs: gen.Segments()}
+	res := results{Results: gen.Results(), Reasons: map[int32]string{}, Segs: gen.Segments()}
 	for i := range res.Results {
 		if r := gen.Reason(i); r != "" {
 			res.Reasons[int32(i)] = r
@@ -186,14 +182,9 @@ func writeWorkerResults(f *os.File, gen *loadgen.Generator) error {
 	return f.Close()
 }
 
-// lockedEncoder serialises event lines from the stats ticker and the main flow.
-type lockedEncoder struct {
-	mu  sync.Mutex
-	enc *json.Encoder
-}
+// encoder writes event lines; only Serve's own flow sends them.
+type encoder struct{ enc *json.Encoder }
 
-func (l *lockedEncoder) send(ev workerEvent) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_ = l.enc.Encode(ev) // a parent gone away is seen through stdin and Pdeathsig
+func (e encoder) send(ev event) {
+	_ = e.enc.Encode(ev) // a parent gone away is seen through stdin and Pdeathsig
 }

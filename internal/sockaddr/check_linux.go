@@ -1,4 +1,4 @@
-package main
+package sockaddr
 
 import (
 	"fmt"
@@ -8,9 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// checkSources binds a socket to each source address (no port is taken) to
+// CheckLocal binds a socket to each source address (no port is taken) to
 // learn, before any traffic, that it belongs to this machine.
-func checkSources(addrs []netip.Addr) error {
+func CheckLocal(addrs []netip.Addr) error {
 	for _, a := range addrs {
 		var sa unix.Sockaddr
 		family := unix.AF_INET
