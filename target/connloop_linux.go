@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/connlimit/connlimit/internal/epoll"
-	"github.com/connlimit/connlimit/internal/rawsock"
-	"github.com/connlimit/connlimit/internal/sockaddr"
 	"net"
 	"net/netip"
 	"os"
 	"sync"
 	"syscall"
+
+	"github.com/connlimit/connlimit/internal/epoll"
+	"github.com/connlimit/connlimit/internal/rawsock"
+	"github.com/connlimit/connlimit/internal/sockaddr"
 
 	"golang.org/x/sys/unix"
 )

@@ -2,10 +2,11 @@ package target
 
 import (
 	"fmt"
-	"github.com/connlimit/connlimit/internal/sockaddr"
 	"net"
 	"net/netip"
 	"os"
+
+	"github.com/connlimit/connlimit/internal/sockaddr"
 
 	"golang.org/x/sys/unix"
 )

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/connlimit/connlimit/internal/child"
 	"github.com/connlimit/connlimit/internal/shm"
 	"github.com/connlimit/connlimit/limits"
 )
@@ -42,10 +43,10 @@ type Process struct {
 	firstAt  time.Time // when the first_emfile event arrived
 	stderr   tailBuffer
 
-	exited  chan struct{} // closed once the child is reaped
-	waitErr error         // set before exited is closed
-	stop    sync.Once
-	wg      sync.WaitGroup // reaper and event reader
+	c      *child.Child
+	exited <-chan struct{} // closed once the child is reaped
+	stop   sync.Once
+	wg     sync.WaitGroup // the event reader
 }
 
 // Ready is the event the target sent once listening.

@@ -2,17 +2,14 @@ package target
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/connlimit/connlimit/internal/child"
 	"github.com/connlimit/connlimit/internal/shm"
-	"golang.org/x/sys/unix"
 
 	"github.com/connlimit/connlimit/limits"
 )
@@ -27,18 +24,6 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	if cfg.StatsInterval <= 0 {
 		cfg.StatsInterval = DefaultStatsInterval
 	}
-	// The child keeps its counters in a block mapped here too: read at
-	// every sample, with no stats event to write, send and decode.
-	mem, block, err := shm.New(CountersBlockSize)
-	if err != nil {
-		return nil, fmt.Errorf("start target: counters: %w", err)
-	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		shm.Unmap(mem)
-		block.Close()
-		return nil, fmt.Errorf("start target: %w", err)
-	}
 	cmdName, role := "target", "target"
 	if cfg.ForwardTo != "" {
 		cmdName, role = "forward", "forwarder"
@@ -52,29 +37,22 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	if cfg.ForwardTo != "" {
 		args = append(args, "--to", cfg.ForwardTo)
 	}
-	p := &Process{role: role, exited: make(chan struct{}), mem: mem, counters: shm.At[Counters](mem)}
-	cmd := exec.Command(cfg.Exe, args...)
-	cmd.ExtraFiles = []*os.File{pw, block}
-	cmd.Stderr = stderrWriter{p}
-	// A process group of its own: a terminal's Ctrl-C or hang-up reaches the run,
-	// which stops its children in order, not the children behind its back.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if cfg.ForwardTo == "" {
-		// The built-in target's work is one accept goroutine; a second P only
-		// adds thread hand-offs and wakeups that take the core the generator
-		// needs (bench/connect-rate.sh: median 0.83-0.90x connstorm → 0.97-0.99x).
-		cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
-	}
-	err = cmd.Start()
-	pw.Close() // the child holds the write end now; EOF on pr means it is gone
-	block.Close()
+	p := &Process{role: role}
+	// The child keeps its counters in a block mapped here too: read at
+	// every sample, with no stats event to write, send and decode. The
+	// built-in target's work is one accept goroutine; a second P only adds
+	// thread hand-offs and wakeups that take the core the generator needs
+	// (bench/connect-rate.sh: median 0.83-0.90x connstorm → 0.97-0.99x).
+	c, err := child.Start(child.Spec{Exe: cfg.Exe, Args: args, Pipes: 1, Block: CountersBlockSize,
+		Stderr: stderrWriter{p}, OneP: cfg.ForwardTo == ""})
 	if err != nil {
-		pr.Close()
-		p.release()
-		return nil, fmt.Errorf("start target %s: %w", cfg.Exe, err)
+		return nil, fmt.Errorf("start %s %s: %w", role, cfg.Exe, err)
 	}
+	p.c, p.exited, p.proc = c, c.Exited(), c.Cmd.Process
+	p.mem, p.counters = c.Mem, shm.At[Counters](c.Mem)
+	pr := c.Pipes[0] // EOF on it means the child is gone
 	// Its descriptors are counted here (one fstat), not by the child.
-	p.inv, _ = limits.OpenInventory(limits.DefaultProcRoot, strconv.Itoa(cmd.Process.Pid))
+	p.inv, _ = limits.OpenInventory(limits.DefaultProcRoot, strconv.Itoa(c.Pid()))
 
 	readyCh := make(chan Event, 1)
 	p.wg.Go(func() {
@@ -92,11 +70,6 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 			_, _ = stderrWriter{p}.Write([]byte(err.Error() + "\n"))
 		}
 	})
-	p.wg.Go(func() {
-		p.waitErr = cmd.Wait()
-		close(p.exited)
-	})
-	p.proc = cmd.Process
 
 	timer := time.NewTimer(cfg.StartTimeout)
 	defer timer.Stop()
@@ -112,7 +85,8 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	case <-ctx.Done():
 		err = fmt.Errorf("start target: %w", context.Cause(ctx))
 	}
-	_ = cmd.Process.Kill()
+	_ = p.proc.Kill()
+	<-p.exited
 	p.wg.Wait()
 	p.release()
 	return nil, err
@@ -120,19 +94,9 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 
 // exitError describes how the child ended; call only after Exited.
 func (p *Process) exitError() *ExitError {
-	e := &ExitError{Role: p.role, PID: p.proc.Pid, State: "exit status 0", Accepted: p.Latest().Accepted,
-		Stderr: strings.TrimSpace(p.Stderr())}
-	var ee *exec.ExitError
-	if errors.As(p.waitErr, &ee) {
-		e.State, e.Status = ee.ProcessState.String(), ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			e.State = fmt.Sprintf("signal %d, %s", int(ws.Signal()), ws.Signal())
-			e.Signal = unix.SignalName(ws.Signal())
-		}
-	} else if p.waitErr != nil {
-		e.State = p.waitErr.Error()
-	}
-	return e
+	end := p.c.End()
+	return &ExitError{Role: p.role, PID: p.c.Pid(), State: end.State, Signal: end.Signal, Status: end.Status,
+		Accepted: p.Latest().Accepted, Stderr: strings.TrimSpace(p.Stderr())}
 }
 
 // Died returns an *ExitError if the child has exited (and was not stopped by
@@ -164,6 +128,7 @@ func (p *Process) Stop(grace time.Duration) {
 			}
 			t.Stop()
 		}
+		<-p.exited // reaped
 		p.wg.Wait()
 		p.release()
 	})

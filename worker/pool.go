@@ -30,11 +30,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/connlimit/connlimit/internal/child"
 	"github.com/connlimit/connlimit/internal/shm"
 	"github.com/connlimit/connlimit/loadgen"
 	"github.com/connlimit/connlimit/report"
@@ -73,10 +71,10 @@ type worker struct {
 	latest   loadgen.Snapshot  // the counters when mem was released
 	err      string
 	gone     chan struct{} // closed once the event stream ended
-	exited   chan struct{} // closed once the process is reaped; waitErr is then set
-	waitErr  error
-	early    bool      // it exited before Close asked it to
-	once     sync.Once // for the index sent when the worker has made its attempts
+	c        *child.Child
+	exited   <-chan struct{} // closed once the process is reaped
+	early    bool            // it exited before Close asked it to
+	once     sync.Once       // for the index sent when the worker has made its attempts
 	wg       sync.WaitGroup
 }
 
@@ -213,57 +211,18 @@ const blockSize = 4096
 // startWorker starts one worker; its index goes to opened once it has
 // made its attempts, or is gone.
 func startWorker(exe string, args []string, index int, opened chan<- int) (*worker, error) {
-	mem, block, err := shm.New(blockSize)
+	// fd 3: events, fd 4: results, fd 5: the counters block. A worker's
+	// work is one loop goroutine: with a second P the runtime wakes threads
+	// to look for work that is not there (million ramp with GOMAXPROCS=1 in
+	// every process: 30.9 → 27.9 s, 16k → 13k context switches/s).
+	c, err := child.Start(child.Spec{Exe: exe, Args: args, Pipes: 2, Block: blockSize, Stdin: true, Stderr: os.Stderr, OneP: true})
 	if err != nil {
-		return nil, fmt.Errorf("generator worker counters: %w", err)
+		return nil, fmt.Errorf("start generator worker: %w", err)
 	}
-	// Our ends stay open if the worker starts; the child's are closed here
-	// once it holds them. On failure everything goes.
-	ours, childs := []*os.File{}, []*os.File{block}
-	fail := func(err error) (*worker, error) {
-		shm.Unmap(mem)
-		for _, f := range append(ours, childs...) {
-			f.Close()
-		}
-		return nil, err
-	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return fail(err)
-	}
-	ours, childs = append(ours, pr), append(childs, pw)
-	rr, rw, err := os.Pipe()
-	if err != nil {
-		return fail(err)
-	}
-	ours, childs = append(ours, rr), append(childs, rw)
-	w := &worker{gone: make(chan struct{}), exited: make(chan struct{}), events: pr, results: rr,
-		mem: mem, counters: shm.At[loadgen.Counters](mem)}
-	w.cmd = exec.Command(exe, args...)
-	w.cmd.ExtraFiles = []*os.File{pw, rw, block}
-	w.cmd.Stderr = os.Stderr
-	w.cmd.SysProcAttr = childAttr()
-	// A worker's work is one loop goroutine: with a second P the runtime
-	// wakes threads to look for work that is not there (million ramp with
-	// GOMAXPROCS=1 in every process: 30.9 → 27.9 s, 16k → 13k context switches/s).
-	w.cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
-	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
-		return fail(err)
-	}
-	err = w.cmd.Start()
-	for _, f := range childs {
-		f.Close() // the child holds them now
-	}
-	childs = nil
-	if err != nil {
-		return fail(fmt.Errorf("start generator worker: %w", err))
-	}
+	w := &worker{c: c, cmd: c.Cmd, stdin: c.Stdin, gone: make(chan struct{}), exited: c.Exited(), events: c.Pipes[0], results: c.Pipes[1],
+		mem: c.Mem, counters: shm.At[loadgen.Counters](c.Mem)}
 	w.wg.Go(func() { w.read(index, opened) })
 	w.wg.Go(func() { w.out.ReadFrom(w.results) })
-	w.wg.Go(func() {
-		w.waitErr = w.cmd.Wait()
-		close(w.exited)
-	})
 	return w, nil
 }
 
@@ -276,16 +235,8 @@ func (e *DiedError) Error() string { return e.Death.Text() }
 // died describes worker i, which has exited; its counters outlive it.
 func (p *Pool) died(i int) *DiedError {
 	w := p.workers[i]
-	d := report.Death{Role: "generator", PID: w.cmd.Process.Pid, ExitStatus: -1, After: w.snapshot().Attempted}
-	var ee *exec.ExitError
-	if errors.As(w.waitErr, &ee) {
-		d.ExitStatus = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			d.Signal = unix.SignalName(ws.Signal())
-		}
-	} else if w.waitErr == nil {
-		d.ExitStatus = 0
-	}
+	end := w.c.End()
+	d := report.Death{Role: "generator", PID: w.c.Pid(), Signal: end.Signal, ExitStatus: end.Status, After: w.snapshot().Attempted}
 	if e := w.errText(); e != "" {
 		d.Log = strings.TrimPrefix(e, ": ")
 	}
@@ -503,7 +454,7 @@ func (p *Pool) Close() error {
 		}
 		w.release()
 		w.results.Close()
-		err := w.waitErr
+		err := w.c.Err()
 		var ee *exec.ExitError
 		switch ferr := gob.NewDecoder(&w.out).Decode(&res); {
 		case died != nil && ferr != nil:
