@@ -30,9 +30,7 @@ type load interface {
 	Hold(ctx context.Context, d time.Duration) error
 	Close() error
 	Snapshot() loadgen.Snapshot
-	Results() []loadgen.Result
-	Reason(i int) string
-	Segments() []loadgen.SegInfo
+	Attempts() loadgen.Attempts
 	MarkQueued(i int) bool
 }
 
@@ -58,7 +56,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 			sum := report.Build(report.Input{Requested: cfg.Connections, GeneratorID: os.Getpid(),
 				Limits: report.Limits{Generator: nf, Sysctls: sysctls}, Probe: cfg.Probe,
 				Duration: time.Since(began), Interrupted: true, Err: err, Gates: cfg.Gates})
-			if werr := errors.Join(report.WriteText(stdout, sum), writeReports(cfg, outs, sum, nil, nil, nil, nil, nil)); werr != nil {
+			if werr := errors.Join(report.WriteText(stdout, sum), writeReports(cfg, outs, sum, nil, loadgen.Attempts{}, nil)); werr != nil {
 				return werr
 			}
 		}
@@ -154,7 +152,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 
 	closeErr := gen.Close()
 	if verdict != nil && runErr == nil {
-		res := gen.Results()
+		res := gen.Attempts().Results
 		for i := range res {
 			if r := &res[i]; r.Outcome == loadgen.Served && verdict.notAccepted(limits.ServerConn{Client: r.Local, Port: side.addrs[r.Dst].Port()}) {
 				gen.MarkQueued(i)
@@ -185,17 +183,17 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 	}
 
 	sum := report.Build(report.Input{
-		Requested: cfg.Connections, Target: addr, Results: gen.Results(), GeneratorID: os.Getpid(), SourceAddrs: len(cfg.Sources), RampProcs: cfg.RampProcs,
+		Requested: cfg.Connections, Target: addr, Attempts: gen.Attempts(), GeneratorID: os.Getpid(), SourceAddrs: len(cfg.Sources), RampProcs: cfg.RampProcs,
 		Limits: report.Limits{Generator: nf, Sysctls: sysctls}, TargetInfo: targetInfo(firstOut(side.tps), cfg), Targets: targetInfos(side.tps, cfg),
 		Forwarder: targetInfo(side.fp, cfg), ForwarderFirst: forwarderFirst(side), Generators: generatorProcs(gen),
-		Processes: sampler.processes(procsEnd), Probe: cfg.Probe, Reason: gen.Reason,
+		Processes: sampler.processes(procsEnd), Probe: cfg.Probe,
 		Duration: time.Since(began), Interrupted: stoppedBy(ctx, runErr), Err: runErr,
 		Kernel: sampler.kernelSummary(cfg, kv, holdEnd), Gates: cfg.Gates,
-		Segs: gen.Segments(), Payload: cfg.Payload, MSSAsked: cfg.MSS, Died: deathOf(runErr),
+		Payload: cfg.Payload, MSSAsked: cfg.MSS, Died: deathOf(runErr),
 	})
 	// The summary first: whatever happens to the files, what was measured is on stdout.
 	textErr := report.WriteText(stdout, sum)
-	if err := errors.Join(textErr, writeReports(cfg, outs, sum, side.addrs, gen.Results(), gen.Reason, gen.Segments(), sampler)); err != nil {
+	if err := errors.Join(textErr, writeReports(cfg, outs, sum, side.addrs, gen.Attempts(), sampler)); err != nil {
 		return err
 	}
 	if cause := context.Cause(ctx); runErr == nil && cause != nil {
@@ -353,8 +351,7 @@ func targetInfo(tp *target.Process, cfg *Config) *report.Target {
 // fails (a full disk, a FIFO whose reader went away) loses no other. The
 // error names each that failed, its path and errno. s is nil when the run
 // ended before sampling started (the timeline then has its header only).
-func writeReports(cfg *Config, outs *outputs, sum report.Summary, addrs []netip.AddrPort,
-	results []loadgen.Result, reason func(int) string, segs []loadgen.SegInfo, s *sampler) error {
+func writeReports(cfg *Config, outs *outputs, sum report.Summary, addrs []netip.AddrPort, attempts loadgen.Attempts, s *sampler) error {
 	var failed []string
 	write := func(flag string, out *report.Output, fill func() error) {
 		if out == nil {
@@ -375,7 +372,7 @@ func writeReports(cfg *Config, outs *outputs, sum report.Summary, addrs []netip.
 			failed = append(failed, msg)
 		}
 	}
-	write("csv", outs.csv, func() error { return report.WriteCSV(outs.csv, addrs, results, reason, segs) })
+	write("csv", outs.csv, func() error { return report.WriteCSV(outs.csv, addrs, attempts) })
 	write("timeline", outs.timeline, func() error {
 		if s != nil {
 			return s.timelineErr

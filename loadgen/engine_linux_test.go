@@ -376,8 +376,8 @@ func TestProbes(t *testing.T) {
 				t.Fatalf("outcomes %v, want 20 %s", got, tc.want)
 			}
 			for i, r := range g.Results() {
-				if r.Status != tc.status || g.Reason(i) != tc.reason {
-					t.Fatalf("attempt %d: status %d reason %q, want %d %q", r.Seq, r.Status, g.Reason(i), tc.status, tc.reason)
+				if r.Status != tc.status || g.Attempts().At(i).Reason != tc.reason {
+					t.Fatalf("attempt %d: status %d reason %q, want %d %q", r.Seq, r.Status, g.Attempts().At(i).Reason, tc.status, tc.reason)
 				}
 			}
 			if s := g.Snapshot(); tc.want == Served && s.Open != 20 || tc.want != Served && s.Open != 0 {
@@ -440,7 +440,7 @@ func TestSegments(t *testing.T) {
 			}
 			used := tc.mss - 12
 			want := uint32((tc.payload + used - 1) / used)
-			for i, s := range g.Segments() {
+			for i, s := range g.Attempts().Segs {
 				if int(s.MSS) != used || s.DataSegsOut != want || s.DataSegsIn != want || s.BytesSent != uint32(tc.payload) ||
 					s.BytesReceived != uint32(tc.payload) || s.Retrans != 0 {
 					t.Errorf("connection %d: %+v; want MSS %d, %d data segments each way, %d bytes", i, s, used, want, tc.payload)

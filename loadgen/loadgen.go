@@ -249,18 +249,49 @@ func New(cfg Config) (*Generator, error) {
 	return g, nil
 }
 
-// Segments returns TCP_INFO per attempt (zero where there was none), or nil
-// unless Config.Segments was set. Call it after Open.
-func (g *Generator) Segments() []SegInfo {
-	if g.segs == nil {
-		return nil
-	}
-	return g.segs[:len(g.Results())]
+// Attempts is a batch of attempts, in the order they were made. At gives
+// one whole: its Result, what the target said, its TCP_INFO reading. They
+// are kept in three parts only so that a million stay compact: a reason is
+// rare, and a reading needs a payload.
+type Attempts struct {
+	Results []Result
+	Reasons map[int32]string // by index into Results; nil or missing: nothing said
+	Segs    []SegInfo        // parallel to Results; nil unless a payload was sent
 }
 
-// Reason is what the target said, or why the probe failed, for attempt i
-// (0-based); "" when there is nothing to say.
-func (g *Generator) Reason(i int) string { return g.reasons[int32(i)] }
+// Attempt is one attempt whole.
+type Attempt struct {
+	Result
+	// Reason is what the target said, or why the probe failed; "" when
+	// there is nothing to say.
+	Reason string
+	// Seg is its TCP_INFO reading; HasSegs says the batch took readings
+	// (a zero Seg then means this attempt has none).
+	Seg     SegInfo
+	HasSegs bool
+}
+
+// Len is the number of attempts.
+func (a Attempts) Len() int { return len(a.Results) }
+
+// At is attempt i (0-based).
+func (a Attempts) At(i int) Attempt {
+	at := Attempt{Result: a.Results[i], Reason: a.Reasons[int32(i)], HasSegs: a.Segs != nil}
+	if i < len(a.Segs) {
+		at.Seg = a.Segs[i]
+	}
+	return at
+}
+
+// Attempts returns the attempts made so far. Call it after Open; its
+// Results are the generator's own (MarkQueued changes them).
+func (g *Generator) Attempts() Attempts {
+	a := Attempts{Results: g.Results(), Reasons: g.reasons}
+	if g.segs != nil {
+		a.Segs = g.segs[:len(a.Results)]
+	}
+	return a
+}
 
 // Snapshot reads the counters.
 func (g *Generator) Snapshot() Snapshot { return g.c.Snapshot() }

@@ -20,13 +20,13 @@ var SegmentHeader = []string{"bytes_sent", "bytes_received", "mss", "data_segs_o
 
 // WriteCSV writes one row per attempt. A value that does not apply to an
 // attempt (no descriptor, never connected, no greeting) is left empty.
-// reason (may be nil) gives what the target said for attempt i (0-based).
-// segs (nil without a payload) adds the TCP_INFO columns.
-// remotes are the destinations, indexed by Result.Dst.
-func WriteCSV(w io.Writer, remotes []netip.AddrPort, results []loadgen.Result, reason func(i int) string, segs []loadgen.SegInfo) error {
+// Attempts with TCP_INFO readings add the segment columns. remotes are the
+// destinations, indexed by Result.Dst.
+func WriteCSV(w io.Writer, remotes []netip.AddrPort, attempts loadgen.Attempts) error {
 	cw := csv.NewWriter(w)
 	header := CSVHeader
-	if segs != nil {
+	withSegs := attempts.Segs != nil
+	if withSegs {
 		header = append(slices.Clip(CSVHeader), SegmentHeader...)
 	}
 	if err := cw.Write(header); err != nil {
@@ -37,8 +37,9 @@ func WriteCSV(w io.Writer, remotes []netip.AddrPort, results []loadgen.Result, r
 		rips[i], rports[i] = r.Addr().String(), strconv.Itoa(int(r.Port()))
 	}
 	row := make([]string, len(header))
-	for i := range results {
-		r := &results[i]
+	for i := range attempts.Len() {
+		a := attempts.At(i)
+		r := &a.Result
 		row[0] = strconv.FormatUint(uint64(r.Seq), 10)
 		row[1] = ifInt(r.FD >= 0, int64(r.FD))
 		row[2], row[3] = "", ""
@@ -55,12 +56,9 @@ func WriteCSV(w io.Writer, remotes []netip.AddrPort, results []loadgen.Result, r
 		row[9] = ifInt(r.Greeting > 0, micros(r.Greeting))
 		row[10] = ifInt(r.TargetSeq > 0, int64(r.TargetSeq))
 		row[11] = ifInt(r.Status > 0, int64(r.Status))
-		row[12] = ""
-		if reason != nil {
-			row[12] = reason(i)
-		}
-		if segs != nil {
-			sg := segs[i]
+		row[12] = a.Reason
+		if withSegs {
+			sg := a.Seg
 			ok := sg.MSS > 0
 			for j, v := range []int64{int64(sg.BytesSent), int64(sg.BytesReceived), int64(sg.MSS), int64(sg.DataSegsOut), int64(sg.DataSegsIn), int64(sg.Retrans)} {
 				row[13+j] = ifInt(ok, v)

@@ -55,7 +55,11 @@ func fixtureResults() []loadgen.Result {
 
 func fixtureInput() Input {
 	return Input{
-		Requested: 6, Target: target, Results: fixtureResults(), GeneratorID: 100,
+		Requested: 6, Target: target, GeneratorID: 100,
+		Attempts: loadgen.Attempts{Results: fixtureResults(), Reasons: map[int32]string{5: "EMFILE at socket()"},
+			Segs: []loadgen.SegInfo{{BytesSent: 5000, BytesReceived: 5020, MSS: 1448, DataSegsOut: 4, DataSegsIn: 5},
+				{BytesSent: 5000, BytesReceived: 5020, MSS: 1448, DataSegsOut: 4, DataSegsIn: 5, Retrans: 1},
+				{BytesSent: 5000, BytesReceived: 5020, MSS: 1448, DataSegsOut: 4, DataSegsIn: 5}, {}, {}, {}}},
 		Limits: Limits{Generator: limits.NoFile{Inherited: 1024, InheritedFrom: "child shell ulimit -Sn", Soft: 2048, Hard: 4096},
 			Sysctls: limits.Sysctls{NrOpen: 1048576, FileMax: 100000, FileNrAllocated: 10, PortRange: limits.PortRange{Low: 32768, High: 60999},
 				Somaxconn: 4096, TCPMaxSynBacklog: 2048, TCPSyncookies: 1, TCPSynRetries: 6}},
@@ -73,17 +77,8 @@ func fixtureInput() Input {
 		Processes: []Process{{PID: 200, Name: "connlimit", Cmdline: "connlimit target --events-fd 3", FoundBy: "socket inode 9",
 			Readable: true, NoFileSoft: 16, NoFileHard: 4096, FDsMax: 17, FDsEnd: 17, SlotsUsedMax: 16, AtLimit: true},
 			{PID: 300, Name: "helper", FoundBy: "socket inode 9", Note: "cannot watch it: permission denied"}},
-		Reason: func(i int) string {
-			if i == 5 {
-				return "EMFILE at socket()"
-			}
-			return ""
-		},
 		Gates:   Gates{RequireServed: 3, HasRequireServed: true, ExpectLimit: LimitNone},
 		Payload: 5000, MSSAsked: 1460,
-		Segs: []loadgen.SegInfo{{BytesSent: 5000, BytesReceived: 5020, MSS: 1448, DataSegsOut: 4, DataSegsIn: 5},
-			{BytesSent: 5000, BytesReceived: 5020, MSS: 1448, DataSegsOut: 4, DataSegsIn: 5, Retrans: 1},
-			{BytesSent: 5000, BytesReceived: 5020, MSS: 1448, DataSegsOut: 4, DataSegsIn: 5}, {}, {}, {}},
 		Kernel: &Kernel{Namespace: "host", ListenBacklog: 4096, AcceptQueueMax: 2, AcceptQueueEnd: 2,
 			TCPExt: limits.TCPExt{ListenOverflows: 3, ListenDrops: 3}},
 		Duration: 2500 * time.Millisecond,
@@ -167,12 +162,7 @@ func TestJSONGolden(t *testing.T) {
 
 func TestCSV(t *testing.T) {
 	var b bytes.Buffer
-	if err := WriteCSV(&b, []netip.AddrPort{target}, fixtureResults(), func(i int) string {
-		if i == 5 {
-			return "said, with a comma"
-		}
-		return ""
-	}, nil); err != nil {
+	if err := WriteCSV(&b, []netip.AddrPort{target}, loadgen.Attempts{Results: fixtureResults(), Reasons: map[int32]string{5: "said, with a comma"}}); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "attempts.csv", b.Bytes())
@@ -321,7 +311,8 @@ func TestSplit(t *testing.T) {
 func TestSegmentsCSV(t *testing.T) {
 	var b bytes.Buffer
 	in := fixtureInput()
-	if err := WriteCSV(&b, []netip.AddrPort{target}, in.Results, nil, in.Segs); err != nil {
+	in.Attempts.Reasons = nil
+	if err := WriteCSV(&b, []netip.AddrPort{target}, in.Attempts); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := csv.NewReader(&b).ReadAll()

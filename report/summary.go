@@ -283,7 +283,7 @@ type FirstEMFILE struct {
 type Input struct {
 	Requested   int
 	Target      netip.AddrPort
-	Results     []loadgen.Result
+	Attempts    loadgen.Attempts // every attempt, in the order made
 	GeneratorID int
 	SourceAddrs int
 	RampProcs   int
@@ -296,11 +296,9 @@ type Input struct {
 	ForwarderFirst bool
 	Processes      []Process
 	Probe          string
-	Reason         func(i int) string // what the target said for attempt i; may be nil
-	Kernel         *Kernel            // nil when not sampled
+	Kernel         *Kernel // nil when not sampled
 	Gates          Gates
-	Died           *Death            // the run's process that died first, or nil
-	Segs           []loadgen.SegInfo // parallel to Results; nil without a payload
+	Died           *Death // the run's process that died first, or nil
 	Payload        int
 	MSSAsked       int
 	Duration       time.Duration
@@ -308,14 +306,14 @@ type Input struct {
 	Err            error
 }
 
-// Build computes the summary. It does not modify in.Results.
+// Build computes the summary. It does not modify in.Attempts.
 func Build(in Input) Summary {
 	s := Summary{
 		SchemaVersion:   SchemaVersion,
 		Interrupted:     in.Interrupted,
 		TargetAddr:      addrText(in.Target),
 		Requested:       in.Requested,
-		Attempted:       len(in.Results),
+		Attempted:       len(in.Attempts.Results),
 		Outcomes:        map[string]int{},
 		DurationS:       in.Duration.Seconds(),
 		Limits:          in.Limits,
@@ -335,10 +333,10 @@ func Build(in Input) Summary {
 	for _, o := range loadgen.Outcomes() {
 		s.Outcomes[o.String()] = 0
 	}
-	lat := make([]time.Duration, 0, len(in.Results))
+	lat := make([]time.Duration, 0, len(in.Attempts.Results))
 	var first, last time.Duration = -1, 0
-	for i := range in.Results {
-		r := &in.Results[i]
+	for i := range in.Attempts.Results {
+		r := &in.Attempts.Results[i]
 		s.Outcomes[r.Outcome.String()]++
 		if r.Outcome == loadgen.Other && s.otherErrno == "" {
 			s.otherErrno = ErrnoName(r.Errno)
@@ -362,17 +360,15 @@ func Build(in Input) Summary {
 			s.ConnectRatePerS = float64(len(lat)) / span.Seconds()
 		}
 	}
-	if in.Reason != nil {
-		s.Reasons = topReasons(in.Results, in.Reason)
+	s.Reasons = topReasons(in.Attempts)
+	if in.Attempts.Segs != nil {
+		s.Segments = segments(in.Attempts.Segs, in.Payload, in.MSSAsked)
 	}
-	if in.Segs != nil {
-		s.Segments = segments(in.Segs, in.Payload, in.MSSAsked)
-	}
-	s.FirstLimit, s.FirstLimitAt = firstLimit(in.Results, in.TargetInfo, in.Processes)
+	s.FirstLimit, s.FirstLimitAt = firstLimit(in.Attempts.Results, in.TargetInfo, in.Processes)
 	if s.FirstLimit == LimitTargetFD && len(in.Targets) > 1 {
 		// One target's own count would understate a run spread over several:
 		// count the attempts that succeeded before the first that did not.
-		_, s.FirstLimitAt = firstLimit(in.Results, nil, nil)
+		_, s.FirstLimitAt = firstLimit(in.Attempts.Results, nil, nil)
 	}
 	if f := in.Forwarder; f != nil && f.FirstEMFILE != nil && (in.TargetInfo == nil || in.TargetInfo.FirstEMFILE == nil || in.ForwarderFirst) {
 		// Two descriptors per connection: the connections it held when it ran out.
@@ -384,7 +380,7 @@ func Build(in Input) Summary {
 		s.Died = d
 		s.FirstLimit, s.FirstLimitAt = LimitTargetDied, d.After
 		if d.Role == "generator" {
-			_, s.FirstLimitAt = firstLimit(in.Results, nil, nil)
+			_, s.FirstLimitAt = firstLimit(in.Attempts.Results, nil, nil)
 			s.FirstLimit = LimitGeneratorDied
 		}
 	}
@@ -430,12 +426,12 @@ func atLimit(procs []Process) *Process {
 }
 
 // topReasons counts what the target said, most frequent first, at most five.
-func topReasons(results []loadgen.Result, reason func(int) string) []Reason {
+func topReasons(a loadgen.Attempts) []Reason {
 	type key struct{ o, r string }
 	n := map[key]int{}
-	for i := range results {
-		if r := reason(i); r != "" {
-			n[key{results[i].Outcome.String(), r}]++
+	for i, r := range a.Reasons {
+		if r != "" && int(i) < len(a.Results) {
+			n[key{a.Results[i].Outcome.String(), r}]++
 		}
 	}
 	out := make([]Reason, 0, len(n))

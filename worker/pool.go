@@ -47,10 +47,8 @@ type Pool struct {
 	ramp    int      // workers connecting at once; 0 = all, none gated
 	opened  chan int // a worker's index once it has made its attempts or is gone
 	next    int      // the next gated worker to release
-	results []loadgen.Result
-	from    []uint16 // the worker each of results came from
-	reasons map[int]string
-	segs    []loadgen.SegInfo
+	merged  loadgen.Attempts
+	from    []uint16 // the worker each merged attempt came from
 	closed  bool
 	closing atomic.Bool // Close has begun: a worker that exits now was asked to
 	epoch   time.Time   // every worker's attempt starts count from here
@@ -109,7 +107,7 @@ type Spec struct {
 // those that connect at once. With Spec.Ramp they wait to be released by
 // Open. On error every worker started is stopped and reaped.
 func Start(spec Spec, n int) (*Pool, error) {
-	p := &Pool{reasons: map[int]string{}, ramp: spec.Ramp, opened: make(chan int, n)}
+	p := &Pool{ramp: spec.Ramp, opened: make(chan int, n)}
 	p.epoch = time.Now()
 	epoch := p.epoch.UnixNano()
 	active := n
@@ -391,7 +389,7 @@ func (w *worker) release() {
 // loadgen.Generator.MarkQueued), in the counts of the worker it came from
 // too. Call it after Close.
 func (p *Pool) MarkQueued(i int) bool {
-	r := &p.results[i]
+	r := &p.merged.Results[i]
 	if r.Outcome != loadgen.Served {
 		return false
 	}
@@ -447,7 +445,7 @@ func (p *Pool) Close() error {
 		}
 		w.wg.Wait()
 		w.events.Close()
-		var res results
+		var res loadgen.Attempts
 		var died *DiedError
 		if w.early {
 			died = p.died(i) // before release: its counters say how many attempts it made
@@ -469,13 +467,13 @@ func (p *Pool) Close() error {
 		}
 		parts = append(parts, part{res, i})
 	}
-	p.results, p.from, p.reasons, p.segs = merge(parts, func(w int) []int { return p.workers[w].dsts })
+	p.merged, p.from = merge(parts, func(w int) []int { return p.workers[w].dsts })
 	return errors.Join(errs...)
 }
 
-// part is one worker's results: w is its index.
+// part is one worker's attempts: w is its index.
 type part struct {
-	res results
+	res loadgen.Attempts
 	w   int
 }
 
@@ -484,7 +482,7 @@ type part struct {
 // order), numbered from 1, with each Dst turned from the worker's index into
 // the run's (dsts(w) are worker w's targets), the worker each came from, and
 // the reasons and TCP_INFO readings under the merged index.
-func merge(parts []part, dsts func(w int) []int) ([]loadgen.Result, []uint16, map[int]string, []loadgen.SegInfo) {
+func merge(parts []part, dsts func(w int) []int) (loadgen.Attempts, []uint16) {
 	type ref struct{ part, i int }
 	var refs []ref
 	for pi, pt := range parts {
@@ -495,10 +493,10 @@ func merge(parts []part, dsts func(w int) []int) ([]loadgen.Result, []uint16, ma
 	slices.SortStableFunc(refs, func(a, b ref) int {
 		return cmp.Compare(parts[a.part].res.Results[a.i].Start, parts[b.part].res.Results[b.i].Start)
 	})
-	out, from, reasons := make([]loadgen.Result, len(refs)), make([]uint16, len(refs)), map[int]string{}
-	var segs []loadgen.SegInfo
+	out := loadgen.Attempts{Results: make([]loadgen.Result, len(refs)), Reasons: map[int32]string{}}
+	from := make([]uint16, len(refs))
 	if slices.ContainsFunc(parts, func(pt part) bool { return pt.res.Segs != nil }) {
-		segs = make([]loadgen.SegInfo, len(refs))
+		out.Segs = make([]loadgen.SegInfo, len(refs))
 	}
 	for gi, rf := range refs {
 		pt := parts[rf.part]
@@ -506,22 +504,22 @@ func merge(parts []part, dsts func(w int) []int) ([]loadgen.Result, []uint16, ma
 		r.Seq = uint32(gi) + 1
 		r.Dst = uint16(dsts(pt.w)[r.Dst])
 		from[gi] = uint16(pt.w)
-		out[gi] = r
+		out.Results[gi] = r
 		if reason, ok := pt.res.Reasons[int32(rf.i)]; ok {
-			reasons[gi] = reason
+			out.Reasons[int32(gi)] = reason
 		}
-		if segs != nil && rf.i < len(pt.res.Segs) {
-			segs[gi] = pt.res.Segs[rf.i]
+		if out.Segs != nil && rf.i < len(pt.res.Segs) {
+			out.Segs[gi] = pt.res.Segs[rf.i]
 		}
 	}
-	return out, from, reasons, segs
+	return out, from
 }
 
 // lostResults stands for the attempts of worker i, which died before it
 // handed them over: as many as its counters counted, outcome Lost, after
 // every attempt whose details survived.
-func (p *Pool) lostResults(i int, d *DiedError) results {
-	res := results{Results: make([]loadgen.Result, d.Death.Lost), Reasons: map[int32]string{}}
+func (p *Pool) lostResults(i int, d *DiedError) loadgen.Attempts {
+	res := loadgen.Attempts{Results: make([]loadgen.Result, d.Death.Lost), Reasons: map[int32]string{}}
 	at := time.Since(p.epoch)
 	reason := fmt.Sprintf("generator worker %d (pid %d) died: this attempt's details died with it", i, d.Death.PID)
 	for j := range res.Results {
@@ -531,14 +529,8 @@ func (p *Pool) lostResults(i int, d *DiedError) results {
 	return res
 }
 
-// Results are the merged attempts, after Close.
-func (p *Pool) Results() []loadgen.Result { return p.results }
-
-// Reason is what the target said for merged attempt i.
-func (p *Pool) Reason(i int) string { return p.reasons[i] }
-
-// Segments are TCP_INFO per merged attempt, or nil.
-func (p *Pool) Segments() []loadgen.SegInfo { return p.segs }
+// Attempts are the merged attempts, after Close.
+func (p *Pool) Attempts() loadgen.Attempts { return p.merged }
 
 // Procs is each worker's share and final counts, for the report.
 func (p *Pool) Procs() []report.GeneratorProc {

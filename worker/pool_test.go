@@ -39,17 +39,18 @@ func TestTargetsOf(t *testing.T) {
 func TestMerge(t *testing.T) {
 	ms := time.Millisecond
 	parts := []part{
-		{w: 0, res: results{
+		{w: 0, res: loadgen.Attempts{
 			Results: []loadgen.Result{{Start: 1 * ms, Dst: 0, Outcome: loadgen.Served}, {Start: 4 * ms, Dst: 1, Outcome: loadgen.Closed}},
 			Reasons: map[int32]string{1: "bye"},
 			Segs:    []loadgen.SegInfo{{MSS: 1448}, {MSS: 1000}},
 		}},
-		{w: 2, res: results{ // died: no readings
+		{w: 2, res: loadgen.Attempts{ // died: no readings
 			Results: []loadgen.Result{{Start: 2 * ms, Outcome: loadgen.Lost}, {Start: 4 * ms, Outcome: loadgen.Lost}},
 		}},
 	}
 	dsts := map[int][]int{0: {0, 2}, 2: {1}}
-	res, from, reasons, segs := merge(parts, func(w int) []int { return dsts[w] })
+	merged, from := merge(parts, func(w int) []int { return dsts[w] })
+	res, reasons, segs := merged.Results, merged.Reasons, merged.Segs
 	wantOutcome := []loadgen.Outcome{loadgen.Served, loadgen.Lost, loadgen.Closed, loadgen.Lost} // ties keep worker order
 	wantDst := []uint16{0, 1, 2, 1}
 	wantFrom := []uint16{0, 2, 0, 2}

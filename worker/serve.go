@@ -32,13 +32,6 @@ type event struct {
 // startByte on a gated worker's stdin lets it start connecting.
 const startByte = 's'
 
-// results is what a worker hands back, gob-encoded.
-type results struct {
-	Results []loadgen.Result
-	Reasons map[int32]string
-	Segs    []loadgen.SegInfo
-}
-
 // ErrUsage marks an error in the arguments Serve was given.
 var ErrUsage = errors.New("worker: an internal command of connlimit run; use connlimit run --procs N")
 
@@ -163,15 +156,11 @@ func Serve(ctx context.Context, args []string, stdin io.Reader) error {
 	return err
 }
 
+// writeWorkerResults hands the attempts to the parent, gob-encoded.
 func writeWorkerResults(f *os.File, gen *loadgen.Generator) error {
-	res := results{Results: gen.Results(), Reasons: map[int32]string{}, Segs: gen.Segments()}
-	for i := range res.Results {
-		if r := gen.Reason(i); r != "" {
-			res.Reasons[int32(i)] = r
-		}
-	}
 	w := bufio.NewWriter(f)
-	if err := gob.NewEncoder(w).Encode(&res); err != nil {
+	a := gen.Attempts()
+	if err := gob.NewEncoder(w).Encode(&a); err != nil {
 		f.Close()
 		return err
 	}
