@@ -24,7 +24,7 @@ import (
 )
 
 // load is the generator as the run drives it: one process (loadgen) or
-// several (workerPool).
+// several (worker.Pool).
 type load interface {
 	Open(ctx context.Context) error
 	Hold(ctx context.Context, d time.Duration) error

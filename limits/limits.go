@@ -71,12 +71,6 @@ type Sysctls struct {
 	TCPSynRetries    int64     `json:"tcp_syn_retries"`
 }
 
-// Snapshot is everything Read learns.
-type Snapshot struct {
-	NoFile  NoFile  `json:"rlimit_nofile"`
-	Sysctls Sysctls `json:"sysctls"`
-}
-
 // ReadSysctls reads the sysctls under procRoot/sys. Files that are missing
 // (another OS, a restricted container) leave -1 and are listed in the error,
 // which callers may treat as a warning.
