@@ -3,6 +3,7 @@ module github.com/connlimit/connlimit
 go 1.26.0
 
 require (
+	github.com/prometheus/procfs v0.23.0
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/spf13/pflag v1.1.0
 	go.uber.org/goleak v1.3.0

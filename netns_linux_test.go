@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -71,4 +73,93 @@ func TestNetNSFlagsNeedNetNS(t *testing.T) {
 			t.Errorf("%v: exit %d, %q", args, code, stderr)
 		}
 	}
+}
+
+// inFilteredNetNS runs connlimit in a network namespace of the test's own
+// whose input chain holds rule (for the built-in target's port 9000), and
+// returns the run's JSON summary.
+func inFilteredNetNS(t *testing.T, rule string, args ...string) summaryJSON {
+	return inNetNSWithRules(t, `tcp dport 9000 ct state new meter m { ip saddr ct count over 50 } counter `+rule, args...)
+}
+
+// inNetNSWithRules runs connlimit in a network namespace of the test's own
+// whose input chain holds rules, and returns the run's JSON summary.
+func inNetNSWithRules(t *testing.T, rules string, args ...string) summaryJSON {
+	t.Helper()
+	netnsOrSkip(t)
+	for _, bin := range []string{"nft", "ip"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("no %s (Debian: nftables, iproute2; .ci/run installs them)", bin)
+		}
+	}
+	js := filepath.Join(t.TempDir(), "s.json")
+	script := `set -e
+ip link set lo up
+nft -f - <<NFT
+table inet connlimit_test {
+  chain input {
+    type filter hook input priority 0;
+    ` + rules + `
+  }
+}
+NFT
+exec "$CL" run -q --target-port 9000 --json "$JS" "$@"`
+	cmd := exec.Command("unshare", append([]string{"--net", "sh", "-c", script, "sh"}, args...)...)
+	cmd.Env = append(os.Environ(), "CL="+testExe, "JS="+js)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return readSummary(t, js)
+}
+
+// A packet filter in front of a listener with room is named as one: its
+// resets are not "nothing listens", its drops not a full accept queue.
+func TestPacketFilter(t *testing.T) {
+	noLeftovers(t)
+	common := []string{"--connections", "200", "--hold", "0s", "--connect-timeout", "500ms", "--greeting-timeout", "300ms"}
+	for _, tc := range []struct {
+		rule, outcome string
+	}{
+		{"reject with tcp reset", "refused"},
+		{"drop", "connect-timeout"},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			s := inFilteredNetNS(t, tc.rule, common...)
+			if s.FirstLimit != "packet-filter" || s.FirstLimitAt != 50 || s.Outcomes[tc.outcome] != 150 || s.Outcomes["served"] != 50 {
+				t.Errorf("first limit %s at %d, outcomes %v: want packet-filter at 50, 150 %s", s.FirstLimit, s.FirstLimitAt, s.Outcomes, tc.outcome)
+			}
+			if !strings.Contains(s.Setting, "packet filter") || !strings.Contains(s.Fix, "nft list ruleset") {
+				t.Errorf("setting %q, fix %q", s.Setting, s.Fix)
+			}
+		})
+	}
+	noProcessLeft(t)
+}
+
+// With the connection-tracking table of the namespace full, new SYNs are
+// dropped before any listener: conntrack-full, not a full accept queue.
+// nf_conntrack_max is global; the count is the namespace's own, so the run
+// fills its namespace's table and touches no setting of the host.
+func TestConntrackFull(t *testing.T) {
+	noLeftovers(t)
+	b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_max")
+	if err != nil {
+		t.Skipf("no connection tracking here: %v", err)
+	}
+	max, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if max < 1000 || max > 300_000 {
+		t.Skipf("nf_conntrack_max %d: filling it takes too many connections for a test", max)
+	}
+	// Slow enough that no accept queue overflows: the table is the only limit.
+	n := max + 8000
+	s := inNetNSWithRules(t, "ct state new counter accept", "--connections", strconv.Itoa(n), "--rate", "25000",
+		"--hold", "0s", "--connect-timeout", "1s")
+	if s.FirstLimit != "conntrack-full" || s.FirstLimitAt < int64(max)-5000 || s.FirstLimitAt > int64(max) || s.Outcomes["connect-timeout"] == 0 {
+		t.Errorf("first limit %s at %d, outcomes %v: want conntrack-full near %d", s.FirstLimit, s.FirstLimitAt, s.Outcomes, max)
+	}
+	if !strings.Contains(s.Setting, "nf_conntrack_max") || !strings.HasPrefix(s.Value, strconv.Itoa(max)) {
+		t.Errorf("setting %q = %q", s.Setting, s.Value)
+	}
+	noProcessLeft(t)
 }

@@ -145,6 +145,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 	}
 	// The queue and the processes as they stand, before teardown empties them.
 	holdEnd := sampler.kernelSample()
+	sampler.freezeListeners() // teardown closes them: that is no evidence
 	procsEnd := sampler.procSamples()
 	for _, p := range side.procs {
 		p.stop()
@@ -188,7 +189,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		Forwarder: targetInfo(side.fp, cfg), ForwarderFirst: forwarderFirst(side), Generators: generatorProcs(gen),
 		Processes: sampler.processes(procsEnd), Probe: cfg.Probe,
 		Duration: time.Since(began), Interrupted: stoppedBy(ctx, runErr), Err: runErr,
-		Kernel: sampler.kernelSummary(cfg, kv, holdEnd), Gates: cfg.Gates,
+		Kernel: sampler.kernelSummary(cfg, kv, holdEnd, env.ProcRoot), Gates: cfg.Gates,
 		Payload: cfg.Payload, MSSAsked: cfg.MSS, Died: deathOf(runErr),
 	})
 	// The summary first: whatever happens to the files, what was measured is on stdout.
@@ -419,9 +420,14 @@ type sampler struct {
 
 	kv          *limits.KernelView
 	ports       []uint16   // the listeners the kernel view follows
-	mu          sync.Mutex // guards the two below: kernelSample runs in the loop and at the end of the hold
+	mu          sync.Mutex // guards the ones below: kernelSample runs in the loop and at the end of the hold
 	queueMax    int64
 	backlogSeen int64
+	seenAll     bool // every listener was seen once
+	gone        bool // and later one was missing
+	frozen      bool // the hold is over: listeners are no longer followed
+	ctCountMax  int64
+	ct          *limits.ConntrackSample // the last reading
 }
 
 func newSampler(cfg *Config, outs *outputs, gen load, side *targetSide, began time.Time, stderr io.Writer) *sampler {
@@ -498,21 +504,39 @@ func (s *sampler) kernelSample() limits.KernelSample {
 		return limits.KernelSample{}
 	}
 	k := s.kv.Sample(s.ports...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if l := k.Listener; l != nil {
-		s.mu.Lock()
 		s.queueMax = max(s.queueMax, int64(l.AcceptQueue))
 		s.backlogSeen = int64(l.Backlog)
-		s.mu.Unlock()
+	}
+	if !s.frozen && (s.kv.Unavailable == nil || k.Listener != nil) {
+		s.gone = s.gone || s.seenAll && k.Listeners < len(s.ports)
+		s.seenAll = s.seenAll || k.Listeners == len(s.ports)
+	}
+	if ct := k.Conntrack; ct != nil {
+		s.ctCountMax, s.ct = max(s.ctCountMax, ct.Count), ct
 	}
 	return k
 }
 
-func (s *sampler) kernelSummary(cfg *Config, kv *limits.KernelView, holdEnd limits.KernelSample) *report.Kernel {
+// freezeListeners stops following the listeners' presence.
+func (s *sampler) freezeListeners() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.frozen = true
+}
+
+func (s *sampler) kernelSummary(cfg *Config, kv *limits.KernelView, holdEnd limits.KernelSample, procRoot string) *report.Kernel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last := s.kv.Sample(s.ports...)
 	k := &report.Kernel{Namespace: "host", Listeners: len(s.ports), ListenBacklog: s.backlogSeen, AcceptQueueMax: s.queueMax, AcceptQueueEnd: -1,
-		TCPExt: s.kv.Sample(s.ports...).TCPExt}
-	if cfg.PrivateNetNS {
+		TCPExt: last.TCPExt, TCPExtRead: last.TCPExtRead, ListenerGone: s.gone}
+	if s.ct != nil {
+		k.Conntrack = &report.Conntrack{Max: s.ct.Max, CountMax: s.ctCountMax, Refused: s.ct.Refused}
+	}
+	if cfg.PrivateNetNS || limits.PrivateNetNS(procRoot) {
 		k.Namespace, k.Exact = "private", true
 	}
 	if holdEnd.Listener != nil {

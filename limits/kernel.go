@@ -15,6 +15,10 @@ type KernelView struct {
 	diag    *SockDiag
 	netstat *Netstat
 	base    TCPExt
+	// Connection tracking, when it is loaded: its counters' baseline.
+	procRoot string
+	ct       bool
+	ctBase   Conntrack
 	// Unavailable says why a part cannot be read; nil when all can.
 	Unavailable error
 }
@@ -25,14 +29,29 @@ type KernelSample struct {
 	Listener *Listener
 	// Listeners is how many of the ports asked about have a listener.
 	Listeners int
-	// TCPExt is the counters' growth since OpenKernelView.
-	TCPExt TCPExt
+	// TCPExt is the counters' growth since OpenKernelView; TCPExtRead says
+	// they were read.
+	TCPExt     TCPExt
+	TCPExtRead bool
+	// Conntrack is the connection-tracking table now, with Refused counted
+	// since OpenKernelView; nil when connection tracking is not loaded.
+	Conntrack *ConntrackSample
+}
+
+// ConntrackSample is one reading of the connection-tracking table.
+type ConntrackSample struct {
+	Count, Max int64
+	Refused    uint64 // new connections refused an entry since the baseline
 }
 
 // OpenKernelView takes the counters' baseline. It never fails: parts that
 // cannot be read are named in Unavailable and left out of samples.
 func OpenKernelView(procRoot string) *KernelView {
-	k := &KernelView{}
+	k := &KernelView{procRoot: procRoot}
+	// Not loaded is the common case, not a failure: nothing is tracked.
+	if base, err := ReadConntrack(procRoot); err == nil {
+		k.ct, k.ctBase = true, base
+	}
 	var errs []error
 	var err error
 	if k.diag, err = OpenSockDiag(); err != nil {
@@ -78,7 +97,12 @@ func (k *KernelView) Sample(ports ...uint16) KernelSample {
 	}
 	if k.netstat != nil {
 		if now, err := k.netstat.Read(); err == nil {
-			s.TCPExt = now.Sub(k.base)
+			s.TCPExt, s.TCPExtRead = now.Sub(k.base), true
+		}
+	}
+	if k.ct {
+		if now, err := ReadConntrack(k.procRoot); err == nil {
+			s.Conntrack = &ConntrackSample{Count: now.Count, Max: now.Max, Refused: now.Refused(k.ctBase)}
 		}
 	}
 	return s

@@ -59,5 +59,5 @@ func (g Gates) Check(s Summary) []GateResult {
 func LimitWords() []string {
 	return []string{LimitNone, LimitTargetFD, LimitTargetNotAccepting, LimitAcceptQueueFull, LimitTargetClosed,
 		LimitClientFD, LimitSystemFD, LimitEphemeralPorts, LimitRefused, LimitForwarderFD,
-		LimitCorruptReply, LimitOtherError, LimitTargetDied, LimitGeneratorDied}
+		LimitCorruptReply, LimitOtherError, LimitTargetDied, LimitGeneratorDied, LimitConntrackFull, LimitPacketFilter}
 }

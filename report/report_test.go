@@ -329,3 +329,33 @@ func TestSegmentsCSV(t *testing.T) {
 		t.Errorf("an attempt without TCP_INFO: %q", got)
 	}
 }
+
+// The kernel's evidence renames what the clients' outcome alone would
+// misname, and only with the evidence there.
+func TestByKernelEvidence(t *testing.T) {
+	listener := func(k Kernel) *Kernel { k.ListenBacklog, k.TCPExtRead = 4096, true; return &k }
+	full := &Conntrack{Max: 256, CountMax: 256}
+	for _, tc := range []struct {
+		name  string
+		limit string
+		k     *Kernel
+		want  string
+	}{
+		{"refused, listener there all along", LimitRefused, listener(Kernel{}), LimitPacketFilter},
+		{"refused, listener closed", LimitRefused, listener(Kernel{ListenerGone: true}), LimitRefused},
+		{"refused, listener never seen", LimitRefused, &Kernel{ListenBacklog: -1}, LimitRefused},
+		{"refused, no kernel view", LimitRefused, nil, LimitRefused},
+		{"timeouts, queue overflowed", LimitAcceptQueueFull, listener(Kernel{AcceptQueueMax: 4097, TCPExt: limits.TCPExt{ListenOverflows: 30}}), LimitAcceptQueueFull},
+		{"timeouts, no overflow, room", LimitAcceptQueueFull, listener(Kernel{AcceptQueueMax: 3}), LimitPacketFilter},
+		{"timeouts, no overflow, conntrack refused", LimitAcceptQueueFull, listener(Kernel{Conntrack: &Conntrack{Max: 262144, CountMax: 900, Refused: 180}}), LimitConntrackFull},
+		{"timeouts, no overflow, conntrack at max", LimitAcceptQueueFull, listener(Kernel{Conntrack: full}), LimitConntrackFull},
+		{"timeouts, overflow and a full table: the queue", LimitAcceptQueueFull, listener(Kernel{AcceptQueueMax: 4097, TCPExt: limits.TCPExt{ListenOverflows: 3}, Conntrack: full}), LimitAcceptQueueFull},
+		{"timeouts, counters unread", LimitAcceptQueueFull, &Kernel{ListenBacklog: 4096}, LimitAcceptQueueFull},
+		{"timeouts, counters unread, a full table", LimitAcceptQueueFull, &Kernel{ListenBacklog: 4096, Conntrack: full}, LimitConntrackFull},
+		{"other verdicts stay", LimitTargetFD, listener(Kernel{}), LimitTargetFD},
+	} {
+		if got := byKernelEvidence(tc.limit, tc.k); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}

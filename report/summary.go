@@ -38,6 +38,8 @@ const (
 	LimitOtherError         = "other-error"
 	LimitTargetDied         = "target-died"
 	LimitGeneratorDied      = "generator-died"
+	LimitConntrackFull      = "conntrack-full"
+	LimitPacketFilter       = "packet-filter"
 )
 
 // Death is a process of the run that ended before it was asked to: the
@@ -209,8 +211,26 @@ type Kernel struct {
 	// queue at the end of the hold, before teardown. -1 when not seen.
 	AcceptQueueMax int64 `json:"accept_queue_max"`
 	AcceptQueueEnd int64 `json:"accept_queue_end"`
-	// TCPExt is the growth of the TcpExt counters over the run.
-	TCPExt limits.TCPExt `json:"tcpext_delta"`
+	// TCPExt is the growth of the TcpExt counters over the run;
+	// TCPExtRead says they could be read at all.
+	TCPExt     limits.TCPExt `json:"tcpext_delta"`
+	TCPExtRead bool          `json:"tcpext_read"`
+	// ListenerGone says a sample found a listener of the run missing after
+	// it had been seen: the server closed it (refused connects are then
+	// the server's, not a filter's).
+	ListenerGone bool `json:"listener_gone"`
+	// Conntrack is the connection-tracking table over the run; null when
+	// connection tracking is not loaded here.
+	Conntrack *Conntrack `json:"conntrack"`
+}
+
+// Conntrack is the netfilter connection-tracking table during a run.
+type Conntrack struct {
+	Max      int64 `json:"max"`       // nf_conntrack_max
+	CountMax int64 `json:"count_max"` // the most entries in the samples (nf_conntrack_count)
+	// Refused is the new connections the table refused over the run
+	// (drop + early_drop + insert_failed).
+	Refused uint64 `json:"refused"`
 }
 
 // Latency percentiles of the handshake, in microseconds, over connected attempts.
@@ -375,6 +395,7 @@ func Build(in Input) Summary {
 		e := f.FirstEMFILE
 		s.FirstLimit, s.FirstLimitAt = LimitForwarderFD, int64((e.SlotsUsed-len(e.OtherFDs))/2)
 	}
+	s.FirstLimit = byKernelEvidence(s.FirstLimit, in.Kernel)
 	if d := in.Died; d != nil {
 		// A process that died ended the run whatever the clients saw after.
 		s.Died = d
@@ -410,6 +431,34 @@ func firstLimit(results []loadgen.Result, t *Target, procs []Process) (string, i
 		return v, int64(i)
 	}
 	return LimitNone, int64(len(results))
+}
+
+// byKernelEvidence names what the clients' outcome alone would misname:
+// refused connects while the listener was there all along are a filter's
+// resets, not "nothing listens"; connect timeouts without a listen overflow,
+// with room in the queue, are SYNs lost before the listener (a full
+// conntrack table, or a filter's drop), not a full accept queue.
+func byKernelEvidence(limit string, k *Kernel) string {
+	if k == nil {
+		return limit
+	}
+	seen := k.ListenBacklog >= 0
+	switch limit {
+	case LimitRefused:
+		if seen && !k.ListenerGone {
+			return LimitPacketFilter
+		}
+	case LimitAcceptQueueFull:
+		noOverflow := k.TCPExtRead && k.TCPExt.ListenOverflows == 0 && k.TCPExt.ListenDrops == 0
+		roomy := seen && k.AcceptQueueMax < k.ListenBacklog+1
+		if ct := k.Conntrack; ct != nil && (ct.Refused > 0 || ct.Max > 0 && ct.CountMax >= ct.Max) && (noOverflow || !k.TCPExtRead) {
+			return LimitConntrackFull
+		}
+		if noOverflow && roomy {
+			return LimitPacketFilter
+		}
+	}
+	return limit
 }
 
 // targetSide are the verdicts a target out of descriptors can cause.

@@ -228,6 +228,17 @@ func explain(p func(string, ...any), s Summary) {
 		if s.Died.Lost > 0 {
 			p("  Its %d attempts are counted as lost: their details (times, ports, errnos) died with it.\n", s.Died.Lost)
 		}
+	case s.FirstLimit == LimitPacketFilter && s.Outcomes["refused"] > 0:
+		p("  After %d connections connects were reset (RST to the SYN) while the listener at %s was there, with room in its queue:\n", s.FirstLimitAt, s.TargetAddr)
+		p("  a packet filter answered for it (a REJECT with tcp reset, or a per-source cap).\n")
+	case s.FirstLimit == LimitPacketFilter:
+		p("  After %d connections connects timed out while the listener at %s had room in its queue and no SYN\n", s.FirstLimitAt, s.TargetAddr)
+		p("  overflowed it: they were dropped before the listener, by a packet filter (a DROP, or a per-source cap).\n")
+	case s.FirstLimit == LimitConntrackFull:
+		p("  After %d connections connects timed out: the connection-tracking table was full, so netfilter dropped new SYNs\n", s.FirstLimitAt)
+		if ct := s.Kernel.Conntrack; ct != nil {
+			p("  before any listener saw them (%d of %d entries at most; %d connections refused an entry).\n", ct.CountMax, ct.Max, ct.Refused)
+		}
 	case s.FirstLimit == LimitSystemFD:
 		p("  After %d connections socket() failed with ENFILE: the whole machine is out of file handles (fs.file-max %d),\n",
 			s.FirstLimitAt, s.Limits.Sysctls.FileMax)

@@ -95,6 +95,23 @@ func (s *Summary) limitDetail() (setting, value, fix string) {
 		}
 		return "the target process", value,
 			"read why it died: a crash (its log, a core dump), the OOM killer (dmesg, memory.events), or a signal someone sent"
+	case LimitConntrackFull:
+		value = unknown
+		if ct := k.Conntrack; k != nil && ct != nil {
+			value = fmt.Sprintf("%d (at most %d entries in the samples; %d new connections refused an entry)", ct.Max, ct.CountMax, ct.Refused)
+		}
+		return "net.netfilter.nf_conntrack_max (the connection-tracking table)", value,
+			"raise net.netfilter.nf_conntrack_max (and nf_conntrack_buckets), or stop tracking the port (nftables: notrack in a raw prerouting chain)"
+	case LimitPacketFilter:
+		value = "the listener was there"
+		if k != nil && k.ListenBacklog >= 0 {
+			value += fmt.Sprintf(" with room (longest accept queue %d of %d)", k.AcceptQueueMax, k.ListenBacklog+1)
+		}
+		if k != nil && k.TCPExtRead {
+			value += fmt.Sprintf(" and ListenOverflows +%d", k.TCPExt.ListenOverflows)
+		}
+		return "a packet filter in front of the listener (nftables, iptables)", value,
+			"list the rules that match the port and their counters (nft list ruleset; iptables -L -n -v): a per-source cap (ct count, connlimit, hashlimit), a REJECT or a DROP"
 	case LimitRefused:
 		return "a listener at the target address", s.TargetAddr + ": none (or it was closed)",
 			"start the server or fix the address; a server that closes its listener under load needs its logs read"
