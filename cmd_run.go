@@ -102,7 +102,7 @@ var runRanges = withBehaviorRanges(map[string]string{
 	"somaxconn":        "an integer from 1 to 1048576; only with --netns",
 	"target":           engine.TargetRange,
 	"target-pid":       "the PID of a running process (repeatable)",
-	"probe":            "connect, accept, greeting, echo or http",
+	"probe":            "connect, accept, greeting, echo, http, postgres, mysql or redis",
 	"payload":          "bytes from 1 to 65536",
 	"mss":              "bytes from 88 to 32767 (TCP_MAXSEG), or 0 to leave it",
 	"source-ips":       "addresses and ranges of this machine, such as 127.0.0.2-127.0.0.40,127.0.1.5",
@@ -171,7 +171,7 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.StringVar(&cfg.Target, "target", "", "HOST:PORT of a running server to test instead of the built-in target")
 	fs.IntSliceVar(&cfg.TargetPIDs, "target-pid", nil, "the process(es) behind --target, when they cannot be found by socket inode")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "let --target name an address that is not loopback (a connection flood at someone's server is an attack: be sure)")
-	fs.StringVar(&cfg.Probe, "probe", "", "how a connection counts as served: connect, accept (the kernel says the server accepted it), greeting (built-in default; accept once the run takes several processes), echo or http (--target default: connect)")
+	fs.StringVar(&cfg.Probe, "probe", "", "how a connection counts as served: connect, accept (the kernel says the server accepted it), greeting (built-in default; accept once the run takes several processes), echo, http, or a server's own first exchange: postgres, mysql, redis (--target default: connect)")
 	fs.IntVar(&cfg.Payload, "payload", 16, "bytes the echo probe sends and wants back (given alone, it selects --probe echo)")
 	fs.IntVar(&cfg.MSS, "mss", 0, "set TCP_MAXSEG on every client socket before connect, to see a stream leave in segments")
 	fs.StringVar(&cfg.HTTPPath, "http-path", "/", "path the http probe asks for")
@@ -265,12 +265,12 @@ func (c *runConfig) engineConfig(changed func(string) bool) (engine.Config, erro
 		return ec, bad("somaxconn", c.Somaxconn)
 	}
 	switch c.Probe {
-	case "", "connect", "accept", "greeting", "echo", "http":
+	case "", "connect", "accept", "greeting", "echo", "http", "postgres", "mysql", "redis":
 	default:
 		return ec, usageErr("--probe: unknown probe %q; want %s", c.Probe, runRanges["probe"])
 	}
-	if c.Target == "" && c.Probe == "http" {
-		return ec, usageErr("--probe http: needs --target (the built-in target speaks its own line protocol); want connect, greeting or echo")
+	if c.Target == "" && slices.Contains([]string{"http", "postgres", "mysql", "redis"}, c.Probe) {
+		return ec, usageErr("--probe %s: needs --target (the built-in target speaks its own line protocol); want connect, greeting or echo", c.Probe)
 	}
 	switch {
 	case c.Payload < 1 || c.Payload > 65536:

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -48,10 +49,17 @@ func freePort(t *testing.T) int {
 // listens on port, and stops it (SIGTERM, then SIGKILL) when the test ends.
 func startServer(t *testing.T, port int, name string, args ...string) *exec.Cmd {
 	t.Helper()
+	return startServerCmd(t, port, exec.Command(name, args...), nil)
+}
+
+// startServerCmd is startServer for a command already built, run as cred
+// when not nil (servers that refuse root).
+func startServerCmd(t *testing.T, port int, cmd *exec.Cmd, cred *syscall.Credential) *exec.Cmd {
+	t.Helper()
+	name := filepath.Base(cmd.Path)
 	var out bytes.Buffer
-	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +173,14 @@ func TestRedisConnectionCap(t *testing.T) {
 	if !strings.Contains(s.Value, "max number of clients") {
 		t.Errorf("value %q", s.Value)
 	}
+	// The redis probe asks (PING) and reads the refusal in Redis's words.
+	s = runJSON(t, "--target", "localhost:"+strconv.Itoa(port), "--probe", "redis", "--connections", "30", "--hold", "300ms")
+	if s.FirstLimit != "target-closed" || s.FirstLimitAt != 10 || s.Outcomes["served"] != 10 || s.Outcomes["closed"] != 20 {
+		t.Fatalf("--probe redis: first limit %s at %d, outcomes %v: want target-closed at 10", s.FirstLimit, s.FirstLimitAt, s.Outcomes)
+	}
+	if len(s.Reasons) == 0 || s.Reasons[0].Reason != "ERR max number of clients reached" || s.Reasons[0].Count != 20 {
+		t.Errorf("--probe redis: reasons %+v", s.Reasons)
+	}
 }
 
 func readCSV(t *testing.T, path string) [][]string {
@@ -247,5 +263,95 @@ func TestExternalTargetFaults(t *testing.T) {
 				t.Errorf("s.json written: %v", err)
 			}
 		})
+	}
+}
+
+// serverDir is a directory a server running as uid:gid may use, removed
+// when the test ends (t.TempDir's parent admits only root).
+func serverDir(t *testing.T, uid, gid int) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "connlimit-server-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// PostgreSQL past max_connections says nothing until the client's
+// StartupMessage: --probe connect calls every connection served, --probe
+// postgres reads the refusal (53300) and names the cap.
+func TestPostgresMaxConnections(t *testing.T) {
+	noLeftovers(t)
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	if len(bins) == 0 {
+		needServer(t, "postgres", "postgresql")
+	}
+	bin := bins[len(bins)-1]
+	u, err := user.Lookup("postgres")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skipf("needs root and the postgres user (initdb refuses root): %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	dir := serverDir(t, uid, gid)
+	data := filepath.Join(dir, "data")
+	initdb := exec.Command(filepath.Join(filepath.Dir(bin), "initdb"), "-D", data, "-U", "postgres", "--auth-host=scram-sha-256", "--auth-local=trust", "--no-sync")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: cred}
+	initdb.Env = append(os.Environ(), "LANG=C", "LC_ALL=C")
+	if out, err := initdb.CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	startServerCmd(t, port, exec.Command(bin, "-D", data, "-p", strconv.Itoa(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
+		"-c", "max_connections=5", "-c", "superuser_reserved_connections=0", "-c", "fsync=off"), cred)
+
+	target := "127.0.0.1:" + strconv.Itoa(port)
+	// Connecting tells nothing: the server accepts and waits to be asked.
+	if s := runJSON(t, "--target", target, "--probe", "connect", "--connections", "20", "--rate", "100", "--hold", "500ms"); s.FirstLimit != "none" || s.Outcomes["served"] != 20 {
+		t.Errorf("--probe connect: first limit %s, outcomes %v: want none, 20 served (what the docs say it cannot see)", s.FirstLimit, s.Outcomes)
+	}
+	s := runJSON(t, "--target", target, "--probe", "postgres", "--connections", "20", "--rate", "100", "--hold", "500ms")
+	if s.FirstLimit != "target-closed" || s.FirstLimitAt != 5 || s.Outcomes["served"] != 5 || s.Outcomes["closed"] != 15 {
+		t.Fatalf("first limit %s at %d, outcomes %v: want target-closed at 5", s.FirstLimit, s.FirstLimitAt, s.Outcomes)
+	}
+	if len(s.Reasons) == 0 || s.Reasons[0].Reason != "53300 sorry, too many clients already" || s.Reasons[0].Count != 15 {
+		t.Errorf("reasons %+v", s.Reasons)
+	}
+}
+
+// MariaDB speaks first: its handshake is served, and past max_connections
+// (+1 for a SUPER user) its ERR packet is decoded into the reason (1040 Too
+// many connections), not shown as raw bytes.
+func TestMariaDBMaxConnections(t *testing.T) {
+	noLeftovers(t)
+	bin := needServer(t, "mariadbd", "mariadb-server")
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run mariadbd as root with --user=root")
+	}
+	dir := serverDir(t, 0, 0)
+	data := filepath.Join(dir, "data")
+	install := exec.Command("mariadb-install-db", "--no-defaults", "--datadir="+data, "--auth-root-authentication-method=normal", "--skip-test-db", "--user=root")
+	install.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	startServerCmd(t, port, exec.Command(bin, "--no-defaults", "--datadir="+data, "--port="+strconv.Itoa(port), "--bind-address=127.0.0.1",
+		"--socket="+filepath.Join(dir, "sock"), "--pid-file="+filepath.Join(dir, "pid"), "--max-connections=10", "--user=root",
+		"--skip-log-bin", "--innodb-buffer-pool-size=16M"), nil)
+
+	s := runJSON(t, "--target", "127.0.0.1:"+strconv.Itoa(port), "--probe", "mysql", "--connections", "30", "--rate", "100", "--hold", "500ms")
+	// 10 is MariaDB's least max_connections, and it keeps one connection
+	// beyond it for a SUPER user.
+	if s.FirstLimit != "target-closed" || s.FirstLimitAt != 11 || s.Outcomes["served"] != 11 || s.Outcomes["closed"] != 19 {
+		t.Fatalf("first limit %s at %d, outcomes %v: want target-closed at 11", s.FirstLimit, s.FirstLimitAt, s.Outcomes)
+	}
+	if len(s.Reasons) == 0 || s.Reasons[0].Reason != "1040 Too many connections" {
+		t.Errorf("reasons %+v", s.Reasons)
 	}
 }

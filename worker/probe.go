@@ -20,6 +20,14 @@ func NewProbe(kind string, payload int, builtin bool, host, path string) loadgen
 		return p
 	case "http":
 		return loadgen.NewHTTPProbe(host, path)
+	case "postgres":
+		// A role that need not exist: its refusal (28000) still shows the
+		// server took the connection, and no one logs in.
+		return loadgen.NewPostgresProbe("connlimit", "connlimit")
+	case "mysql":
+		return loadgen.MySQLProbe{}
+	case "redis":
+		return loadgen.RedisProbe{}
 	}
 	return loadgen.GreetingProbe{Parse: target.ParseGreeting}
 }
