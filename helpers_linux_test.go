@@ -26,6 +26,10 @@ const asMain = "CONNLIMIT_TEST_AS_MAIN"
 var testExe string
 
 func TestMain(m *testing.M) {
+	if addr := os.Getenv(asHog); addr != "" {
+		memoryHog(addr)
+		return
+	}
 	// Fuzz workers are this binary too, and inherit the environment.
 	if os.Getenv(asMain) == "1" && !slices.ContainsFunc(os.Args, func(a string) bool { return strings.HasPrefix(a, "-test.fuzzworker") }) {
 		main()

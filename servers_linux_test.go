@@ -330,6 +330,24 @@ func TestPostgresMaxConnections(t *testing.T) {
 func TestMariaDBMaxConnections(t *testing.T) {
 	noLeftovers(t)
 	bin := needServer(t, "mariadbd", "mariadb-server")
+	_, port := startMariaDB(t, bin)
+
+	s := runJSON(t, "--target", "127.0.0.1:"+strconv.Itoa(port), "--probe", "mysql", "--connections", "30", "--rate", "100", "--hold", "500ms")
+	// 10 is MariaDB's least max_connections, and it keeps one connection
+	// beyond it for a SUPER user.
+	if s.FirstLimit != "target-closed" || s.FirstLimitAt != 11 || s.Outcomes["served"] != 11 || s.Outcomes["closed"] != 19 {
+		t.Fatalf("first limit %s at %d, outcomes %v: want target-closed at 11", s.FirstLimit, s.FirstLimitAt, s.Outcomes)
+	}
+	if len(s.Reasons) == 0 || s.Reasons[0].Reason != "1040 Too many connections" {
+		t.Errorf("reasons %+v", s.Reasons)
+	}
+}
+
+// startMariaDB runs mariadbd with max_connections 10 (its least) on a free
+// loopback port, with its data in a directory of the test's; it returns the
+// directory and the port.
+func startMariaDB(t *testing.T, bin string) (string, int) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run mariadbd as root with --user=root")
 	}
@@ -344,14 +362,19 @@ func TestMariaDBMaxConnections(t *testing.T) {
 	startServerCmd(t, port, exec.Command(bin, "--no-defaults", "--datadir="+data, "--port="+strconv.Itoa(port), "--bind-address=127.0.0.1",
 		"--socket="+filepath.Join(dir, "sock"), "--pid-file="+filepath.Join(dir, "pid"), "--max-connections=10", "--user=root",
 		"--skip-log-bin", "--innodb-buffer-pool-size=16M"), nil)
+	return dir, port
+}
 
-	s := runJSON(t, "--target", "127.0.0.1:"+strconv.Itoa(port), "--probe", "mysql", "--connections", "30", "--rate", "100", "--hold", "500ms")
-	// 10 is MariaDB's least max_connections, and it keeps one connection
-	// beyond it for a SUPER user.
-	if s.FirstLimit != "target-closed" || s.FirstLimitAt != 11 || s.Outcomes["served"] != 11 || s.Outcomes["closed"] != 19 {
-		t.Fatalf("first limit %s at %d, outcomes %v: want target-closed at 11", s.FirstLimit, s.FirstLimitAt, s.Outcomes)
+// mariadbPID reads the pid file startMariaDB asked for.
+func mariadbPID(t *testing.T, dir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "pid"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(s.Reasons) == 0 || s.Reasons[0].Reason != "1040 Too many connections" {
-		t.Errorf("reasons %+v", s.Reasons)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
 	}
+	return pid
 }

@@ -181,6 +181,8 @@ type procWatch struct {
 	w       *limits.ProcWatch // nil when it cannot be read
 	pid     int
 	foundBy string
+	cg      *limits.CgroupPaths // nil when its cgroups are unknown
+	cgBase  limits.Cgroup
 
 	mu      sync.Mutex
 	stopped bool // the hold is over: teardown is not worth watching
@@ -193,6 +195,11 @@ type procWatch struct {
 
 func newProcWatch(procRoot string, pid int, foundBy string) *procWatch {
 	p := &procWatch{pid: pid, foundBy: foundBy}
+	// Its cgroups' baseline: what they refused during the run is evidence
+	// even once the process is gone (the OOM killer's victim).
+	if cg, err := limits.CgroupOf(procRoot, limits.DefaultCgroupRoot, pid); err == nil {
+		p.cg, p.cgBase = &cg, cg.Read()
+	}
 	w, err := limits.WatchProcess(procRoot, pid)
 	if err != nil {
 		p.note = fmt.Sprintf("cannot watch it: %v (run connlimit as its user or as root); the verdict falls back to what the clients saw", err)
@@ -248,6 +255,11 @@ func (p *procWatch) report(end limits.ProcSample) report.Process {
 	if r.Readable || p.last.Soft > 0 {
 		r.NoFileSoft, r.NoFileHard = p.last.Soft, p.last.Hard
 		r.FDsMax, r.FDsEnd, r.AtLimit, r.SlotsUsedMax = p.max.FDs, end.FDs, p.atLimit, p.slots
+	}
+	if p.cg != nil {
+		c := p.cg.Read().Since(p.cgBase)
+		r.Cgroup = &report.ProcessCgroup{PidsMax: c.PidsMax, PidsCurrent: c.PidsCurrent, PidsRefused: c.PidsRefused,
+			MemoryLimit: c.MemoryLimit, MemoryFailcnt: c.MemoryFailcnt, OOMKills: c.OOMKills}
 	}
 	return r
 }

@@ -59,5 +59,6 @@ func (g Gates) Check(s Summary) []GateResult {
 func LimitWords() []string {
 	return []string{LimitNone, LimitTargetFD, LimitTargetNotAccepting, LimitAcceptQueueFull, LimitTargetClosed,
 		LimitClientFD, LimitSystemFD, LimitEphemeralPorts, LimitRefused, LimitForwarderFD,
-		LimitCorruptReply, LimitOtherError, LimitTargetDied, LimitGeneratorDied, LimitConntrackFull, LimitPacketFilter}
+		LimitCorruptReply, LimitOtherError, LimitTargetDied, LimitGeneratorDied, LimitConntrackFull, LimitPacketFilter,
+		LimitTargetTask, LimitTargetMemory}
 }

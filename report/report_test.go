@@ -359,3 +359,25 @@ func TestByKernelEvidence(t *testing.T) {
 		}
 	}
 }
+
+func TestByProcessEvidence(t *testing.T) {
+	cg := func(c ProcessCgroup) []Process { return []Process{{PID: 9, Cgroup: &c}} }
+	for _, tc := range []struct {
+		name  string
+		limit string
+		procs []Process
+		want  string
+	}{
+		{"OOM kill wins over a death", LimitTargetDied, cg(ProcessCgroup{OOMKills: 1}), LimitTargetMemory},
+		{"OOM kill wins over resets", LimitTargetClosed, cg(ProcessCgroup{OOMKills: 2}), LimitTargetMemory},
+		{"threads refused explain closes", LimitTargetClosed, cg(ProcessCgroup{PidsMax: 20, PidsRefused: 40}), LimitTargetTask},
+		{"threads refused, but every attempt served", LimitNone, cg(ProcessCgroup{PidsRefused: 3}), LimitNone},
+		{"the client's own limit stays", LimitClientFD, cg(ProcessCgroup{PidsRefused: 3, OOMKills: 1}), LimitClientFD},
+		{"nothing refused", LimitTargetClosed, cg(ProcessCgroup{PidsRefused: 0, OOMKills: 0}), LimitTargetClosed},
+		{"cgroups unknown", LimitTargetClosed, []Process{{PID: 9}}, LimitTargetClosed},
+	} {
+		if got := byProcessEvidence(tc.limit, tc.procs); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}

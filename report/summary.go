@@ -40,6 +40,8 @@ const (
 	LimitGeneratorDied      = "generator-died"
 	LimitConntrackFull      = "conntrack-full"
 	LimitPacketFilter       = "packet-filter"
+	LimitTargetTask         = "target-task-limit"
+	LimitTargetMemory       = "target-memory-limit"
 )
 
 // Death is a process of the run that ended before it was asked to: the
@@ -170,6 +172,22 @@ type Process struct {
 	SlotsUsedMax int `json:"slots_used_max"`
 	// AtLimit is true if a sample found every descriptor slot below the soft limit used.
 	AtLimit bool `json:"at_limit"`
+	// Cgroup is its task and memory limits and what they refused during the
+	// run; null when its cgroups could not be found.
+	Cgroup *ProcessCgroup `json:"cgroup"`
+}
+
+// ProcessCgroup is a process's cgroup limits (v1 or v2) and their counters'
+// growth over the run. -1 means unknown, or no limit.
+type ProcessCgroup struct {
+	PidsMax     int64 `json:"pids_max"`     // its tasks (processes and threads) at most
+	PidsCurrent int64 `json:"pids_current"` // at the end of the run
+	PidsRefused int64 `json:"pids_refused"` // forks and thread starts refused at pids.max during the run
+	MemoryLimit int64 `json:"memory_limit_bytes"`
+	// MemoryFailcnt is the times usage hit the limit during the run;
+	// OOMKills the processes the OOM killer killed in the cgroup.
+	MemoryFailcnt int64 `json:"memory_failcnt"`
+	OOMKills      int64 `json:"oom_kills"`
 }
 
 // Label names the process for people: its command line (nginx shows
@@ -405,6 +423,14 @@ func Build(in Input) Summary {
 			s.FirstLimit = LimitGeneratorDied
 		}
 	}
+	if limit := byProcessEvidence(s.FirstLimit, in.Processes); limit != s.FirstLimit {
+		s.FirstLimit = limit
+		if limit == LimitTargetMemory && in.Died == nil {
+			// A killed server takes every connection it held with it: those
+			// it had taken, not the first that failed, are what it could hold.
+			s.FirstLimitAt = held(in.Attempts.Results)
+		}
+	}
 	s.FirstLimitSetting, s.FirstLimitValue, s.FirstLimitFix = s.limitDetail()
 	s.Gates = in.Gates.Check(s)
 	return s
@@ -460,6 +486,46 @@ func byKernelEvidence(limit string, k *Kernel) string {
 	}
 	return limit
 }
+
+// byProcessEvidence names a target stopped by its cgroup: the OOM killer
+// killed a process behind the port (whatever the clients saw then), or its
+// tasks were refused at pids.max while the clients saw the target fail (a
+// thread-per-connection server that cannot start a thread closes the
+// connection: no application cap).
+func byProcessEvidence(limit string, procs []Process) string {
+	if limit == LimitGeneratorDied || clientSide[limit] {
+		return limit
+	}
+	for _, p := range procs {
+		if c := p.Cgroup; c != nil && c.OOMKills > 0 {
+			return LimitTargetMemory
+		}
+	}
+	for _, p := range procs {
+		if c := p.Cgroup; c != nil && c.PidsRefused > 0 && limit != LimitNone {
+			return LimitTargetTask
+		}
+	}
+	return limit
+}
+
+// held counts the attempts that got a connection the target took: still
+// open, waiting, or closed after it connected.
+func held(results []loadgen.Result) int64 {
+	var n int64
+	for i := range results {
+		switch r := &results[i]; r.Outcome {
+		case loadgen.Served, loadgen.Queued, loadgen.Closed:
+			if r.Connect > 0 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// clientSide are the verdicts of the generator's own limits.
+var clientSide = map[string]bool{LimitClientFD: true, LimitSystemFD: true, LimitEphemeralPorts: true}
 
 // targetSide are the verdicts a target out of descriptors can cause.
 var targetSide = map[string]bool{LimitTargetNotAccepting: true, LimitAcceptQueueFull: true, LimitTargetClosed: true}

@@ -239,6 +239,17 @@ func explain(p func(string, ...any), s Summary) {
 		if ct := s.Kernel.Conntrack; ct != nil {
 			p("  before any listener saw them (%d of %d entries at most; %d connections refused an entry).\n", ct.CountMax, ct.Max, ct.Refused)
 		}
+	case s.FirstLimit == LimitTargetTask:
+		p("  After %d connections the target failed them: its cgroup refused the processes or threads it starts per connection\n", s.FirstLimitAt)
+		if pr := limitedBy(s.TargetProcesses, func(c *ProcessCgroup) bool { return c.PidsRefused > 0 }); pr != nil {
+			p("  (%s, pid %d: pids.max %d, %d refused during the run). It had descriptors to spare: not an application cap.\n",
+				pr.Label(), pr.PID, pr.Cgroup.PidsMax, pr.Cgroup.PidsRefused)
+		}
+	case s.FirstLimit == LimitTargetMemory:
+		p("  After %d connections the OOM killer killed the target's process in its memory cgroup:\n", s.FirstLimitAt)
+		if pr := limitedBy(s.TargetProcesses, func(c *ProcessCgroup) bool { return c.OOMKills > 0 }); pr != nil {
+			p("  %s, pid %d, limit %s, %d OOM kills; the connections it held died with it.\n", pr.Label(), pr.PID, mib(pr.Cgroup.MemoryLimit), pr.Cgroup.OOMKills)
+		}
 	case s.FirstLimit == LimitSystemFD:
 		p("  After %d connections socket() failed with ENFILE: the whole machine is out of file handles (fs.file-max %d),\n",
 			s.FirstLimitAt, s.Limits.Sysctls.FileMax)

@@ -112,6 +112,20 @@ func (s *Summary) limitDetail() (setting, value, fix string) {
 		}
 		return "a packet filter in front of the listener (nftables, iptables)", value,
 			"list the rules that match the port and their counters (nft list ruleset; iptables -L -n -v): a per-source cap (ct count, connlimit, hashlimit), a REJECT or a DROP"
+	case LimitTargetTask:
+		value = unknown
+		if p := limitedBy(s.TargetProcesses, func(c *ProcessCgroup) bool { return c.PidsRefused > 0 }); p != nil {
+			value = fmt.Sprintf("%d (%s, pid %d): %d forks or thread starts refused during the run", p.Cgroup.PidsMax, p.Label(), p.PID, p.Cgroup.PidsRefused)
+		}
+		return "the target's cgroup pids.max (its processes and threads)", value,
+			"raise the cgroup's pids.max (systemd: TasksMax=; docker/podman: --pids-limit), or serve connections without a thread or process each"
+	case LimitTargetMemory:
+		value = unknown
+		if p := limitedBy(s.TargetProcesses, func(c *ProcessCgroup) bool { return c.OOMKills > 0 }); p != nil {
+			value = fmt.Sprintf("%s (%s, pid %d): %d OOM kills, %d times at the limit during the run", mib(p.Cgroup.MemoryLimit), p.Label(), p.PID, p.Cgroup.OOMKills, p.Cgroup.MemoryFailcnt)
+		}
+		return "the target's memory cgroup limit", value,
+			"raise the cgroup's memory limit (systemd: MemoryMax=; v1 memory.limit_in_bytes; docker/podman: --memory), or make each connection cost the server less"
 	case LimitRefused:
 		return "a listener at the target address", s.TargetAddr + ": none (or it was closed)",
 			"start the server or fix the address; a server that closes its listener under load needs its logs read"
@@ -143,4 +157,22 @@ func (s *Summary) reasonFor(o string) string {
 		}
 	}
 	return ""
+}
+
+// limitedBy is the first process whose cgroup shows what refused says.
+func limitedBy(ps []Process, refused func(*ProcessCgroup) bool) *Process {
+	for i := range ps {
+		if c := ps[i].Cgroup; c != nil && refused(c) {
+			return &ps[i]
+		}
+	}
+	return nil
+}
+
+// mib writes a byte limit: "40 MiB", or "no limit".
+func mib(b int64) string {
+	if b < 0 || b >= 1<<50 {
+		return "no limit"
+	}
+	return fmt.Sprintf("%d MiB", b>>20)
 }

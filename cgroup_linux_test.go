@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// asHog makes the test binary a server that spends 4 MiB on every
+// connection it accepts, listening on the address the variable holds.
+const asHog = "CONNLIMIT_TEST_AS_HOG"
+
+func memoryHog(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	var held [][]byte
+	var conns []net.Conn
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "held %d connections, %d buffers\n", len(conns), len(held))
+			return
+		}
+		b := make([]byte, 4<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1 // touched: resident, charged to the cgroup
+		}
+		held, conns = append(held, b), append(conns, c)
+	}
+}
+
+// newCgroup makes a v1 cgroup of the test's own under controller, writes
+// its settings, and removes it when the test ends (after its processes:
+// cleanups run last-in first-out, so create it before starting them).
+func newCgroup(t *testing.T, controller string, settings map[string]string) string {
+	t.Helper()
+	root := filepath.Join("/sys/fs/cgroup", controller)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a cgroup")
+	}
+	if _, err := os.Stat(filepath.Join(root, "cgroup.procs")); err != nil {
+		t.Skipf("no cgroup v1 %s hierarchy here: %v", controller, err)
+	}
+	dir := filepath.Join(root, fmt.Sprintf("connlimit-test-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot make a %s cgroup: %v", controller, err)
+	}
+	t.Cleanup(func() {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if err := os.Remove(dir); err == nil || time.Now().After(deadline) {
+				return
+			}
+		}
+	})
+	for k, v := range settings {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o644); err != nil {
+			t.Fatalf("%s = %s: %v", k, v, err)
+		}
+	}
+	return dir
+}
+
+func joinCgroup(t *testing.T, dir string, pid int) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		t.Fatalf("move pid %d into %s: %v", pid, dir, err)
+	}
+}
+
+// A server the OOM killer kills in its memory cgroup is target-memory-limit,
+// with the limit and the kill counted, not a target that closed or died.
+func TestTargetMemoryLimit(t *testing.T) {
+	noLeftovers(t)
+	cg := newCgroup(t, "memory", map[string]string{"memory.limit_in_bytes": strconv.Itoa(48 << 20)})
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(testExe)
+	cmd.Env = append(os.Environ(), asHog+"="+addr)
+	var out bytes.Buffer
+	cmd.Stderr = &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	joinCgroup(t, cg, cmd.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hog never listened: %s", out.String())
+		}
+	}
+	js := filepath.Join(t.TempDir(), "s.json")
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"run", "-q", "--json", js, "--target", addr, "--connections", "40", "--rate", "50", "--hold", "500ms"}, &stdout, &stderr)
+	if code := exitCode(err); code != 0 {
+		t.Fatalf("run: %v (exit %d)\n%s", err, code, stderr.String())
+	}
+	s := readSummary(t, js)
+	// The count is the connections it held when it was killed (48 MiB, 4 MiB
+	// a connection, less the runtime's own), not the first that failed.
+	if s.FirstLimit != "target-memory-limit" || s.FirstLimitAt < 4 || s.FirstLimitAt > 12 || int(s.FirstLimitAt) != s.Outcomes["closed"] {
+		t.Errorf("first limit %s at %d, outcomes %v: want target-memory-limit at the connections it held", s.FirstLimit, s.FirstLimitAt, s.Outcomes)
+	}
+	if !strings.Contains(s.Setting, "memory cgroup") || !strings.Contains(s.Value, "48 MiB") || !strings.Contains(s.Value, "OOM kills") {
+		t.Errorf("setting %q = %q", s.Setting, s.Value)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Error("the hog is still alive: no OOM kill")
+	}
+}
+
+// A thread-per-connection server (MariaDB) whose cgroup is at pids.max
+// fails the connections it cannot start a thread for: target-task-limit,
+// not an application connection cap.
+func TestTargetTaskLimit(t *testing.T) {
+	noLeftovers(t)
+	bin := needServer(t, "mariadbd", "mariadb-server")
+	cg := newCgroup(t, "pids", nil)
+	dir, port := startMariaDB(t, bin)
+	pid := mariadbPID(t, dir)
+	threads, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	// Room for five more threads: one per connection.
+	if err := os.WriteFile(filepath.Join(cg, "pids.max"), []byte(strconv.Itoa(len(threads)+5)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	joinCgroup(t, cg, pid)
+	t.Cleanup(func() { joinCgroup(t, filepath.Join(cg, ".."), pid) })
+	s := runJSON(t, "--target", "127.0.0.1:"+strconv.Itoa(port), "--probe", "mysql", "--connections", "20", "--rate", "100", "--hold", "500ms")
+	if s.FirstLimit != "target-task-limit" || s.FirstLimitAt < 3 || s.FirstLimitAt > 6 {
+		t.Errorf("first limit %s at %d, outcomes %v, reasons %+v: want target-task-limit at about 5", s.FirstLimit, s.FirstLimitAt, s.Outcomes, s.Reasons)
+	}
+	if !strings.Contains(s.Setting, "pids.max") || !strings.Contains(s.Value, "refused") {
+		t.Errorf("setting %q = %q", s.Setting, s.Value)
+	}
+}
