@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -377,4 +378,73 @@ func mariadbPID(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return pid
+}
+
+// holdingListener accepts and holds every connection until the test ends.
+func holdingListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// HAProxy in TCP mode with 256 descriptors in front of a roomy backend: a
+// forwarder holds two descriptors a connection, and sizes its maxconn from
+// its limit. The verdict is forwarder-fd-limit with both halves counted,
+// not the accept queue its full maxconn leaves behind.
+func TestHAProxyForwarderFDLimit(t *testing.T) {
+	noLeftovers(t)
+	bin := needServer(t, "haproxy", "haproxy")
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("no prlimit")
+	}
+	backend := holdingListener(t)
+	port := freePort(t)
+	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend f
+  bind 127.0.0.1:%d
+  default_backend b
+backend b
+  server s1 %s
+`, port, backend)), 0o644)
+	startServer(t, port, "prlimit", "--nofile=256:256", bin, "-f", cfg, "-db")
+
+	s := runJSON(t, "--target", "127.0.0.1:"+strconv.Itoa(port), "--connections", "300", "--rate", "500", "--hold", "1s")
+	if s.FirstLimit != "forwarder-fd-limit" || s.FirstLimitAt < 100 || s.FirstLimitAt > 128 {
+		t.Fatalf("first limit %s at %d, outcomes %v: want forwarder-fd-limit at about 120 (256 descriptors, two a connection)", s.FirstLimit, s.FirstLimitAt, s.Outcomes)
+	}
+	if !strings.Contains(s.Value, fmt.Sprintf("%d accepted + %d dialed to %s", s.FirstLimitAt, s.FirstLimitAt, backend)) {
+		t.Errorf("value %q: want both halves and the backend", s.Value)
+	}
+	if len(s.Processes) != 1 || s.Processes[0].Name != "haproxy" {
+		t.Errorf("processes %+v", s.Processes)
+	}
 }

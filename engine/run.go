@@ -147,6 +147,9 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 	holdEnd := sampler.kernelSample()
 	sampler.freezeListeners() // teardown closes them: that is no evidence
 	procsEnd := sampler.procSamples()
+	if cfg.Target != "" {
+		splitSockets(kv, env.ProcRoot, side.procs, addr.Port())
+	}
 	for _, p := range side.procs {
 		p.stop()
 	}

@@ -183,6 +183,7 @@ type procWatch struct {
 	foundBy string
 	cg      *limits.CgroupPaths // nil when its cgroups are unknown
 	cgBase  limits.Cgroup
+	split   *limits.Split // its connections at the end of the hold; nil when unknown
 
 	mu      sync.Mutex
 	stopped bool // the hold is over: teardown is not worth watching
@@ -256,10 +257,37 @@ func (p *procWatch) report(end limits.ProcSample) report.Process {
 		r.NoFileSoft, r.NoFileHard = p.last.Soft, p.last.Hard
 		r.FDsMax, r.FDsEnd, r.AtLimit, r.SlotsUsedMax = p.max.FDs, end.FDs, p.atLimit, p.slots
 	}
+	if sp := p.split; sp != nil {
+		r.ConnsAccepted, r.ConnsDialed = sp.Accepted, sp.Dialed
+		if sp.Dialed > 0 {
+			r.DialedTo = sp.DialedTo.String()
+		}
+	}
 	if p.cg != nil {
 		c := p.cg.Read().Since(p.cgBase)
 		r.Cgroup = &report.ProcessCgroup{PidsMax: c.PidsMax, PidsCurrent: c.PidsCurrent, PidsRefused: c.PidsRefused,
 			MemoryLimit: c.MemoryLimit, MemoryFailcnt: c.MemoryFailcnt, OOMKills: c.OOMKills}
 	}
 	return r
+}
+
+// splitSockets learns, at the end of the hold, what each process behind an
+// external target holds its connections for: accepted on port, or dialed
+// out (a proxy dials one for each it accepts). One walk of every
+// established socket, so once per run.
+func splitSockets(kv *limits.KernelView, procRoot string, procs []*procWatch, port uint16) {
+	conns, err := kv.Established()
+	if err != nil {
+		return
+	}
+	for _, p := range procs {
+		if p.pid <= 0 {
+			continue
+		}
+		if sp, err := limits.SplitSockets(procRoot, p.pid, port, conns); err == nil {
+			p.mu.Lock()
+			p.split = &sp
+			p.mu.Unlock()
+		}
+	}
 }

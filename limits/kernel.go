@@ -157,3 +157,14 @@ func (k *KernelView) serverConns(ports []uint16, list func(*SockDiag, []uint16) 
 	}
 	return list(k.diag, ports)
 }
+
+// Established lists every established TCP socket of a process, by inode
+// (see SockDiag.Established).
+func (k *KernelView) Established() (map[uint32]Conn, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.diag == nil {
+		return nil, k.Unavailable
+	}
+	return k.diag.Established()
+}

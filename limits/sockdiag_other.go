@@ -26,3 +26,6 @@ func (*SockDiag) Queued([]uint16) (map[ServerConn]bool, error) { return nil, Err
 
 // Accepted is only implemented on Linux.
 func (*SockDiag) Accepted([]uint16) (map[ServerConn]bool, error) { return nil, ErrUnsupported }
+
+// Established is only implemented on Linux.
+func (*SockDiag) Established() (map[uint32]Conn, error) { return nil, ErrUnsupported }

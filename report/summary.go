@@ -175,6 +175,37 @@ type Process struct {
 	// Cgroup is its task and memory limits and what they refused during the
 	// run; null when its cgroups could not be found.
 	Cgroup *ProcessCgroup `json:"cgroup"`
+	// ConnsAccepted and ConnsDialed are its established connections at the
+	// end of the hold (with --target): accepted on the target's port, and
+	// dialed out, mostly to DialedTo. A process that dials one for each it
+	// accepts is a forwarder.
+	ConnsAccepted int    `json:"conns_accepted"`
+	ConnsDialed   int    `json:"conns_dialed"`
+	DialedTo      string `json:"dialed_to,omitempty"`
+}
+
+// forwarderSlack is how few free descriptors leave a forwarder at its
+// limit: it needs two for each connection, and proxies keep a few for
+// themselves (HAProxy sizes its maxconn from the limit, and stops accepting
+// with a handful free).
+const forwarderSlack = 16
+
+// forwarderAtLimit is the first process behind the port that forwards and
+// has (almost) no descriptor left, or nil.
+func forwarderAtLimit(procs []Process) *Process {
+	for i := range procs {
+		p := &procs[i]
+		if p.forwards() && p.NoFileSoft > 0 && (p.AtLimit || p.NoFileSoft-uint64(p.SlotsUsedMax) < forwarderSlack) {
+			return p
+		}
+	}
+	return nil
+}
+
+// forwards says whether p holds an outbound connection for about every one
+// it accepted: a proxy, which costs two descriptors a connection.
+func (p *Process) forwards() bool {
+	return p.ConnsAccepted > 0 && 2*p.ConnsDialed >= p.ConnsAccepted
 }
 
 // ProcessCgroup is a process's cgroup limits (v1 or v2) and their counters'
@@ -422,6 +453,10 @@ func Build(in Input) Summary {
 			_, s.FirstLimitAt = firstLimit(in.Attempts.Results, nil, nil)
 			s.FirstLimit = LimitGeneratorDied
 		}
+	}
+	if p := forwarderAtLimit(in.Processes); p != nil && in.Forwarder == nil && (targetSide[s.FirstLimit] || s.FirstLimit == LimitTargetFD) {
+		// A proxy behind the port ran out: both halves of each connection count.
+		s.FirstLimit, s.FirstLimitAt = LimitForwarderFD, int64(p.ConnsAccepted)
 	}
 	if limit := byProcessEvidence(s.FirstLimit, in.Processes); limit != s.FirstLimit {
 		s.FirstLimit = limit

@@ -250,6 +250,11 @@ func explain(p func(string, ...any), s Summary) {
 		if pr := limitedBy(s.TargetProcesses, func(c *ProcessCgroup) bool { return c.OOMKills > 0 }); pr != nil {
 			p("  %s, pid %d, limit %s, %d OOM kills; the connections it held died with it.\n", pr.Label(), pr.PID, mib(pr.Cgroup.MemoryLimit), pr.Cgroup.OOMKills)
 		}
+	case s.FirstLimit == LimitForwarderFD && forwarderAtLimit(s.TargetProcesses) != nil:
+		pr := forwarderAtLimit(s.TargetProcesses)
+		p("  %s, pid %d, is a forwarder at its descriptor limit: it holds a connection to %s for each one it accepted,\n", pr.Label(), pr.PID, pr.DialedTo)
+		p("  so %d connections cost it %d descriptors (%d accepted + %d dialed), %d of %d with its own: too few left for another pair.\n",
+			pr.ConnsAccepted, pr.ConnsAccepted+pr.ConnsDialed, pr.ConnsAccepted, pr.ConnsDialed, pr.SlotsUsedMax, pr.NoFileSoft)
 	case s.FirstLimit == LimitSystemFD:
 		p("  After %d connections socket() failed with ENFILE: the whole machine is out of file handles (fs.file-max %d),\n",
 			s.FirstLimitAt, s.Limits.Sysctls.FileMax)

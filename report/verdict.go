@@ -67,6 +67,9 @@ func (s *Summary) limitDetail() (setting, value, fix string) {
 		value = unknown
 		if f := s.Forwarder; f != nil {
 			value = strconv.FormatUint(f.NoFileSoft, 10)
+		} else if p := forwarderAtLimit(s.TargetProcesses); p != nil {
+			value = fmt.Sprintf("%d (%s, pid %d): %d accepted + %d dialed to %s + %d others", p.NoFileSoft, p.Label(), p.PID,
+				p.ConnsAccepted, p.ConnsDialed, p.DialedTo, max(0, p.SlotsUsedMax-p.ConnsAccepted-p.ConnsDialed))
 		}
 		return "the forwarder's RLIMIT_NOFILE (soft)", value,
 			"a userspace forwarder holds two descriptors per connection: give it twice the target's limit (--forward-nofile; docker-proxy: the daemon's LimitNOFILE=), or forward in the kernel (nftables/iptables DNAT, IPVS)"
