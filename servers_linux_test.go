@@ -93,11 +93,10 @@ func startServerCmd(t *testing.T, port int, cmd *exec.Cmd, cred *syscall.Credent
 
 // nginx stopped by its worker's RLIMIT_NOFILE (worker_rlimit_nofile 64):
 // target-fd-limit, with the worker found by the listener's socket inode.
-func TestNginxFDLimit(t *testing.T) {
-	noLeftovers(t)
-	bin := needServer(t, "nginx", "nginx-light")
-	dir := t.TempDir()
-	port := freePort(t)
+// nginxConf writes an nginx configuration for one worker on port with the
+// given main-context and events lines, its files in dir.
+func nginxConf(t *testing.T, dir string, port int, main, events string) string {
+	t.Helper()
 	conf := filepath.Join(dir, "nginx.conf")
 	var temps strings.Builder
 	for _, k := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
@@ -106,18 +105,48 @@ func TestNginxFDLimit(t *testing.T) {
 	err := os.WriteFile(conf, fmt.Appendf(nil, `daemon off;
 master_process on;
 worker_processes 1;
-worker_rlimit_nofile 64;
+%[4]s
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log warn;
-events { worker_connections 1024; }
+events { %[5]s }
 http {
   access_log off;
+  keepalive_timeout 60s;
 %[3]s  server { listen 127.0.0.1:%[2]d; location / { return 200 "ok\n"; } }
 }
-`, dir, port, temps.String()), 0o644)
+`, dir, port, temps.String(), main, events), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return conf
+}
+
+// nginx at worker_connections, with descriptors to spare, closes idle
+// keep-alive connections to reuse their slots: target-closed at the
+// connections it held at once, not "at 0" (its first failure is late, or
+// never: every connection was answered before it was closed).
+func TestNginxWorkerConnections(t *testing.T) {
+	noLeftovers(t)
+	bin := needServer(t, "nginx", "nginx-light")
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := nginxConf(t, dir, port, "", "worker_connections 64;")
+	startServer(t, port, bin, "-p", dir, "-c", conf)
+	s := runJSON(t, "--target", "127.0.0.1:"+strconv.Itoa(port), "--probe", "http", "--connections", "200", "--rate", "400", "--hold", "1s")
+	if s.FirstLimit != "target-closed" || s.FirstLimitAt < 40 || s.FirstLimitAt > 64 || s.Outcomes["served"] != int(s.FirstLimitAt) || s.Outcomes["closed"] != 200-int(s.FirstLimitAt) {
+		t.Fatalf("first limit %s at %d, outcomes %v: want target-closed at the ~55 it held", s.FirstLimit, s.FirstLimitAt, s.Outcomes)
+	}
+	if !strings.Contains(s.Setting, "worker_connections") || !strings.Contains(s.Value, "held at once") {
+		t.Errorf("setting %q = %q", s.Setting, s.Value)
+	}
+}
+
+func TestNginxFDLimit(t *testing.T) {
+	noLeftovers(t)
+	bin := needServer(t, "nginx", "nginx-light")
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := nginxConf(t, dir, port, "worker_rlimit_nofile 64;", "worker_connections 1024;")
 	startServer(t, port, bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
 
 	csvPath := filepath.Join(dir, "c.csv")

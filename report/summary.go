@@ -125,7 +125,8 @@ type Summary struct {
 	// Died is the process of the run that died first; null when none did.
 	Died *Death `json:"died"`
 
-	otherErrno string // of the first attempt with outcome other, for the verdict's value
+	otherErrno   string // of the first attempt with outcome other, for the verdict's value
+	servedClosed int    // connections the target answered and closed later: a server reusing its slots
 }
 
 // Segments summarises TCP_INFO over the connections whose payload came back.
@@ -410,6 +411,9 @@ func Build(in Input) Summary {
 		if r.Outcome == loadgen.Other && s.otherErrno == "" {
 			s.otherErrno = ErrnoName(r.Errno)
 		}
+		if r.Outcome == loadgen.Closed && r.Greeting > 0 {
+			s.servedClosed++
+		}
 		if first < 0 {
 			first = r.Start
 		}
@@ -443,6 +447,13 @@ func Build(in Input) Summary {
 		// Two descriptors per connection: the connections it held when it ran out.
 		e := f.FirstEMFILE
 		s.FirstLimit, s.FirstLimitAt = LimitForwarderFD, int64((e.SlotsUsed-len(e.OtherFDs))/2)
+	}
+	if s.FirstLimit == LimitTargetClosed {
+		// The count means capacity: a server that closes connections it had
+		// served to make room for new ones (nginx past worker_connections)
+		// fails its first attempt late or never, yet held no more than those
+		// still served at the end.
+		s.FirstLimitAt = max(s.FirstLimitAt, int64(s.Outcomes[loadgen.Served.String()]))
 	}
 	s.FirstLimit = byKernelEvidence(s.FirstLimit, in.Kernel)
 	if d := in.Died; d != nil {

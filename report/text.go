@@ -172,6 +172,9 @@ func explain(p func(string, ...any), s Summary) {
 		case t != nil && t.MaxConns > 0:
 			p("  After %d connections the target accepted connections and closed them at once: its connection cap of %d\n", s.FirstLimitAt, t.MaxConns)
 			p("  (--max-conns; at the cap: %s) closed %d.\n", t.OnMaxConns, t.Capped)
+		case s.servedClosed > 0:
+			p("  The target held %d connections at once: it closed %d connections it had already served as new ones came,\n", s.FirstLimitAt, s.servedClosed)
+			p("  reusing their slots (nginx past worker_connections closes idle keep-alive connections).\n")
 		default:
 			p("  After %d connections the target (or the kernel for it) closed or reset connections instead of serving them.\n", s.FirstLimitAt)
 			if ps := procsText(s.TargetProcesses); ps != "" {

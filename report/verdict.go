@@ -47,6 +47,11 @@ func (s *Summary) limitDetail() (setting, value, fix string) {
 			return capSetting(t), strconv.Itoa(t.MaxConns),
 				"raise the application's connection cap (maxclients, max_connections)"
 		}
+		if s.servedClosed > 0 {
+			return "the target's connection slots (nginx: worker_connections; a server that closes idle connections to make room)",
+				fmt.Sprintf("%d held at once; %d connections it had served it closed while new ones came", s.FirstLimitAt, s.servedClosed),
+				"raise the server's connection slots (nginx: worker_connections, and worker_rlimit_nofile to match), or keep fewer connections idle"
+		}
 		value = "closes or resets accepted connections"
 		if len(s.Reasons) > 0 {
 			value += fmt.Sprintf(", saying %q", s.Reasons[0].Reason)
