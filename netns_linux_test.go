@@ -132,6 +132,10 @@ func TestPacketFilter(t *testing.T) {
 			if !strings.Contains(s.Setting, "packet filter") || !strings.Contains(s.Fix, "nft list ruleset") {
 				t.Errorf("setting %q, fix %q", s.Setting, s.Fix)
 			}
+			// As root the rule whose counter moved is named.
+			if want := "the rule that fired: table inet connlimit_test chain input: tcp dport 9000"; !strings.Contains(s.Value, want) || !strings.Contains(s.Value, tc.rule+" (") {
+				t.Errorf("value %q: want %q", s.Value, want)
+			}
 		})
 	}
 	noProcessLeft(t)

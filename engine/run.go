@@ -43,6 +43,9 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 	// The counters' baseline is taken before the target exists.
 	kv := limits.OpenKernelView(env.ProcRoot)
 	defer kv.Close()
+	// A packet filter's counters, where this user may list them: the rules
+	// that moved during the run are named in the verdict.
+	nftBase, nftErr := limits.NftRules(ctx)
 	var side *targetSide
 	var err error
 	if cfg.Target != "" {
@@ -145,6 +148,12 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 	}
 	// The queue and the processes as they stand, before teardown empties them.
 	holdEnd := sampler.kernelSample()
+	var rulesMoved []limits.FilterRule
+	if nftErr == nil {
+		if now, err := limits.NftRules(context.WithoutCancel(ctx)); err == nil {
+			rulesMoved = limits.Moved(nftBase, now)
+		}
+	}
 	sampler.freezeListeners() // teardown closes them: that is no evidence
 	procsEnd := sampler.procSamples()
 	if cfg.Target != "" {
@@ -192,7 +201,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		Forwarder: targetInfo(side.fp, cfg), ForwarderFirst: forwarderFirst(side), Generators: generatorProcs(gen),
 		Processes: sampler.processes(procsEnd), Probe: cfg.Probe,
 		Duration: time.Since(began), Interrupted: stoppedBy(ctx, runErr), Err: runErr,
-		Kernel: sampler.kernelSummary(cfg, kv, holdEnd, env.ProcRoot), Gates: cfg.Gates,
+		Kernel: sampler.kernelSummary(cfg, kv, holdEnd, env.ProcRoot, rulesMoved), Gates: cfg.Gates,
 		Payload: cfg.Payload, MSSAsked: cfg.MSS, Died: deathOf(runErr),
 	})
 	// The summary first: whatever happens to the files, what was measured is on stdout.
@@ -530,12 +539,12 @@ func (s *sampler) freezeListeners() {
 	s.frozen = true
 }
 
-func (s *sampler) kernelSummary(cfg *Config, kv *limits.KernelView, holdEnd limits.KernelSample, procRoot string) *report.Kernel {
+func (s *sampler) kernelSummary(cfg *Config, kv *limits.KernelView, holdEnd limits.KernelSample, procRoot string, rules []limits.FilterRule) *report.Kernel {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	last := s.kv.Sample(s.ports...)
 	k := &report.Kernel{Namespace: "host", Listeners: len(s.ports), ListenBacklog: s.backlogSeen, AcceptQueueMax: s.queueMax, AcceptQueueEnd: -1,
-		TCPExt: last.TCPExt, TCPExtRead: last.TCPExtRead, ListenerGone: s.gone}
+		TCPExt: last.TCPExt, TCPExtRead: last.TCPExtRead, ListenerGone: s.gone, FilterRules: rules}
 	if s.ct != nil {
 		k.Conntrack = &report.Conntrack{Max: s.ct.Max, CountMax: s.ctCountMax, Refused: s.ct.Refused}
 	}

@@ -272,6 +272,10 @@ type Kernel struct {
 	// Conntrack is the connection-tracking table over the run; null when
 	// connection tracking is not loaded here.
 	Conntrack *Conntrack `json:"conntrack"`
+	// FilterRules are the nftables rules whose counters moved during the
+	// run, most packets first; null when they cannot be listed (no nft, not
+	// root).
+	FilterRules []limits.FilterRule `json:"filter_rules"`
 }
 
 // Conntrack is the netfilter connection-tracking table during a run.

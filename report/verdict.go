@@ -118,6 +118,9 @@ func (s *Summary) limitDetail() (setting, value, fix string) {
 		if k != nil && k.TCPExtRead {
 			value += fmt.Sprintf(" and ListenOverflows +%d", k.TCPExt.ListenOverflows)
 		}
+		if k != nil && len(k.FilterRules) > 0 {
+			value += fmt.Sprintf("; the rule that fired: %s (%d packets)", k.FilterRules[0].Rule, k.FilterRules[0].Packets)
+		}
 		return "a packet filter in front of the listener (nftables, iptables)", value,
 			"list the rules that match the port and their counters (nft list ruleset; iptables -L -n -v): a per-source cap (ct count, connlimit, hashlimit), a REJECT or a DROP"
 	case LimitTargetTask:
