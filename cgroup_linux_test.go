@@ -14,11 +14,19 @@ import (
 	"time"
 )
 
-// asHog makes the test binary a server that spends 4 MiB on every
-// connection it accepts, listening on the address the variable holds.
-const asHog = "CONNLIMIT_TEST_AS_HOG"
+// asHog makes the test binary a server that accepts and holds every
+// connection, listening on the address the variable holds, and spends
+// hogBytes on each (4 MiB unless set).
+const (
+	asHog    = "CONNLIMIT_TEST_AS_HOG"
+	hogBytes = "CONNLIMIT_TEST_HOG_BYTES"
+)
 
 func memoryHog(addr string) {
+	size := 4 << 20
+	if v, err := strconv.Atoi(os.Getenv(hogBytes)); err == nil {
+		size = v
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -32,11 +40,41 @@ func memoryHog(addr string) {
 			fmt.Fprintf(os.Stderr, "held %d connections, %d buffers\n", len(conns), len(held))
 			return
 		}
-		b := make([]byte, 4<<20)
+		b := make([]byte, size)
 		for i := 0; i < len(b); i += 4096 {
 			b[i] = 1 // touched: resident, charged to the cgroup
 		}
 		held, conns = append(held, b), append(conns, c)
+	}
+}
+
+// startHog runs the test binary as a hog on addr spending size bytes a
+// connection, calls placed with its pid before it listens (to put it in a
+// cgroup), and waits until it listens. done is closed once it exits.
+func startHog(t *testing.T, addr string, size int, placed func(pid int)) (*exec.Cmd, chan struct{}) {
+	t.Helper()
+	cmd := exec.Command(testExe)
+	cmd.Env = append(os.Environ(), asHog+"="+addr, hogBytes+"="+strconv.Itoa(size))
+	var out bytes.Buffer
+	cmd.Stderr = &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	if placed != nil {
+		placed(cmd.Process.Pid)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return cmd, done
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hog never listened: %s", out.String())
+		}
 	}
 }
 
@@ -85,27 +123,7 @@ func TestTargetMemoryLimit(t *testing.T) {
 	cg := newCgroup(t, "memory", map[string]string{"memory.limit_in_bytes": strconv.Itoa(48 << 20)})
 	port := freePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(testExe)
-	cmd.Env = append(os.Environ(), asHog+"="+addr)
-	var out bytes.Buffer
-	cmd.Stderr = &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-done })
-	joinCgroup(t, cg, cmd.Process.Pid)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the hog never listened: %s", out.String())
-		}
-	}
+	_, done := startHog(t, addr, 4<<20, func(pid int) { joinCgroup(t, cg, pid) })
 	js := filepath.Join(t.TempDir(), "s.json")
 	var stdout, stderr bytes.Buffer
 	err := run(t.Context(), []string{"run", "-q", "--json", js, "--target", addr, "--connections", "40", "--rate", "50", "--hold", "500ms"}, &stdout, &stderr)

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -409,37 +408,6 @@ func mariadbPID(t *testing.T, dir string) int {
 	return pid
 }
 
-// holdingListener accepts and holds every connection until the test ends.
-func holdingListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 // HAProxy in TCP mode with 256 descriptors in front of a roomy backend: a
 // forwarder holds two descriptors a connection, and sizes its maxconn from
 // its limit. The verdict is forwarder-fd-limit with both halves counted,
@@ -450,7 +418,10 @@ func TestHAProxyForwarderFDLimit(t *testing.T) {
 	if _, err := exec.LookPath("prlimit"); err != nil {
 		t.Skip("no prlimit")
 	}
-	backend := holdingListener(t)
+	// The backend holds its connections in a process of its own: not in the
+	// test's, whose descriptors the in-process runs share.
+	backend := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	startHog(t, backend, 0, nil)
 	port := freePort(t)
 	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`defaults
@@ -466,7 +437,13 @@ backend b
 `, port, backend)), 0o644)
 	startServer(t, port, "prlimit", "--nofile=256:256", bin, "-f", cfg, "-db")
 
-	s := runJSON(t, "--target", "127.0.0.1:"+strconv.Itoa(port), "--connections", "300", "--rate", "500", "--hold", "1s")
+	// run, not runJSON: the backend is this binary too, and outlives the run.
+	js := filepath.Join(t.TempDir(), "s.json")
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"run", "-q", "--json", js, "--target", "127.0.0.1:" + strconv.Itoa(port), "--connections", "300", "--rate", "500", "--hold", "1s"}, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	s := readSummary(t, js)
 	if s.FirstLimit != "forwarder-fd-limit" || s.FirstLimitAt < 100 || s.FirstLimitAt > 128 {
 		t.Fatalf("first limit %s at %d, outcomes %v: want forwarder-fd-limit at about 120 (256 descriptors, two a connection)", s.FirstLimit, s.FirstLimitAt, s.Outcomes)
 	}
