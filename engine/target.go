@@ -264,6 +264,7 @@ func (p *procWatch) report(end limits.ProcSample) report.Process {
 		}
 	}
 	if p.cg != nil {
+		r.Unit = p.cg.Unit
 		c := p.cg.Read().Since(p.cgBase)
 		r.Cgroup = &report.ProcessCgroup{PidsMax: c.PidsMax, PidsCurrent: c.PidsCurrent, PidsRefused: c.PidsRefused,
 			MemoryLimit: c.MemoryLimit, MemoryFailcnt: c.MemoryFailcnt, OOMKills: c.OOMKills}

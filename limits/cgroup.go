@@ -22,6 +22,9 @@ const DefaultCgroupRoot = "/sys/fs/cgroup"
 type CgroupPaths struct {
 	Pids, Memory string
 	V2           bool
+	// Unit is the systemd unit the process runs in ("nginx.service"), when
+	// a cgroup path names one.
+	Unit string
 }
 
 // CgroupOf finds pid's cgroups from procRoot/PID/cgroup: a v1 line for a
@@ -43,6 +46,9 @@ func CgroupOf(procRoot, cgroupRoot string, pid int) (CgroupPaths, error) {
 	var cp CgroupPaths
 	var v2 string
 	for _, c := range cgs {
+		if base := filepath.Base(c.Path); strings.HasSuffix(base, ".service") || strings.HasSuffix(base, ".scope") && cp.Unit == "" {
+			cp.Unit = base
+		}
 		switch {
 		case c.HierarchyID == 0:
 			v2 = c.Path
@@ -55,7 +61,7 @@ func CgroupOf(procRoot, cgroupRoot string, pid int) (CgroupPaths, error) {
 	if cp.Pids == "" && cp.Memory == "" && v2 != "" {
 		if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
 			dir := filepath.Join(cgroupRoot, v2)
-			cp = CgroupPaths{Pids: dir, Memory: dir, V2: true}
+			cp = CgroupPaths{Pids: dir, Memory: dir, V2: true, Unit: cp.Unit}
 		}
 	}
 	return cp, nil

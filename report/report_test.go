@@ -381,3 +381,23 @@ func TestByProcessEvidence(t *testing.T) {
 		}
 	}
 }
+
+// A process in a systemd unit gets the unit's setting in the fix.
+func TestUnitFix(t *testing.T) {
+	for _, tc := range []struct {
+		limit string
+		p     Process
+		want  string
+	}{
+		{LimitTargetFD, Process{PID: 7, Unit: "nginx.service", AtLimit: true, Readable: true}, "for nginx.service: systemctl edit nginx.service, then [Service] LimitNOFILE="},
+		{LimitTargetTask, Process{PID: 7, Unit: "mariadb.service", Cgroup: &ProcessCgroup{PidsRefused: 4}}, "[Service] TasksMax="},
+		{LimitTargetMemory, Process{PID: 7, Unit: "app.service", Cgroup: &ProcessCgroup{OOMKills: 1}}, "[Service] MemoryMax="},
+		{LimitTargetFD, Process{PID: 7, AtLimit: true}, ""}, // no unit: no unit fix
+	} {
+		s := Summary{FirstLimit: tc.limit, TargetProcesses: []Process{tc.p}}
+		_, _, fix := s.limitDetail()
+		if tc.want == "" && strings.Contains(fix, "systemctl") || tc.want != "" && !strings.Contains(fix, tc.want) {
+			t.Errorf("%s: fix %q, want %q", tc.limit, fix, tc.want)
+		}
+	}
+}

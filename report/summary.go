@@ -176,6 +176,9 @@ type Process struct {
 	// Cgroup is its task and memory limits and what they refused during the
 	// run; null when its cgroups could not be found.
 	Cgroup *ProcessCgroup `json:"cgroup"`
+	// Unit is the systemd unit it runs in, when its cgroup names one: the
+	// fix then names the unit's setting.
+	Unit string `json:"unit,omitempty"`
 	// ConnsAccepted and ConnsDialed are its established connections at the
 	// end of the hold (with --target): accepted on the target's port, and
 	// dialed out, mostly to DialedTo. A process that dials one for each it

@@ -7,8 +7,34 @@ import (
 )
 
 // limitDetail names the setting behind the first limit, its value as this
-// run saw it, and the change that would move it.
+// run saw it, and the change that would move it; where the process behind
+// the limit runs in a systemd unit, the fix names the unit's setting.
 func (s *Summary) limitDetail() (setting, value, fix string) {
+	setting, value, fix = s.limitDetailOf()
+	if p, key := s.limitingProcess(); p != nil && p.Unit != "" && key != "" {
+		fix += fmt.Sprintf("; for %s: systemctl edit %s, then [Service] %s=", p.Unit, p.Unit, key)
+	}
+	return setting, value, fix
+}
+
+// limitingProcess is the process behind the port that the verdict rests on,
+// with the systemd setting that moves its limit.
+func (s *Summary) limitingProcess() (*Process, string) {
+	ps := s.TargetProcesses
+	switch s.FirstLimit {
+	case LimitTargetFD:
+		return atLimit(ps), "LimitNOFILE"
+	case LimitForwarderFD:
+		return forwarderAtLimit(ps), "LimitNOFILE"
+	case LimitTargetTask:
+		return limitedBy(ps, func(c *ProcessCgroup) bool { return c.PidsRefused > 0 }), "TasksMax"
+	case LimitTargetMemory:
+		return limitedBy(ps, func(c *ProcessCgroup) bool { return c.OOMKills > 0 }), "MemoryMax"
+	}
+	return nil, ""
+}
+
+func (s *Summary) limitDetailOf() (setting, value, fix string) {
 	t, k, sys := s.Target, s.Kernel, s.Limits.Sysctls
 	unknown := "unknown"
 	switch s.FirstLimit {
