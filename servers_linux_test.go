@@ -372,9 +372,10 @@ func TestMariaDBMaxConnections(t *testing.T) {
 	}
 }
 
-// startMariaDB runs mariadbd with max_connections 10 (its least) on a free
-// loopback port, with its data in a directory of the test's; it returns the
-// directory and the port.
+// startMariaDB runs mariadbd as root with max_connections 10 (its least)
+// on a free loopback port, with its data in a directory of the test's; it
+// returns the directory and the port. (As another user it would lose its
+// Pdeathsig at setuid, and could outlive a test killed by its timeout.)
 func startMariaDB(t *testing.T, bin string) (string, int) {
 	t.Helper()
 	if os.Geteuid() != 0 {

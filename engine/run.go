@@ -158,6 +158,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 	procsEnd := sampler.procSamples()
 	if cfg.Target != "" {
 		splitSockets(kv, env.ProcRoot, side.procs, addr.Port())
+		readTasks(env.ProcRoot, side.procs)
 	}
 	for _, p := range side.procs {
 		p.stop()

@@ -184,6 +184,7 @@ type procWatch struct {
 	cg      *limits.CgroupPaths // nil when its cgroups are unknown
 	cgBase  limits.Cgroup
 	split   *limits.Split // its connections at the end of the hold; nil when unknown
+	tasks   *limits.Tasks // its user's tasks against RLIMIT_NPROC at the end of the hold; nil when unknown
 
 	mu      sync.Mutex
 	stopped bool // the hold is over: teardown is not worth watching
@@ -263,6 +264,9 @@ func (p *procWatch) report(end limits.ProcSample) report.Process {
 			r.DialedTo = sp.DialedTo.String()
 		}
 	}
+	if tk := p.tasks; tk != nil {
+		r.NProc = &report.ProcessNProc{UID: tk.UID, Soft: tk.NProcSoft, Threads: tk.Threads, UserTasks: tk.UserTasks, AtLimit: tk.AtLimit()}
+	}
 	if p.cg != nil {
 		r.Unit = p.cg.Unit
 		c := p.cg.Read().Since(p.cgBase)
@@ -288,6 +292,21 @@ func splitSockets(kv *limits.KernelView, procRoot string, procs []*procWatch, po
 		if sp, err := limits.SplitSockets(procRoot, p.pid, port, conns); err == nil {
 			p.mu.Lock()
 			p.split = &sp
+			p.mu.Unlock()
+		}
+	}
+}
+
+// readTasks reads, at the end of the hold, each process's standing against
+// RLIMIT_NPROC: one walk of /proc, so once per run.
+func readTasks(procRoot string, procs []*procWatch) {
+	for _, p := range procs {
+		if p.pid <= 0 {
+			continue
+		}
+		if tk, err := limits.ReadTasks(procRoot, p.pid); err == nil {
+			p.mu.Lock()
+			p.tasks = &tk
 			p.mu.Unlock()
 		}
 	}

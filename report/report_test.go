@@ -375,6 +375,8 @@ func TestByProcessEvidence(t *testing.T) {
 		{"the client's own limit stays", LimitClientFD, cg(ProcessCgroup{PidsRefused: 3, OOMKills: 1}), LimitClientFD},
 		{"nothing refused", LimitTargetClosed, cg(ProcessCgroup{PidsRefused: 0, OOMKills: 0}), LimitTargetClosed},
 		{"cgroups unknown", LimitTargetClosed, []Process{{PID: 9}}, LimitTargetClosed},
+		{"its user at RLIMIT_NPROC", LimitTargetClosed, []Process{{PID: 9, NProc: &ProcessNProc{UID: 106, Soft: 40, UserTasks: 40, AtLimit: true}}}, LimitTargetTask},
+		{"its user with tasks to spare", LimitTargetClosed, []Process{{PID: 9, NProc: &ProcessNProc{UID: 106, Soft: 40, UserTasks: 12}}}, LimitTargetClosed},
 	} {
 		if got := byProcessEvidence(tc.limit, tc.procs); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)

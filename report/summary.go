@@ -179,6 +179,9 @@ type Process struct {
 	// Unit is the systemd unit it runs in, when its cgroup names one: the
 	// fix then names the unit's setting.
 	Unit string `json:"unit,omitempty"`
+	// NProc is its user's tasks against its RLIMIT_NPROC at the end of the
+	// hold (with --target); null when not read.
+	NProc *ProcessNProc `json:"nproc"`
 	// ConnsAccepted and ConnsDialed are its established connections at the
 	// end of the hold (with --target): accepted on the target's port, and
 	// dialed out, mostly to DialedTo. A process that dials one for each it
@@ -210,6 +213,17 @@ func forwarderAtLimit(procs []Process) *Process {
 // it accepted: a proxy, which costs two descriptors a connection.
 func (p *Process) forwards() bool {
 	return p.ConnsAccepted > 0 && 2*p.ConnsDialed >= p.ConnsAccepted
+}
+
+// ProcessNProc is a process's standing against RLIMIT_NPROC, which caps the
+// processes and threads of its real user, all of them together.
+type ProcessNProc struct {
+	UID       int    `json:"uid"`
+	Soft      uint64 `json:"soft"` // 18446744073709551615: unlimited
+	Threads   int    `json:"threads"`
+	UserTasks int    `json:"user_tasks"`
+	// AtLimit: the user's tasks fill the cap (root is exempt).
+	AtLimit bool `json:"at_limit"`
 }
 
 // ProcessCgroup is a process's cgroup limits (v1 or v2) and their counters'
@@ -555,7 +569,7 @@ func byProcessEvidence(limit string, procs []Process) string {
 		}
 	}
 	for _, p := range procs {
-		if c := p.Cgroup; c != nil && c.PidsRefused > 0 && limit != LimitNone {
+		if taskLimited(&p) && limit != LimitNone {
 			return LimitTargetTask
 		}
 	}
@@ -575,6 +589,12 @@ func held(results []loadgen.Result) int64 {
 		}
 	}
 	return n
+}
+
+// taskLimited says whether p could not start tasks: refused at its cgroup's
+// pids.max, or its user at RLIMIT_NPROC.
+func taskLimited(p *Process) bool {
+	return p.Cgroup != nil && p.Cgroup.PidsRefused > 0 || p.NProc != nil && p.NProc.AtLimit
 }
 
 // clientSide are the verdicts of the generator's own limits.

@@ -243,10 +243,13 @@ func explain(p func(string, ...any), s Summary) {
 			p("  before any listener saw them (%d of %d entries at most; %d connections refused an entry).\n", ct.CountMax, ct.Max, ct.Refused)
 		}
 	case s.FirstLimit == LimitTargetTask:
-		p("  After %d connections the target failed them: its cgroup refused the processes or threads it starts per connection\n", s.FirstLimitAt)
+		p("  After %d connections the target failed them: it could not start the process or thread it needs per connection\n", s.FirstLimitAt)
 		if pr := limitedBy(s.TargetProcesses, func(c *ProcessCgroup) bool { return c.PidsRefused > 0 }); pr != nil {
 			p("  (%s, pid %d: pids.max %d, %d refused during the run). It had descriptors to spare: not an application cap.\n",
 				pr.Label(), pr.PID, pr.Cgroup.PidsMax, pr.Cgroup.PidsRefused)
+		} else if pr := nprocLimited(s.TargetProcesses); pr != nil {
+			p("  (%s, pid %d: its user, uid %d, has %d tasks at RLIMIT_NPROC %d). It had descriptors to spare: not an application cap.\n",
+				pr.Label(), pr.PID, pr.NProc.UID, pr.NProc.UserTasks, pr.NProc.Soft)
 		}
 	case s.FirstLimit == LimitTargetMemory:
 		p("  After %d connections the OOM killer killed the target's process in its memory cgroup:\n", s.FirstLimitAt)

@@ -27,6 +27,9 @@ func (s *Summary) limitingProcess() (*Process, string) {
 	case LimitForwarderFD:
 		return forwarderAtLimit(ps), "LimitNOFILE"
 	case LimitTargetTask:
+		if p := nprocLimited(ps); p != nil && limitedBy(ps, func(c *ProcessCgroup) bool { return c.PidsRefused > 0 }) == nil {
+			return p, "LimitNPROC"
+		}
 		return limitedBy(ps, func(c *ProcessCgroup) bool { return c.PidsRefused > 0 }), "TasksMax"
 	case LimitTargetMemory:
 		return limitedBy(ps, func(c *ProcessCgroup) bool { return c.OOMKills > 0 }), "MemoryMax"
@@ -150,12 +153,17 @@ func (s *Summary) limitDetailOf() (setting, value, fix string) {
 		return "a packet filter in front of the listener (nftables, iptables)", value,
 			"list the rules that match the port and their counters (nft list ruleset; iptables -L -n -v): a per-source cap (ct count, connlimit, hashlimit), a REJECT or a DROP"
 	case LimitTargetTask:
-		value = unknown
 		if p := limitedBy(s.TargetProcesses, func(c *ProcessCgroup) bool { return c.PidsRefused > 0 }); p != nil {
-			value = fmt.Sprintf("%d (%s, pid %d): %d forks or thread starts refused during the run", p.Cgroup.PidsMax, p.Label(), p.PID, p.Cgroup.PidsRefused)
+			return "the target's cgroup pids.max (its processes and threads)",
+				fmt.Sprintf("%d (%s, pid %d): %d forks or thread starts refused during the run", p.Cgroup.PidsMax, p.Label(), p.PID, p.Cgroup.PidsRefused),
+				"raise the cgroup's pids.max (systemd: TasksMax=; docker/podman: --pids-limit), or serve connections without a thread or process each"
 		}
-		return "the target's cgroup pids.max (its processes and threads)", value,
-			"raise the cgroup's pids.max (systemd: TasksMax=; docker/podman: --pids-limit), or serve connections without a thread or process each"
+		value = unknown
+		if p := nprocLimited(s.TargetProcesses); p != nil {
+			value = fmt.Sprintf("%d (%s, pid %d, uid %d): %d tasks of that user, %d of them its threads", p.NProc.Soft, p.Label(), p.PID, p.NProc.UID, p.NProc.UserTasks, p.NProc.Threads)
+		}
+		return "the target user's RLIMIT_NPROC (the user's processes and threads, all together)", value,
+			"raise the user's process limit (ulimit -u; systemd: LimitNPROC=; /etc/security/limits.conf nproc), or serve connections without a thread or process each"
 	case LimitTargetMemory:
 		value = unknown
 		if p := limitedBy(s.TargetProcesses, func(c *ProcessCgroup) bool { return c.OOMKills > 0 }); p != nil {
@@ -212,4 +220,14 @@ func mib(b int64) string {
 		return "no limit"
 	}
 	return fmt.Sprintf("%d MiB", b>>20)
+}
+
+// nprocLimited is the first process whose user is at RLIMIT_NPROC.
+func nprocLimited(ps []Process) *Process {
+	for i := range ps {
+		if n := ps[i].NProc; n != nil && n.AtLimit {
+			return &ps[i]
+		}
+	}
+	return nil
 }
