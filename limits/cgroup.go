@@ -2,7 +2,6 @@ package limits
 
 import (
 	"bufio"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -147,16 +146,4 @@ func keyed(path, key string) int64 {
 		}
 	}
 	return -1
-}
-
-// String is the cgroup's limits for people: "pids.max 20, memory limit 40 MiB".
-func (c Cgroup) String() string {
-	var parts []string
-	if c.PidsMax >= 0 {
-		parts = append(parts, fmt.Sprintf("pids.max %d", c.PidsMax))
-	}
-	if c.MemoryLimit >= 0 && c.MemoryLimit < 1<<50 {
-		parts = append(parts, fmt.Sprintf("memory limit %d MiB", c.MemoryLimit>>20))
-	}
-	return strings.Join(parts, ", ")
 }

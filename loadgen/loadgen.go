@@ -265,10 +265,9 @@ type Attempt struct {
 	// Reason is what the target said, or why the probe failed; "" when
 	// there is nothing to say.
 	Reason string
-	// Seg is its TCP_INFO reading; HasSegs says the batch took readings
-	// (a zero Seg then means this attempt has none).
-	Seg     SegInfo
-	HasSegs bool
+	// Seg is its TCP_INFO reading; zero when it has none (or the batch
+	// took none: Attempts.Segs is nil).
+	Seg SegInfo
 }
 
 // Len is the number of attempts.
@@ -276,7 +275,7 @@ func (a Attempts) Len() int { return len(a.Results) }
 
 // At is attempt i (0-based).
 func (a Attempts) At(i int) Attempt {
-	at := Attempt{Result: a.Results[i], Reason: a.Reasons[int32(i)], HasSegs: a.Segs != nil}
+	at := Attempt{Result: a.Results[i], Reason: a.Reasons[int32(i)]}
 	if i < len(a.Segs) {
 		at.Seg = a.Segs[i]
 	}

@@ -2,7 +2,6 @@ package target
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -32,7 +31,6 @@ type ProcessConfig struct {
 type Process struct {
 	role  string // "target" or "forwarder", for messages
 	ready Event
-	proc  *os.Process
 
 	mu       sync.Mutex
 	latest   Event
@@ -43,10 +41,9 @@ type Process struct {
 	firstAt  time.Time // when the first_emfile event arrived
 	stderr   tailBuffer
 
-	c      *child.Child
-	exited <-chan struct{} // closed once the child is reaped
-	stop   sync.Once
-	wg     sync.WaitGroup // the event reader
+	c    *child.Child // the process and its reaper
+	stop sync.Once
+	wg   sync.WaitGroup // the event reader
 }
 
 // Ready is the event the target sent once listening.
@@ -112,7 +109,7 @@ func (p *Process) FirstEMFILEAt() time.Time {
 }
 
 // Exited is closed once the child has exited and been reaped.
-func (p *Process) Exited() <-chan struct{} { return p.exited }
+func (p *Process) Exited() <-chan struct{} { return p.c.Exited() }
 
 // Stderr returns the last lines the child wrote to stderr.
 func (p *Process) Stderr() string {

@@ -48,7 +48,7 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start %s %s: %w", role, cfg.Exe, err)
 	}
-	p.c, p.exited, p.proc = c, c.Exited(), c.Cmd.Process
+	p.c = c
 	p.mem, p.counters = c.Mem, shm.At[Counters](c.Mem)
 	pr := c.Pipes[0] // EOF on it means the child is gone
 	// Its descriptors are counted here (one fstat), not by the child.
@@ -76,7 +76,7 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	select {
 	case p.ready = <-readyCh:
 		return p, nil
-	case <-p.exited:
+	case <-p.c.Exited():
 		p.wg.Wait()
 		p.release()
 		return nil, fmt.Errorf("start target: %w", p.exitError())
@@ -85,8 +85,8 @@ func Start(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	case <-ctx.Done():
 		err = fmt.Errorf("start target: %w", context.Cause(ctx))
 	}
-	_ = p.proc.Kill()
-	<-p.exited
+	_ = p.c.Cmd.Process.Kill()
+	<-p.c.Exited()
 	p.wg.Wait()
 	p.release()
 	return nil, err
@@ -103,7 +103,7 @@ func (p *Process) exitError() *ExitError {
 // Stop), nil while it runs.
 func (p *Process) Died() error {
 	select {
-	case <-p.exited:
+	case <-p.c.Exited():
 		return p.exitError()
 	default:
 		return nil
@@ -116,19 +116,19 @@ func (p *Process) Died() error {
 func (p *Process) Stop(grace time.Duration) {
 	p.stop.Do(func() {
 		select {
-		case <-p.exited:
+		case <-p.c.Exited():
 		default:
 			// os.Process signals through a pidfd: never a recycled PID.
-			_ = p.proc.Signal(syscall.SIGTERM)
+			_ = p.c.Cmd.Process.Signal(syscall.SIGTERM)
 			t := time.NewTimer(grace)
 			select {
-			case <-p.exited:
+			case <-p.c.Exited():
 			case <-t.C:
-				_ = p.proc.Kill()
+				_ = p.c.Cmd.Process.Kill()
 			}
 			t.Stop()
 		}
-		<-p.exited // reaped
+		<-p.c.Exited() // reaped
 		p.wg.Wait()
 		p.release()
 	})

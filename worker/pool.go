@@ -21,7 +21,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -55,13 +54,12 @@ type Pool struct {
 }
 
 type worker struct {
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser
+	c       *child.Child // the process, its stdin and how it ended
 	events  *os.File
 	results *os.File     // read end of the worker's fd 4
 	out     bytes.Buffer // what came through it; read while the worker writes, so it never blocks
 	n       int
-	dsts    []int // indexes into workerSpec.targets, in the order the worker was given them
+	dsts    []int // indexes into Spec.Targets, in the order the worker was given them
 
 	mu       sync.Mutex
 	mem      []byte            // the counters block shared with the worker; nil once released
@@ -69,10 +67,8 @@ type worker struct {
 	latest   loadgen.Snapshot  // the counters when mem was released
 	err      string
 	gone     chan struct{} // closed once the event stream ended
-	c        *child.Child
-	exited   <-chan struct{} // closed once the process is reaped
-	early    bool            // it exited before Close asked it to
-	once     sync.Once       // for the index sent when the worker has made its attempts
+	early    bool          // it exited before Close asked it to
+	once     sync.Once     // for the index sent when the worker has made its attempts
 	wg       sync.WaitGroup
 }
 
@@ -217,7 +213,7 @@ func startWorker(exe string, args []string, index int, opened chan<- int) (*work
 	if err != nil {
 		return nil, fmt.Errorf("start generator worker: %w", err)
 	}
-	w := &worker{c: c, cmd: c.Cmd, stdin: c.Stdin, gone: make(chan struct{}), exited: c.Exited(), events: c.Pipes[0], results: c.Pipes[1],
+	w := &worker{c: c, gone: make(chan struct{}), events: c.Pipes[0], results: c.Pipes[1],
 		mem: c.Mem, counters: shm.At[loadgen.Counters](c.Mem)}
 	w.wg.Go(func() { w.read(index, opened) })
 	w.wg.Go(func() { w.out.ReadFrom(w.results) })
@@ -250,7 +246,7 @@ func (p *Pool) Watch(ctx context.Context, stop func(error)) {
 	for i, w := range p.workers {
 		wg.Go(func() {
 			select {
-			case <-w.exited:
+			case <-w.c.Exited():
 				if !p.closing.Load() {
 					dead <- i
 				}
@@ -310,7 +306,7 @@ func (p *Pool) Open(ctx context.Context) error {
 	for i, w := range p.workers {
 		select {
 		case <-w.gone:
-			return fmt.Errorf("generator worker %d (pid %d) ended during the ramp%s", i, w.cmd.Process.Pid, w.errText())
+			return fmt.Errorf("generator worker %d (pid %d) ended during the ramp%s", i, w.c.Pid(), w.errText())
 		default:
 		}
 	}
@@ -320,7 +316,7 @@ func (p *Pool) Open(ctx context.Context) error {
 // release lets the next gated worker start connecting. A worker already
 // gone does not read it; Open learns of it through opened.
 func (p *Pool) release() {
-	_, _ = p.workers[p.next].stdin.Write([]byte{startByte})
+	_, _ = p.workers[p.next].c.Stdin.Write([]byte{startByte})
 	p.next++
 }
 
@@ -359,7 +355,7 @@ func (p *Pool) Hold(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	case i := <-anyGone:
-		return fmt.Errorf("generator worker %d (pid %d) ended during the hold%s", i, p.workers[i].cmd.Process.Pid, p.workers[i].errText())
+		return fmt.Errorf("generator worker %d (pid %d) ended during the hold%s", i, p.workers[i].c.Pid(), p.workers[i].errText())
 	}
 }
 
@@ -428,20 +424,20 @@ func (p *Pool) Close() error {
 	p.closing.Store(true)
 	for _, w := range p.workers {
 		select {
-		case <-w.exited:
+		case <-w.c.Exited():
 			w.early = true
 		default:
 		}
-		w.stdin.Close()
+		w.c.Stdin.Close()
 	}
 	var errs []error
 	var parts []part
 	for i, w := range p.workers {
 		select {
-		case <-w.exited:
+		case <-w.c.Exited():
 		case <-time.After(30 * time.Second):
-			w.cmd.Process.Kill()
-			<-w.exited
+			w.c.Cmd.Process.Kill()
+			<-w.c.Exited()
 		}
 		w.wg.Wait()
 		w.events.Close()
@@ -463,7 +459,7 @@ func (p *Pool) Close() error {
 			errs = append(errs, fmt.Errorf("generator worker %d results: %w", i, ferr))
 			continue
 		case err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 130):
-			errs = append(errs, fmt.Errorf("generator worker %d (pid %d): %v%s", i, w.cmd.Process.Pid, err, w.errText()))
+			errs = append(errs, fmt.Errorf("generator worker %d (pid %d): %v%s", i, w.c.Pid(), err, w.errText()))
 		}
 		parts = append(parts, part{res, i})
 	}
@@ -539,7 +535,7 @@ func (p *Pool) Procs() []report.GeneratorProc {
 		w.mu.Lock()
 		l := w.latest
 		w.mu.Unlock()
-		out[i] = report.GeneratorProc{PID: w.cmd.Process.Pid, Connections: w.n, Served: l.Served, Queued: l.Queued, Failed: l.Failed}
+		out[i] = report.GeneratorProc{PID: w.c.Pid(), Connections: w.n, Served: l.Served, Queued: l.Queued, Failed: l.Failed}
 	}
 	return out
 }
