@@ -52,6 +52,7 @@ type runConfig struct {
 	Payload       int
 	MSS           int
 	HTTPPath      string
+	TLSServerName string
 	RequireServed int
 	ExpectLimit   string
 	MaxConnectP99 time.Duration
@@ -102,16 +103,37 @@ var runRanges = withBehaviorRanges(map[string]string{
 	"somaxconn":        "an integer from 1 to 1048576; only with --netns",
 	"target":           engine.TargetRange,
 	"target-pid":       "the PID of a running process (repeatable)",
-	"probe":            "connect, accept, greeting, echo, http, postgres, mysql or redis",
+	"probe":            "connect, accept, greeting, echo, http, postgres, mysql, redis or tls",
 	"payload":          "bytes from 1 to 65536",
 	"mss":              "bytes from 88 to 32767 (TCP_MAXSEG), or 0 to leave it",
 	"source-ips":       "addresses and ranges of this machine, such as 127.0.0.2-127.0.0.40,127.0.1.5",
 	"forward-nofile":   fmt.Sprintf("0 (the target's) or an integer from %d to the hard RLIMIT_NOFILE; only with --forward", target.MinNoFile),
 	"http-path":        "a path starting with /, such as /healthz",
+	"tls-server-name":  "a host name of at most 253 bytes, such as example.com; only with --probe tls",
 	"require-served":   "an integer from 0 to --connections",
 	"expect-limit":     strings.Join(report.LimitWords(), ", "),
 	"max-connect-p99":  "a duration above 0, such as 50ms",
 })
+
+// builtinProbes work against the built-in target too; externalProbes speak a
+// server's own protocol and need --target.
+var (
+	builtinProbes  = []string{"connect", "accept", "greeting", "echo"}
+	externalProbes = []string{"http", "postgres", "mysql", "redis", "tls"}
+)
+
+// validServerName accepts "" (none) or a DNS name, as SNI carries it.
+func validServerName(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '.' || c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return !strings.HasPrefix(s, ".") && !strings.Contains(s, "..")
+}
 
 // builtinOnly are the flags that describe the built-in target.
 var builtinOnly = []string{"target-nofile", "target-port", "target-procs", "on-emfile", "backlog", "max-conns", "on-max-conns", "accept-delay", "netns",
@@ -171,10 +193,11 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.StringVar(&cfg.Target, "target", "", "HOST:PORT of a running server to test instead of the built-in target")
 	fs.IntSliceVar(&cfg.TargetPIDs, "target-pid", nil, "the process(es) behind --target, when they cannot be found by socket inode")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "let --target name an address that is not loopback (a connection flood at someone's server is an attack: be sure)")
-	fs.StringVar(&cfg.Probe, "probe", "", "how a connection counts as served: connect, accept (the kernel says the server accepted it), greeting (built-in default; accept once the run takes several processes), echo, http, or a server's own first exchange: postgres, mysql, redis (--target default: connect)")
+	fs.StringVar(&cfg.Probe, "probe", "", "how a connection counts as served: connect, accept (the kernel says the server accepted it), greeting (built-in default; accept once the run takes several processes), echo, http, or a server's own first exchange: postgres, mysql, redis, tls (a completed handshake) (--target default: connect)")
 	fs.IntVar(&cfg.Payload, "payload", 16, "bytes the echo probe sends and wants back (given alone, it selects --probe echo)")
 	fs.IntVar(&cfg.MSS, "mss", 0, "set TCP_MAXSEG on every client socket before connect, to see a stream leave in segments")
 	fs.StringVar(&cfg.HTTPPath, "http-path", "/", "path the http probe asks for")
+	fs.StringVar(&cfg.TLSServerName, "tls-server-name", "", "name the tls probe sends by SNI (default: --target's host, none for an address)")
 	fs.IntVar(&cfg.RequireServed, "require-served", 0, "CI gate: exit 1 if fewer connections were served")
 	fs.StringVar(&cfg.ExpectLimit, "expect-limit", "", "CI gate: exit 1 unless first_limit is this verdict (none: no limit may be hit)")
 	fs.DurationVar(&cfg.MaxConnectP99, "max-connect-p99", 0, "CI gate: exit 1 if the connect latency p99 is above this")
@@ -264,13 +287,11 @@ func (c *runConfig) engineConfig(changed func(string) bool) (engine.Config, erro
 	if c.Somaxconn < 0 || c.Somaxconn > maxBacklog {
 		return ec, bad("somaxconn", c.Somaxconn)
 	}
-	switch c.Probe {
-	case "", "connect", "accept", "greeting", "echo", "http", "postgres", "mysql", "redis":
-	default:
+	if c.Probe != "" && !slices.Contains(builtinProbes, c.Probe) && !slices.Contains(externalProbes, c.Probe) {
 		return ec, usageErr("--probe: unknown probe %q; want %s", c.Probe, runRanges["probe"])
 	}
-	if c.Target == "" && slices.Contains([]string{"http", "postgres", "mysql", "redis"}, c.Probe) {
-		return ec, usageErr("--probe %s: needs --target (the built-in target speaks its own line protocol); want connect, greeting or echo", c.Probe)
+	if c.Target == "" && slices.Contains(externalProbes, c.Probe) {
+		return ec, usageErr("--probe %s: needs --target (the built-in target speaks its own line protocol); want connect, accept, greeting or echo", c.Probe)
 	}
 	switch {
 	case c.Payload < 1 || c.Payload > 65536:
@@ -283,6 +304,8 @@ func (c *runConfig) engineConfig(changed func(string) bool) (engine.Config, erro
 		return ec, usageErr("--forward-nofile: valid only with --forward")
 	case !strings.HasPrefix(c.HTTPPath, "/") || strings.ContainsAny(c.HTTPPath, " \r\n"):
 		return ec, bad("http-path", c.HTTPPath)
+	case !validServerName(c.TLSServerName):
+		return ec, bad("tls-server-name", c.TLSServerName)
 	case c.RequireServed < 0 || c.RequireServed > c.Connections:
 		return ec, usageErr("--require-served %d: want an integer from 0 to --connections (%d)", c.RequireServed, c.Connections)
 	case c.MaxConnectP99 < 0:
@@ -346,7 +369,7 @@ func (c *runConfig) engineConfig(changed func(string) bool) (engine.Config, erro
 		ConnectTimeout: ifSet("connect-timeout", c.ConnectTimeout), GreetingTimeout: ifSet("greeting-timeout", c.GreetingTimeout),
 		CSV: c.CSV, Timeline: c.Timeline, JSON: c.JSON, Plot: c.Plot, Interval: c.Interval, Quiet: c.Quiet,
 		Target: c.Target, TargetPIDs: c.TargetPIDs, AllowRemote: c.AllowRemote,
-		Probe: probe, Payload: c.Payload, MSS: c.MSS, HTTPPath: c.HTTPPath,
+		Probe: probe, Payload: c.Payload, MSS: c.MSS, HTTPPath: c.HTTPPath, TLSServerName: c.TLSServerName,
 		Gates:   report.Gates{RequireServed: c.RequireServed, HasRequireServed: changed("require-served"), ExpectLimit: c.ExpectLimit, MaxConnectP99: c.MaxConnectP99},
 		Forward: c.Forward, ForwardNoFile: c.ForwardNoFile, SkipMemoryCheck: c.SkipMemoryCheck, Sources: sources,
 		PrivateNetNS: c.inNetNS,
@@ -384,6 +407,8 @@ func (c *runConfig) checkCombinations(changed func(string) bool, probe string) e
 		return usageErr("--payload %d: only --probe echo sends a payload, and --probe is %s: drop --payload or use --probe echo", c.Payload, shown)
 	case changed("http-path") && probe != "http":
 		return usageErr("--http-path %q: only --probe http asks for a path, and --probe is %s: drop --http-path or use --probe http", c.HTTPPath, shown)
+	case changed("tls-server-name") && probe != "tls":
+		return usageErr("--tls-server-name %q: only --probe tls sends a server name, and --probe is %s: drop --tls-server-name or use --probe tls", c.TLSServerName, shown)
 	case changed("target-pid") && c.Target == "":
 		return usageErr("--target-pid %v: names the process behind --target; the built-in target is known without it", c.TargetPIDs)
 	case c.Rate > 0 && float64(c.Connections)/c.Rate > maxRunTime.Seconds():

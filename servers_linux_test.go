@@ -2,9 +2,16 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/csv"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -95,6 +102,11 @@ func startServerCmd(t *testing.T, port int, cmd *exec.Cmd, cred *syscall.Credent
 // nginxConf writes an nginx configuration for one worker on port with the
 // given main-context and events lines, its files in dir.
 func nginxConf(t *testing.T, dir string, port int, main, events string) string {
+	return nginxConfServers(t, dir, main, events, fmt.Sprintf(`server { listen 127.0.0.1:%d; location / { return 200 "ok\n"; } }`, port))
+}
+
+// nginxConfServers is nginxConf with the http context's server blocks given.
+func nginxConfServers(t *testing.T, dir, main, events, servers string) string {
 	t.Helper()
 	conf := filepath.Join(dir, "nginx.conf")
 	var temps strings.Builder
@@ -111,9 +123,9 @@ events { %[5]s }
 http {
   access_log off;
   keepalive_timeout 60s;
-%[3]s  server { listen 127.0.0.1:%[2]d; location / { return 200 "ok\n"; } }
+%[3]s  %[2]s
 }
-`, dir, port, temps.String(), main, events), 0o644)
+`, dir, servers, temps.String(), main, events), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,5 +465,80 @@ backend b
 	}
 	if len(s.Processes) != 1 || s.Processes[0].Name != "haproxy" {
 		t.Errorf("processes %+v", s.Processes)
+	}
+}
+
+// testCert writes a self-signed certificate for name and its key into dir.
+func testCert(t *testing.T, dir, name string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// --probe tls against nginx terminating TLS: served when the handshake
+// completes; a server name nginx rejects (ssl_reject_handshake) is refused
+// by its alert, in words; at worker_rlimit_nofile the limit is the worker's
+// descriptors, the handshakes beyond it left waiting in the queue.
+func TestNginxTLS(t *testing.T) {
+	noLeftovers(t)
+	bin := needServer(t, "nginx", "nginx-light")
+	tests := []struct {
+		name, serverName, main string
+		want                   string
+		check                  func(t *testing.T, s summaryJSON)
+	}{
+		{"handshakes complete", "example.test", "", "none", func(t *testing.T, s summaryJSON) {
+			if s.Outcomes["served"] != 40 {
+				t.Errorf("outcomes %v: want 40 served", s.Outcomes)
+			}
+		}},
+		{"unknown name refused by alert", "other.test", "", "target-closed", func(t *testing.T, s summaryJSON) {
+			if s.Outcomes["closed"] != 40 || len(s.Reasons) != 1 || s.Reasons[0].Reason != "TLS alert: unrecognized name" {
+				t.Errorf("outcomes %v, reasons %+v: want 40 closed by the unrecognized-name alert", s.Outcomes, s.Reasons)
+			}
+		}},
+		{"worker out of descriptors", "example.test", "worker_rlimit_nofile 32;", "target-fd-limit", func(t *testing.T, s summaryJSON) {
+			if s.FirstLimitAt < 15 || s.FirstLimitAt >= 32 || s.Outcomes["served"] != int(s.FirstLimitAt) || s.Outcomes["queued"] != 40-int(s.FirstLimitAt) {
+				t.Errorf("outcomes %v at %d: want fewer than 32 served, the rest queued", s.Outcomes, s.FirstLimitAt)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			port := freePort(t)
+			cert, key := testCert(t, dir, "example.test")
+			conf := nginxConfServers(t, dir, tc.main, "worker_connections 1024;", fmt.Sprintf(`
+  ssl_certificate %[2]s; ssl_certificate_key %[3]s;
+  server { listen 127.0.0.1:%[1]d ssl default_server; ssl_reject_handshake on; }
+  server { listen 127.0.0.1:%[1]d ssl; server_name example.test; location / { return 200 "ok\n"; } }`, port, cert, key))
+			startServer(t, port, bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
+			s := runJSON(t, "--target", "127.0.0.1:"+strconv.Itoa(port), "--probe", "tls", "--tls-server-name", tc.serverName,
+				"--connections", "40", "--greeting-timeout", "500ms", "--hold", "300ms")
+			if s.FirstLimit != tc.want {
+				t.Fatalf("first limit %s at %d, outcomes %v, reasons %+v: want %s", s.FirstLimit, s.FirstLimitAt, s.Outcomes, s.Reasons, tc.want)
+			}
+			tc.check(t, s)
+		})
 	}
 }

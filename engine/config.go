@@ -61,6 +61,9 @@ type Config struct {
 	Payload  int    // bytes the echo probe sends
 	MSS      int    // TCP_MAXSEG on every client socket; 0: leave it
 	HTTPPath string // the path the http probe asks for
+	// TLSServerName is the name the tls probe sends by SNI; "" takes the
+	// target's host name (none for an address).
+	TLSServerName string
 
 	Gates           report.Gates
 	Forward         bool         // a port forwarder between the generator and the built-in target

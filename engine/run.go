@@ -71,12 +71,14 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 	if len(cfg.Sources) > 0 && cfg.Sources[0].Is4() != addr.Addr().Unmap().Is4() {
 		return usageErr("--source-ips: %s and the target %s are of different families", cfg.Sources[0], addr.Addr())
 	}
+	probe := worker.ProbeSpec{Kind: cfg.Probe, Payload: cfg.Payload, Builtin: tp != nil, Host: side.host,
+		HTTPPath: cfg.HTTPPath, ServerName: cfg.TLSServerName}
 	var gen load
 	if cfg.Procs > 1 {
-		pool, err := worker.Start(worker.Spec{Exe: env.Exe, Host: side.host, Targets: side.addrs, Builtin: tp != nil,
+		pool, err := worker.Start(worker.Spec{Exe: env.Exe, Targets: side.addrs, Probe: probe,
 			Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency, PerWorkerConcurrency: plan.PerWorkerConcurrency,
-			ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout, Probe: cfg.Probe, Payload: cfg.Payload, MSS: cfg.MSS,
-			HTTPPath: cfg.HTTPPath, Sources: cfg.Sources, LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept", Ramp: cfg.RampProcs,
+			ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout, MSS: cfg.MSS,
+			Sources: cfg.Sources, LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept", Ramp: cfg.RampProcs,
 			Reserve: GeneratorReserve}, cfg.Procs)
 		if err != nil {
 			return err
@@ -87,7 +89,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		g, err := loadgen.New(loadgen.Config{
 			Targets: side.addrs, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
 			ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout,
-			Probe: worker.NewProbe(cfg.Probe, cfg.Payload, side.tp != nil, side.host, cfg.HTTPPath), MSS: cfg.MSS, Segments: cfg.Probe == "echo", Sources: cfg.Sources,
+			Probe: worker.NewProbe(probe), MSS: cfg.MSS, Segments: cfg.Probe == "echo", Sources: cfg.Sources,
 			LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept",
 		})
 		if err != nil {

@@ -69,6 +69,8 @@ type engine struct {
 	replyQ   fifo
 	got      map[int32][]byte // reply bytes read so far; after serving, the first bytes of an unasked-for message
 	unsent   map[int32][]byte // request bytes the socket has not taken yet
+	talks    map[int32]Talk   // a dialogue's connections still talking
+	dialogue Dialogue         // the probe, when it answers more than once
 	instant  bool             // the probe serves at connect, so bytes later are the target's own words
 	buf      [4096]byte
 	rsa      unix.RawSockaddrAny // getsockname's answer, reused: unix.Getsockname allocates two objects per call
@@ -109,8 +111,9 @@ func (g *Generator) Prepare() error {
 	if err != nil {
 		return err
 	}
-	e := &engine{g: g, set: set, got: map[int32][]byte{}, unsent: map[int32][]byte{}}
+	e := &engine{g: g, set: set, got: map[int32][]byte{}, unsent: map[int32][]byte{}, talks: map[int32]Talk{}}
 	e.instant = !g.cfg.Probe.Judge(nil).More
+	e.dialogue, _ = g.cfg.Probe.(Dialogue)
 	for _, t := range g.cfg.Targets {
 		e.dsts = append(e.dsts, newRawAddr(t))
 	}
@@ -336,13 +339,21 @@ func (e *engine) connected(i int32, r *Result, registered bool, events uint32) {
 			return
 		}
 	}
-	if req := g.cfg.Probe.Request(); len(req) > 0 {
+	req, j := g.cfg.Probe.Request(), Judgement{More: true}
+	if e.dialogue != nil {
+		t := e.dialogue.Begin()
+		e.talks[i] = t
+		req, j = t.Step(nil)
+	} else {
+		j = g.cfg.Probe.Judge(nil)
+	}
+	if len(req) > 0 {
 		e.unsent[i] = req
 		if !e.send(i, r) {
 			return
 		}
 	}
-	if j := g.cfg.Probe.Judge(nil); !j.More {
+	if !j.More {
 		e.verdict(i, r, j)
 		if r.phase == phaseHeld && events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
 			e.readHeld(i, r) // words or a close came with the handshake's edge: no other edge will tell
@@ -393,6 +404,26 @@ func (e *engine) readReply(i int32, r *Result, events uint32) {
 			e.end(i, r, Closed, 0)
 			return
 		}
+		if t := e.talks[i]; t != nil {
+			out, j := t.Step(e.buf[:n])
+			if len(out) > 0 {
+				e.unsent[i] = append(e.unsent[i], out...)
+				if !e.send(i, r) {
+					return
+				}
+			}
+			if !j.More {
+				e.verdict(i, r, j)
+				if r.phase == phaseHeld && (events&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 || n == len(e.buf)) {
+					e.readHeld(i, r)
+				}
+				return
+			}
+			if n < len(e.buf) {
+				return
+			}
+			continue
+		}
 		// Most replies arrive in one read: judge them in place, copying only
 		// what must wait for more.
 		got := e.buf[:n]
@@ -428,8 +459,7 @@ func (e *engine) readReply(i int32, r *Result, events uint32) {
 // anything else is closed.
 func (e *engine) verdict(i int32, r *Result, j Judgement) {
 	g := e.g
-	delete(e.got, i)
-	delete(e.unsent, i)
+	e.forget(i)
 	if !e.instant {
 		r.Greeting = time.Since(g.start) - r.Start - r.Connect
 	}
@@ -486,10 +516,19 @@ func (e *engine) keepReason(i int32, b []byte) {
 
 // end closes a connected socket that will not be held and records its outcome.
 func (e *engine) end(i int32, r *Result, o Outcome, errno syscall.Errno) {
-	delete(e.got, i)
-	delete(e.unsent, i)
+	e.forget(i)
 	e.closeOpen(r)
 	e.done(r, o, errno)
+}
+
+// forget drops what the reply phase kept for attempt i.
+func (e *engine) forget(i int32) {
+	delete(e.got, i)
+	delete(e.unsent, i)
+	if t := e.talks[i]; t != nil {
+		t.Close()
+		delete(e.talks, i)
+	}
 }
 
 func errnoOf(err error) syscall.Errno {
@@ -528,8 +567,7 @@ func (e *engine) expire(now time.Duration) {
 			if r.Start+r.Connect+g.cfg.GreetingTimeout > now {
 				break
 			}
-			delete(e.got, i)
-			delete(e.unsent, i)
+			e.forget(i)
 			e.done(r, Queued, 0)
 		}
 		e.replyQ.pop()
@@ -547,6 +585,7 @@ func (e *engine) abort() {
 			g.c.connecting.Add(-1)
 			e.done(r, Other, unix.ECANCELED)
 		case phaseReply:
+			e.forget(int32(i))
 			e.done(r, Queued, 0)
 		}
 	}

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"github.com/connlimit/connlimit/internal/sockaddr"
@@ -339,6 +340,26 @@ func TestProbes(t *testing.T) {
 	with := func(fn func(net.Conn)) func(t *testing.T) netip.AddrPort {
 		return func(t *testing.T) netip.AddrPort { a, _ := greeter(t, fn); return a }
 	}
+	// A TLS server on a test certificate; refuse makes it turn every
+	// ClientHello away (crypto/tls then sends an internal_error alert).
+	tlsServer := func(refuse bool) func(t *testing.T) netip.AddrPort {
+		return func(t *testing.T) netip.AddrPort {
+			conf := httptest.NewUnstartedServer(nil)
+			conf.StartTLS() // only for its certificate
+			cert := conf.TLS.Certificates
+			conf.Close()
+			sc := &tls.Config{Certificates: cert}
+			if refuse {
+				sc.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return nil, errors.New("full") }
+			}
+			return with(func(c net.Conn) {
+				tc := tls.Server(c, sc)
+				if tc.Handshake() == nil {
+					io.Copy(io.Discard, tc) // held until the client goes
+				}
+			})(t)
+		}
+	}
 	tests := []struct {
 		name   string
 		target func(t *testing.T) netip.AddrPort
@@ -356,6 +377,11 @@ func TestProbes(t *testing.T) {
 		{"connect: max clients line then close", with(maxClients), ConnectProbe{}, Closed, 0, "-ERR max number of clients reached"},
 		{"connect: held open", with(silent), ConnectProbe{}, Served, 0, ""},
 		{"greeting, then closed during the hold", with(closeLater), GreetingProbe{}, Closed, 0, ""},
+		{"tls handshake", tlsServer(false), NewTLSProbe("example.com"), Served, 0, ""},
+		{"tls alert is a refusal", tlsServer(true), NewTLSProbe(""), Closed, 0, "TLS alert: internal error"},
+		{"tls to a greeter", with(func(c net.Conn) { c.Write([]byte("connlimit 1 x\n")) }), NewTLSProbe(""), Other, 0,
+			"tls: first record does not look like a TLS handshake"},
+		{"tls: closed before the handshake", with(func(c net.Conn) { c.Close() }), NewTLSProbe(""), Closed, 0, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

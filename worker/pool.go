@@ -75,9 +75,8 @@ type worker struct {
 // Spec is what every worker shares.
 type Spec struct {
 	Exe     string // the binary with the worker subcommand
-	Host    string // for the http probe's Host header
 	Targets []netip.AddrPort
-	Builtin bool // the targets are connlimit's own (they greet before they echo)
+	Probe   ProbeSpec
 
 	Connections int     // in all, split as evenly as possible
 	Rate        float64 // in all; 0: as fast as possible
@@ -87,9 +86,7 @@ type Spec struct {
 	PerWorkerConcurrency bool
 	ConnectTimeout       time.Duration
 	GreetingTimeout      time.Duration
-	Probe                string // connect, accept, greeting, echo or http
-	Payload, MSS         int
-	HTTPPath             string
+	MSS                  int
 	Sources              []netip.Addr // shared out among the workers
 	LocalAddrs           bool         // keep each connection's local address (the CSV, --probe accept)
 	// Ramp is how many workers connect at once; 0: all of them, none gated.
@@ -126,10 +123,10 @@ func Start(spec Spec, n int) (*Pool, error) {
 			"--rate", strconv.FormatFloat(spec.Rate/float64(active), 'f', -1, 64),
 			"--concurrency", strconv.Itoa(conc),
 			"--connect-timeout", spec.ConnectTimeout.String(), "--greeting-timeout", spec.GreetingTimeout.String(),
-			"--probe", spec.Probe, "--payload", strconv.Itoa(spec.Payload), "--mss", strconv.Itoa(spec.MSS),
-			"--host", spec.Host, "--http-path", spec.HTTPPath,
+			"--probe", spec.Probe.Kind, "--payload", strconv.Itoa(spec.Probe.Payload), "--mss", strconv.Itoa(spec.MSS),
+			"--host", spec.Probe.Host, "--http-path", spec.Probe.HTTPPath, "--tls-server-name", spec.Probe.ServerName,
 			"--epoch", strconv.FormatInt(epoch, 10)}
-		if spec.Builtin {
+		if spec.Probe.Builtin {
 			args = append(args, "--builtin")
 		}
 		if p.ramp > 0 {

@@ -42,18 +42,19 @@ func Serve(ctx context.Context, args []string, stdin io.Reader) error {
 	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		targets, sources, probe, host, httpPath string
-		n, nofile, concurrency, payload, mss    int
-		rate                                    float64
-		connectTimeout, replyTimeout            time.Duration
-		epoch                                   int64
-		builtin, localAddrs, gated              bool
+		targets, sources, probe, host, httpPath, serverName string
+		n, nofile, concurrency, payload, mss                int
+		rate                                                float64
+		connectTimeout, replyTimeout                        time.Duration
+		epoch                                               int64
+		builtin, localAddrs, gated                          bool
 	)
 	fs.StringVar(&targets, "targets", "", "")
 	fs.StringVar(&sources, "source-ips", "", "")
 	fs.StringVar(&probe, "probe", "greeting", "")
 	fs.StringVar(&host, "host", "", "")
 	fs.StringVar(&httpPath, "http-path", "/", "")
+	fs.StringVar(&serverName, "tls-server-name", "", "")
 	fs.IntVar(&n, "connections", 0, "")
 	fs.IntVar(&nofile, "nofile", 0, "")
 	fs.IntVar(&concurrency, "concurrency", loadgen.DefaultConcurrency, "")
@@ -100,7 +101,7 @@ func Serve(ctx context.Context, args []string, stdin io.Reader) error {
 	if _, err := limits.EnsureSoft(uint64(max(n, nofile))); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	p := NewProbe(probe, payload, builtin, host, httpPath)
+	p := NewProbe(ProbeSpec{Kind: probe, Payload: payload, Builtin: builtin, Host: host, HTTPPath: httpPath, ServerName: serverName})
 	gen, err := loadgen.New(loadgen.Config{Targets: dsts, Sources: srcs, Connections: n, Rate: rate, Concurrency: concurrency,
 		ConnectTimeout: connectTimeout, GreetingTimeout: replyTimeout, Probe: p, MSS: mss, Segments: probe == "echo", LocalAddrs: localAddrs,
 		Epoch: time.Unix(0, epoch), Counters: shm.At[loadgen.Counters](mem)})
