@@ -67,6 +67,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 	}
 	defer side.close()
 	side.procs = watchProcesses(env.ProcRoot, kv, side.addr, cfg.TargetPIDs)
+	kernTasks := limits.ReadTaskLimits(ctx, env.ProcRoot, firstPID(side.procs))
 	addr, tp := side.addr, side.tp
 	if len(cfg.Sources) > 0 && cfg.Sources[0].Is4() != addr.Addr().Unmap().Is4() {
 		return usageErr("--source-ips: %s and the target %s are of different families", cfg.Sources[0], addr.Addr())
@@ -162,6 +163,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		splitSockets(kv, env.ProcRoot, side.procs, addr.Port())
 		readTasks(env.ProcRoot, side.procs)
 	}
+	kernTasks.Count(env.ProcRoot) // a server that cannot fork holds its tasks until teardown
 	for _, p := range side.procs {
 		p.stop()
 	}
@@ -204,7 +206,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		Forwarder: targetInfo(side.fp, cfg), ForwarderFirst: forwarderFirst(side), Generators: generatorProcs(gen),
 		Processes: sampler.processes(procsEnd), Probe: cfg.Probe,
 		Duration: time.Since(began), Interrupted: stoppedBy(ctx, runErr), Err: runErr,
-		Kernel: sampler.kernelSummary(cfg, kv, holdEnd, env.ProcRoot, rulesMoved), Gates: cfg.Gates,
+		Kernel: sampler.kernelSummary(cfg, kv, holdEnd, env.ProcRoot, rulesMoved, kernTasks), Gates: cfg.Gates,
 		Payload: cfg.Payload, MSSAsked: cfg.MSS, Died: deathOf(runErr),
 	})
 	// The summary first: whatever happens to the files, what was measured is on stdout.
@@ -542,12 +544,13 @@ func (s *sampler) freezeListeners() {
 	s.frozen = true
 }
 
-func (s *sampler) kernelSummary(cfg *Config, kv *limits.KernelView, holdEnd limits.KernelSample, procRoot string, rules []limits.FilterRule) *report.Kernel {
+func (s *sampler) kernelSummary(cfg *Config, kv *limits.KernelView, holdEnd limits.KernelSample, procRoot string, rules []limits.FilterRule,
+	tasks limits.KernelTasks) *report.Kernel {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	last := s.kv.Sample(s.ports...)
 	k := &report.Kernel{Namespace: "host", Listeners: len(s.ports), ListenBacklog: s.backlogSeen, AcceptQueueMax: s.queueMax, AcceptQueueEnd: -1,
-		TCPExt: last.TCPExt, TCPExtRead: last.TCPExtRead, ListenerGone: s.gone, FilterRules: rules}
+		TCPExt: last.TCPExt, TCPExtRead: last.TCPExtRead, ListenerGone: s.gone, FilterRules: rules, Tasks: &tasks}
 	if s.ct != nil {
 		k.Conntrack = &report.Conntrack{Max: s.ct.Max, CountMax: s.ctCountMax, Refused: s.ct.Refused}
 	}

@@ -297,6 +297,16 @@ func splitSockets(kv *limits.KernelView, procRoot string, procs []*procWatch, po
 	}
 }
 
+// firstPID is the first process found behind the port, 0 if none.
+func firstPID(procs []*procWatch) int {
+	for _, p := range procs {
+		if p.pid > 0 {
+			return p.pid
+		}
+	}
+	return 0
+}
+
 // readTasks reads, at the end of the hold, each process's standing against
 // RLIMIT_NPROC: one walk of /proc, so once per run.
 func readTasks(procRoot string, procs []*procWatch) {

@@ -497,7 +497,7 @@ func (e *engine) readHeld(i int32, r *Result) {
 			e.keepReason(i, e.got[i])
 			delete(e.got, i)
 			e.closeOpen(r)
-			g.demote(r, errnoOf(err))
+			g.demote(r, errnoOf(err), !e.instant)
 			return
 		}
 		// Only a probe that served at connect keeps what the target says

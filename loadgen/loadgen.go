@@ -91,6 +91,10 @@ type Result struct {
 	phase   phase
 	Status  uint16        // HTTP status from the http probe; 0 otherwise
 	Dst     uint16        // index of the attempt's destination in Config.Targets
+	// Demoted says a Closed attempt had been answered by the probe: the
+	// target closed it during the hold, not at the probe. (A probe served at
+	// connect, such as connect, has had no answer: a close then is a refusal.)
+	Demoted bool
 	Errno   syscall.Errno // 0 unless the outcome came from an error
 	// Start is when socket() was called, since the generator started.
 	Start time.Duration
@@ -317,10 +321,10 @@ func (g *Generator) MarkQueued(i int) bool {
 }
 
 // demote turns a served connection the target closed during the hold into Closed.
-func (g *Generator) demote(r *Result, errno syscall.Errno) {
+func (g *Generator) demote(r *Result, errno syscall.Errno, answered bool) {
 	g.c.served.Add(-1)
 	g.c.failed.Add(1)
-	r.Outcome, r.Errno, r.phase = Closed, errno, phaseDone
+	r.Outcome, r.Errno, r.phase, r.Demoted = Closed, errno, phaseDone, answered
 }
 
 func (g *Generator) finish(r *Result, o Outcome, errno syscall.Errno) {

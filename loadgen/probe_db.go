@@ -37,6 +37,19 @@ func (PostgresProbe) Judge(got []byte) Judgement {
 	if len(got) < 5 {
 		return Judgement{More: true}
 	}
+	if got[0] == 'E' && got[1] != 0 {
+		// The old protocol's error, text to a NUL: what the postmaster sends
+		// when it cannot fork a backend ("could not fork new process for
+		// connection: Resource temporarily unavailable").
+		end := bytes.IndexByte(got[1:], 0)
+		switch {
+		case end < 0 && len(got) > 1024:
+			return Judgement{Outcome: Other, Errno: syscall.EPROTO, Reason: "a PostgreSQL error with no end in 1024 bytes"}
+		case end < 0:
+			return Judgement{More: true}
+		}
+		return Judgement{Outcome: Closed, Reason: Printable(got[1 : 1+end])}
+	}
 	n := int(binary.BigEndian.Uint32(got[1:5]))
 	switch got[0] {
 	case 'R', 'v': // an authentication request or AuthenticationOk; NegotiateProtocolVersion

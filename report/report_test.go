@@ -367,18 +367,24 @@ func TestByProcessEvidence(t *testing.T) {
 		limit string
 		procs []Process
 		want  string
+		k     *Kernel
 	}{
-		{"OOM kill wins over a death", LimitTargetDied, cg(ProcessCgroup{OOMKills: 1}), LimitTargetMemory},
-		{"OOM kill wins over resets", LimitTargetClosed, cg(ProcessCgroup{OOMKills: 2}), LimitTargetMemory},
-		{"threads refused explain closes", LimitTargetClosed, cg(ProcessCgroup{PidsMax: 20, PidsRefused: 40}), LimitTargetTask},
-		{"threads refused, but every attempt served", LimitNone, cg(ProcessCgroup{PidsRefused: 3}), LimitNone},
-		{"the client's own limit stays", LimitClientFD, cg(ProcessCgroup{PidsRefused: 3, OOMKills: 1}), LimitClientFD},
-		{"nothing refused", LimitTargetClosed, cg(ProcessCgroup{PidsRefused: 0, OOMKills: 0}), LimitTargetClosed},
-		{"cgroups unknown", LimitTargetClosed, []Process{{PID: 9}}, LimitTargetClosed},
-		{"its user at RLIMIT_NPROC", LimitTargetClosed, []Process{{PID: 9, NProc: &ProcessNProc{UID: 106, Soft: 40, UserTasks: 40, AtLimit: true}}}, LimitTargetTask},
-		{"its user with tasks to spare", LimitTargetClosed, []Process{{PID: 9, NProc: &ProcessNProc{UID: 106, Soft: 40, UserTasks: 12}}}, LimitTargetClosed},
+		{"OOM kill wins over a death", LimitTargetDied, cg(ProcessCgroup{OOMKills: 1}), LimitTargetMemory, nil},
+		{"OOM kill wins over resets", LimitTargetClosed, cg(ProcessCgroup{OOMKills: 2}), LimitTargetMemory, nil},
+		{"threads refused explain closes", LimitTargetClosed, cg(ProcessCgroup{PidsMax: 20, PidsRefused: 40}), LimitTargetTask, nil},
+		{"threads refused, but every attempt served", LimitNone, cg(ProcessCgroup{PidsRefused: 3}), LimitNone, nil},
+		{"the client's own limit stays", LimitClientFD, cg(ProcessCgroup{PidsRefused: 3, OOMKills: 1}), LimitClientFD, nil},
+		{"nothing refused", LimitTargetClosed, cg(ProcessCgroup{PidsRefused: 0, OOMKills: 0}), LimitTargetClosed, nil},
+		{"cgroups unknown", LimitTargetClosed, []Process{{PID: 9}}, LimitTargetClosed, nil},
+		{"its user at RLIMIT_NPROC", LimitTargetClosed, []Process{{PID: 9, NProc: &ProcessNProc{UID: 106, Soft: 40, UserTasks: 40, AtLimit: true}}}, LimitTargetTask, nil},
+		{"its user with tasks to spare", LimitTargetClosed, []Process{{PID: 9, NProc: &ProcessNProc{UID: 106, Soft: 40, UserTasks: 12}}}, LimitTargetClosed, nil},
+		{"the PID namespace out of PIDs", LimitTargetClosed, nil, LimitTargetTask, &Kernel{Tasks: &limits.KernelTasks{ThreadsMax: 9000, Threads: 500, PidMax: 400, Pids: 380}}},
+		{"the machine at threads-max", LimitOtherError, nil, LimitTargetTask, &Kernel{Tasks: &limits.KernelTasks{ThreadsMax: 600, Threads: 590, PidMax: 32768, Pids: 590}}},
+		{"PIDs to spare", LimitTargetClosed, nil, LimitTargetClosed, &Kernel{Tasks: &limits.KernelTasks{ThreadsMax: 9000, Threads: 500, PidMax: 32768, Pids: 500}}},
+		{"out of PIDs, but the queue was full", LimitAcceptQueueFull, nil, LimitAcceptQueueFull, &Kernel{Tasks: &limits.KernelTasks{ThreadsMax: 9000, Threads: 500, PidMax: 400, Pids: 380}}},
+		{"out of PIDs, every attempt served", LimitNone, nil, LimitNone, &Kernel{Tasks: &limits.KernelTasks{ThreadsMax: 9000, Threads: 500, PidMax: 400, Pids: 380}}},
 	} {
-		if got := byProcessEvidence(tc.limit, tc.procs); got != tc.want {
+		if got := byProcessEvidence(tc.limit, tc.procs, tc.k); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
 		}
 	}

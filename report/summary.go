@@ -293,6 +293,10 @@ type Kernel struct {
 	// run, most packets first; null when they cannot be listed (no nft, not
 	// root).
 	FilterRules []limits.FilterRule `json:"filter_rules"`
+	// Tasks is the machine's threads against kernel.threads-max and this PID
+	// namespace's tasks against kernel.pid_max, at the end of the hold; null
+	// when not read.
+	Tasks *limits.KernelTasks `json:"tasks"`
 }
 
 // Conntrack is the netfilter connection-tracking table during a run.
@@ -432,7 +436,7 @@ func Build(in Input) Summary {
 		if r.Outcome == loadgen.Other && s.otherErrno == "" {
 			s.otherErrno = ErrnoName(r.Errno)
 		}
-		if r.Outcome == loadgen.Closed && r.Greeting > 0 {
+		if r.Outcome == loadgen.Closed && r.Demoted {
 			s.servedClosed++
 		}
 		if first < 0 {
@@ -490,12 +494,17 @@ func Build(in Input) Summary {
 		// A proxy behind the port ran out: both halves of each connection count.
 		s.FirstLimit, s.FirstLimitAt = LimitForwarderFD, int64(p.ConnsAccepted)
 	}
-	if limit := byProcessEvidence(s.FirstLimit, in.Processes); limit != s.FirstLimit {
+	if limit := byProcessEvidence(s.FirstLimit, in.Processes, in.Kernel); limit != s.FirstLimit {
 		s.FirstLimit = limit
-		if limit == LimitTargetMemory && in.Died == nil {
+		switch {
+		case limit == LimitTargetMemory && in.Died == nil:
 			// A killed server takes every connection it held with it: those
 			// it had taken, not the first that failed, are what it could hold.
 			s.FirstLimitAt = held(in.Attempts.Results)
+		case limit == LimitTargetTask:
+			// As for target-closed: a task freed by a connection that ended
+			// serves a later one.
+			s.FirstLimitAt = max(s.FirstLimitAt, int64(s.Outcomes[loadgen.Served.String()]))
 		}
 	}
 	s.FirstLimitSetting, s.FirstLimitValue, s.FirstLimitFix = s.limitDetail()
@@ -559,7 +568,7 @@ func byKernelEvidence(limit string, k *Kernel) string {
 // tasks were refused at pids.max while the clients saw the target fail (a
 // thread-per-connection server that cannot start a thread closes the
 // connection: no application cap).
-func byProcessEvidence(limit string, procs []Process) string {
+func byProcessEvidence(limit string, procs []Process, k *Kernel) string {
 	if limit == LimitGeneratorDied || clientSide[limit] {
 		return limit
 	}
@@ -573,7 +582,22 @@ func byProcessEvidence(limit string, procs []Process) string {
 			return LimitTargetTask
 		}
 	}
+	if kt := kernelTasks(k); kt != nil && (kt.AtThreadsMax() || kt.AtPidMax()) && targetFailed[limit] {
+		return LimitTargetTask
+	}
 	return limit
+}
+
+// targetFailed are the verdicts of a target that took connections and then
+// failed them, as a server that cannot fork or start a thread does.
+var targetFailed = map[string]bool{LimitTargetClosed: true, LimitTargetNotAccepting: true, LimitOtherError: true, LimitCorruptReply: true}
+
+// kernelTasks is k's task reading, or nil.
+func kernelTasks(k *Kernel) *limits.KernelTasks {
+	if k == nil {
+		return nil
+	}
+	return k.Tasks
 }
 
 // held counts the attempts that got a connection the target took: still

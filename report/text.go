@@ -181,11 +181,7 @@ func explain(p func(string, ...any), s Summary) {
 				p("  It had descriptors to spare (%s): an application connection cap.\n", ps)
 			}
 		}
-		for _, r := range s.Reasons {
-			if r.Outcome == "closed" {
-				p("  The target said %q before closing %d connections.\n", r.Reason, r.Count)
-			}
-		}
+		s.saidBeforeClosing(p)
 	case s.FirstLimit == LimitRefused:
 		p("  After %d connections connects were refused (RST to the SYN): nothing listened at %s any more", s.FirstLimitAt, s.TargetAddr)
 		if t != nil && t.MaxConns > 0 && t.OnMaxConns == "stop" {
@@ -250,7 +246,12 @@ func explain(p func(string, ...any), s Summary) {
 		} else if pr := nprocLimited(s.TargetProcesses); pr != nil {
 			p("  (%s, pid %d: its user, uid %d, has %d tasks at RLIMIT_NPROC %d). It had descriptors to spare: not an application cap.\n",
 				pr.Label(), pr.PID, pr.NProc.UID, pr.NProc.UserTasks, pr.NProc.Soft)
+		} else if kt := kernelTasks(s.Kernel); kt != nil && kt.AtPidMax() {
+			p("  (its PID namespace has %d tasks of kernel.pid_max %d: no PID left for the next one).\n", kt.Pids, kt.PidMax)
+		} else if kt != nil && kt.AtThreadsMax() {
+			p("  (the machine has %d threads of kernel.threads-max %d).\n", kt.Threads, kt.ThreadsMax)
 		}
+		s.saidBeforeClosing(p)
 	case s.FirstLimit == LimitTargetMemory:
 		p("  After %d connections the OOM killer killed the target's process in its memory cgroup:\n", s.FirstLimitAt)
 		if pr := limitedBy(s.TargetProcesses, func(c *ProcessCgroup) bool { return c.OOMKills > 0 }); pr != nil {
@@ -433,4 +434,13 @@ func writeForwarder(p func(string, ...any), s Summary) {
 	p("  descriptors per connection    %-24s %s\n", "2 (accepted + dialed)", "1")
 	p("  first EMFILE                  %-24s %s\n", at(f), at(t))
 	p("  upstream dials that failed    %d\n", f.DialErrors)
+}
+
+// saidBeforeClosing quotes what the target said as it closed connections.
+func (s *Summary) saidBeforeClosing(p func(string, ...any)) {
+	for _, r := range s.Reasons {
+		if r.Outcome == "closed" {
+			p("  The target said %q before closing %d connections.\n", r.Reason, r.Count)
+		}
+	}
 }

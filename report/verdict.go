@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/connlimit/connlimit/limits"
 )
 
 // limitDetail names the setting behind the first limit, its value as this
@@ -161,6 +163,14 @@ func (s *Summary) limitDetailOf() (setting, value, fix string) {
 		value = unknown
 		if p := nprocLimited(s.TargetProcesses); p != nil {
 			value = fmt.Sprintf("%d (%s, pid %d, uid %d): %d tasks of that user, %d of them its threads", p.NProc.Soft, p.Label(), p.PID, p.NProc.UID, p.NProc.UserTasks, p.NProc.Threads)
+		} else if kt := kernelTasks(k); kt != nil && kt.AtPidMax() {
+			return "kernel.pid_max (the PIDs of the PID namespace: a process or thread each)",
+				fmt.Sprintf("%d: %d tasks in %s PID namespace at the end of the hold", kt.PidMax, kt.Pids, whosePidNS(kt)),
+				"raise kernel.pid_max (sysctl -w kernel.pid_max=N, per PID namespace since Linux 6.14), or serve connections without a thread or process each"
+		} else if kt != nil && kt.AtThreadsMax() {
+			return "kernel.threads-max (every thread on the machine)",
+				fmt.Sprintf("%d: %d threads on the machine at the end of the hold", kt.ThreadsMax, kt.Threads),
+				"raise kernel.threads-max (sysctl -w kernel.threads-max=N), or serve connections without a thread or process each"
 		}
 		return "the target user's RLIMIT_NPROC (the user's processes and threads, all together)", value,
 			"raise the user's process limit (ulimit -u; systemd: LimitNPROC=; /etc/security/limits.conf nproc), or serve connections without a thread or process each"
@@ -230,4 +240,11 @@ func nprocLimited(ps []Process) *Process {
 		}
 	}
 	return nil
+}
+
+func whosePidNS(kt *limits.KernelTasks) string {
+	if kt.OtherPidNamespace {
+		return "the target's " + kt.PidNamespace
+	}
+	return "connlimit's and the target's"
 }
