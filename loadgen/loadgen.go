@@ -89,8 +89,8 @@ type Result struct {
 	Local   netip.AddrPort // with Config.LocalAddrs only
 	Outcome Outcome
 	phase   phase
-	Status  uint16        // HTTP status from the http probe; 0 otherwise
-	Dst     uint16        // index of the attempt's destination in Config.Targets
+	Status  uint16 // HTTP status from the http probe; 0 otherwise
+	Dst     uint16 // index of the attempt's destination in Config.Targets
 	// Demoted says a Closed attempt had been answered by the probe: the
 	// target closed it during the hold, not at the probe. (A probe served at
 	// connect, such as connect, has had no answer: a close then is a refusal.)
