@@ -30,3 +30,47 @@ func TestReadTasks(t *testing.T) {
 		t.Error("root's tasks count against RLIMIT_NPROC")
 	}
 }
+
+func TestKernelTasks(t *testing.T) {
+	root := t.TempDir()
+	mk := func(path, content string) {
+		p := filepath.Join(root, path)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("sys/kernel/threads-max", "192726\n")
+	mk("sys/kernel/pid_max", "400\n")
+	mk("loadavg", "0.10 0.20 0.30 2/531 9999\n")
+	for pid, tasks := range map[string]int{"1": 1, "20": 3, "300": 2} {
+		for i := range tasks {
+			os.MkdirAll(filepath.Join(root, pid, "task", pid+"-"+string(rune('a'+i))), 0o755)
+		}
+		os.Symlink("pid:[1]", filepath.Join(root, pid, "ns/pid"))
+	}
+	os.MkdirAll(filepath.Join(root, "self/ns"), 0o755)
+	os.Symlink("pid:[1]", filepath.Join(root, "self/ns/pid"))
+	os.MkdirAll(filepath.Join(root, "20/ns"), 0o755)
+	os.Symlink("pid:[1]", filepath.Join(root, "20/ns/pid"))
+
+	k := ReadTaskLimits(t.Context(), root, 20)
+	k.Count(root)
+	want := KernelTasks{ThreadsMax: 192726, Threads: 531, PidMax: 400, Pids: 6, PidNamespace: "pid:[1]"}
+	if k != want {
+		t.Errorf("read %+v, want %+v", k, want)
+	}
+	for _, tc := range []struct {
+		k             KernelTasks
+		pids, threads bool
+	}{
+		{KernelTasks{PidMax: 400, Pids: 100, ThreadsMax: 1000, Threads: 200}, true, false},   // within the 300 PIDs the kernel keeps below its wrap
+		{KernelTasks{PidMax: 32768, Pids: 100, ThreadsMax: 1000, Threads: 990}, false, true}, // threads-max, a few ended since
+		{KernelTasks{PidMax: 32768, Pids: 100, ThreadsMax: 192726, Threads: 200}, false, false},
+		{KernelTasks{PidMax: -1, Pids: -1, ThreadsMax: -1, Threads: -1}, false, false}, // not read
+	} {
+		if tc.k.AtPidMax() != tc.pids || tc.k.AtThreadsMax() != tc.threads {
+			t.Errorf("%+v: at pid_max %v, threads-max %v", tc.k, tc.k.AtPidMax(), tc.k.AtThreadsMax())
+		}
+	}
+}

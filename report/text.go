@@ -219,6 +219,11 @@ func explain(p func(string, ...any), s Summary) {
 		p("  After %d connections attempts failed with an error outside the limits connlimit knows (%d, the first %s):\n",
 			s.FirstLimitAt, s.Outcomes["other"], s.otherErrno)
 		p("  the --csv report has each one's errno.\n")
+		for _, r := range s.Reasons {
+			if r.Outcome == "other" {
+				p("  %d of them: %s.\n", r.Count, r.Reason)
+			}
+		}
 	case s.FirstLimit == LimitTargetDied && s.Died != nil:
 		p("  The %s.\n", s.Died.Text())
 		p("  The connections it held died with it: later attempts were refused or reset, not limited.\n")

@@ -121,6 +121,12 @@ func (s *Summary) limitDetailOf() (setting, value, fix string) {
 		if s.otherErrno != "" {
 			value += ", the first " + s.otherErrno
 		}
+		for _, r := range s.Reasons {
+			if r.Outcome == "other" {
+				value += fmt.Sprintf(" (%s)", r.Reason)
+				break
+			}
+		}
 		return "an error outside the known limits", value,
 			"read the errno column of the --csv report; connlimit names the limits it knows, and this is none of them"
 	case LimitTargetDied, LimitGeneratorDied:
