@@ -543,14 +543,19 @@ func TestNginxTLS(t *testing.T) {
 	}
 }
 
-// PostgreSQL forks a backend per connection: in a PID namespace whose
-// kernel.pid_max leaves no PID for the next one, the postmaster answers
-// "could not fork new process for connection" and closes. With descriptors
-// and max_connections to spare, that is target-task-limit, kernel.pid_max
-// of the server's namespace (per namespace since Linux 6.14), which the run
-// reads from inside it: the run itself stays in a namespace with PIDs to
-// spare.
-func TestPostgresPidMax(t *testing.T) {
+// PostgreSQL forks a backend per connection: when the fork fails, the
+// postmaster answers "could not fork new process for connection" and
+// closes. With descriptors and max_connections to spare that is
+// target-task-limit, named by the limit that refused the fork:
+//   - kernel.pid_max of the server's PID namespace (per namespace since
+//     Linux 6.14), which the run reads from inside it before the ramp; the
+//     run itself stays in a namespace with PIDs to spare;
+//   - the postgres user's RLIMIT_NPROC (prlimit), every task of that uid
+//     counted at the end of the hold.
+//
+// The server runs in a PID namespace of its own either way, so that it
+// dies with the test although it runs as another user.
+func TestPostgresTaskLimits(t *testing.T) {
 	noLeftovers(t)
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
 	if len(bins) == 0 {
@@ -561,41 +566,57 @@ func TestPostgresPidMax(t *testing.T) {
 	if err != nil || os.Geteuid() != 0 {
 		t.Skipf("needs root and the postgres user (initdb refuses root): %v", err)
 	}
-	if out, err := exec.Command("unshare", "-p", "-f", "--mount-proc", "sh", "-c", "echo 400 > /proc/sys/kernel/pid_max").CombinedOutput(); err != nil {
-		t.Skipf("kernel.pid_max cannot be set in a PID namespace of our own (Linux 6.14 and later): %v %s", err, out)
-	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	dir := serverDir(t, uid, gid)
-	data := filepath.Join(dir, "data")
-	initdb := exec.Command(filepath.Join(filepath.Dir(bin), "initdb"), "-D", data, "-U", "postgres", "--auth-host=scram-sha-256", "--auth-local=trust", "--no-sync")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	initdb.Env = append(os.Environ(), "LANG=C", "LC_ALL=C")
-	if out, err := initdb.CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
-	port := freePort(t)
-	// The namespace's init is a root shell that waits. unshare ignores
-	// SIGTERM, so the cleanup below kills it; --kill-child then kills the
-	// shell, and the kernel every process of the namespace with it. (The
-	// postmaster as init would lose that signal when setpriv changes its user.)
-	srv := startServer(t, port, "unshare", "-p", "-f", "--kill-child", "--mount-proc", "sh", "-c", fmt.Sprintf(
-		`echo 400 > /proc/sys/kernel/pid_max && setpriv --reuid=%d --regid=%d --clear-groups -- %s -D %s -p %d -k %s `+
-			`-c listen_addresses=127.0.0.1 -c max_connections=600 -c superuser_reserved_connections=0 -c fsync=off `+
-			`-c max_wal_senders=0 -c max_worker_processes=0 -c autovacuum=off & wait`, uid, gid, bin, data, port, dir))
+	for _, tc := range []struct {
+		name, setup, setting, value string
+		served                      [2]int // the backends that fit, at least and at most
+	}{
+		{"kernel.pid_max", "echo 400 > /proc/sys/kernel/pid_max &&", "kernel.pid_max", "400: ", [2]int{300, 400}},
+		{"RLIMIT_NPROC", "prlimit --nproc=60:60", "the target user's RLIMIT_NPROC", "60 (", [2]int{40, 60}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "kernel.pid_max" {
+				if out, err := exec.Command("unshare", "-p", "-f", "--mount-proc", "sh", "-c", "echo 400 > /proc/sys/kernel/pid_max").CombinedOutput(); err != nil {
+					t.Skipf("kernel.pid_max cannot be set in a PID namespace of our own (Linux 6.14 and later): %v %s", err, out)
+				}
+			}
+			dir := serverDir(t, uid, gid)
+			data := filepath.Join(dir, "data")
+			initdb := exec.Command(filepath.Join(filepath.Dir(bin), "initdb"), "-D", data, "-U", "postgres", "--auth-host=scram-sha-256", "--auth-local=trust", "--no-sync")
+			initdb.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+			initdb.Env = append(os.Environ(), "LANG=C", "LC_ALL=C")
+			if out, err := initdb.CombinedOutput(); err != nil {
+				t.Fatalf("initdb: %v\n%s", err, out)
+			}
+			port := freePort(t)
+			// The namespace's init is a root shell that waits. unshare
+			// ignores SIGTERM, so the cleanup below kills it; --kill-child
+			// then kills the shell, and the kernel every process of the
+			// namespace with it. (The postmaster as init would lose that
+			// signal when setpriv changes its user.)
+			srv := startServer(t, port, "unshare", "-p", "-f", "--kill-child", "--mount-proc", "sh", "-c", fmt.Sprintf(
+				`%s setpriv --reuid=%d --regid=%d --clear-groups -- %s -D %s -p %d -k %s `+
+					`-c listen_addresses=127.0.0.1 -c max_connections=600 -c superuser_reserved_connections=0 -c fsync=off `+
+					`-c max_wal_senders=0 -c max_worker_processes=0 -c autovacuum=off & wait`, tc.setup, uid, gid, bin, data, port, dir))
+			t.Cleanup(func() { srv.Process.Kill() }) // before startServer's own, which then finds it gone
 
-	t.Cleanup(func() { srv.Process.Kill() }) // before startServer's own, which then finds it gone
-	s := runJSON(t, "--target", "127.0.0.1:"+strconv.Itoa(port), "--probe", "postgres", "--connections", "500", "--rate", "1000", "--hold", "500ms")
-	if s.FirstLimit != "target-task-limit" || !strings.HasPrefix(s.Setting, "kernel.pid_max") || !strings.HasPrefix(s.Value, "400: ") ||
-		!strings.Contains(s.Value, "the target's pid:[") {
-		t.Fatalf("first limit %s at %d (%s = %s), outcomes %v, reasons %+v: want target-task-limit, the server's kernel.pid_max 400",
-			s.FirstLimit, s.FirstLimitAt, s.Setting, s.Value, s.Outcomes, s.Reasons)
-	}
-	served := s.Outcomes["served"]
-	if served < 300 || served > 400 || s.FirstLimitAt != int64(served) || s.Outcomes["closed"] != 500-served {
-		t.Errorf("outcomes %v at %d: want the ~390 backends that fit served, the rest closed", s.Outcomes, s.FirstLimitAt)
-	}
-	if len(s.Reasons) == 0 || !strings.HasPrefix(s.Reasons[0].Reason, "could not fork new process for connection") {
-		t.Errorf("reasons %+v: want the postmaster's fork failure", s.Reasons)
+			s := runJSON(t, "--target", "127.0.0.1:"+strconv.Itoa(port), "--probe", "postgres", "--connections", "500", "--rate", "1000", "--hold", "500ms")
+			if s.FirstLimit != "target-task-limit" || !strings.HasPrefix(s.Setting, tc.setting) || !strings.HasPrefix(s.Value, tc.value) {
+				t.Fatalf("first limit %s at %d (%s = %s), outcomes %v, reasons %+v: want target-task-limit, %s %s",
+					s.FirstLimit, s.FirstLimitAt, s.Setting, s.Value, s.Outcomes, s.Reasons, tc.setting, tc.value)
+			}
+			t.Logf("target-task-limit at %d: %s = %s", s.FirstLimitAt, s.Setting, s.Value)
+			if tc.name == "kernel.pid_max" && !strings.Contains(s.Value, "the target's pid:[") {
+				t.Errorf("value %q: want the server's own PID namespace named", s.Value)
+			}
+			served := s.Outcomes["served"]
+			if served < tc.served[0] || served > tc.served[1] || s.FirstLimitAt != int64(served) || s.Outcomes["closed"] != 500-served {
+				t.Errorf("outcomes %v at %d: want %d to %d backends served, the rest closed", s.Outcomes, s.FirstLimitAt, tc.served[0], tc.served[1])
+			}
+			if len(s.Reasons) == 0 || !strings.HasPrefix(s.Reasons[0].Reason, "could not fork new process for connection") {
+				t.Errorf("reasons %+v: want the postmaster's fork failure", s.Reasons)
+			}
+		})
 	}
 }
