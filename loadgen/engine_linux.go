@@ -71,6 +71,7 @@ type engine struct {
 	unsent   map[int32][]byte // request bytes the socket has not taken yet
 	talks    map[int32]Talk   // a dialogue's connections still talking
 	dialogue Dialogue         // the probe, when it answers more than once
+	maxReply int              // bytes a reply may take before the probe must decide: more for an echo of a large payload
 	instant  bool             // the probe serves at connect, so bytes later are the target's own words
 	buf      [4096]byte
 	rsa      unix.RawSockaddrAny // getsockname's answer, reused: unix.Getsockname allocates two objects per call
@@ -114,6 +115,7 @@ func (g *Generator) Prepare() error {
 	e := &engine{g: g, set: set, got: map[int32][]byte{}, unsent: map[int32][]byte{}, talks: map[int32]Talk{}}
 	e.instant = !g.cfg.Probe.Judge(nil).More
 	e.dialogue, _ = g.cfg.Probe.(Dialogue)
+	e.maxReply = maxReply + len(g.cfg.Probe.Request())
 	for _, t := range g.cfg.Targets {
 		e.dsts = append(e.dsts, newRawAddr(t))
 	}
@@ -443,8 +445,8 @@ func (e *engine) readReply(i int32, r *Result, events uint32) {
 		if len(e.got[i]) == 0 {
 			got = append([]byte(nil), got...)
 		}
-		if len(got) > maxReply {
-			e.g.reasons[i] = "no verdict in " + strconv.Itoa(maxReply) + " bytes"
+		if len(got) > e.maxReply {
+			e.g.reasons[i] = "no verdict in " + strconv.Itoa(e.maxReply) + " bytes"
 			e.end(i, r, Other, unix.EPROTO)
 			return
 		}

@@ -360,6 +360,20 @@ func TestProbes(t *testing.T) {
 			})(t)
 		}
 	}
+	bigEcho := NewEchoProbe(65536) // the most --payload takes, after a greeting line
+	bigEcho.AfterLine = true
+	// slowEcho holds back the echo's last byte: the probe has all but one
+	// byte of it, and the greeting, waiting at once.
+	slowEcho := func(c net.Conn) {
+		c.Write([]byte("connlimit 1 x\n"))
+		b := make([]byte, 65536)
+		if _, err := io.ReadFull(c, b); err != nil {
+			return
+		}
+		c.Write(b[:len(b)-1])
+		time.Sleep(50 * time.Millisecond)
+		c.Write(b[len(b)-1:])
+	}
 	tests := []struct {
 		name   string
 		target func(t *testing.T) netip.AddrPort
@@ -369,6 +383,7 @@ func TestProbes(t *testing.T) {
 		reason string
 	}{
 		{"echo", with(echo), NewEchoProbe(100), Served, 0, ""},
+		{"greeting and the largest echo", with(slowEcho), bigEcho, Served, 0, ""},
 		{"echo altered", with(upper), NewEchoProbe(10), Corrupt, 0, "echo differs at byte 0: ABCDEFGHIJ"},
 		{"http 200", httpServer(200), NewHTTPProbe("localhost", "/"), Served, 200, ""},
 		{"http 404 is an answer", httpServer(404), NewHTTPProbe("localhost", "/x"), Served, 404, ""},
