@@ -24,6 +24,7 @@ const usageText = `connlimit finds, shows and explains where a TCP server stops 
 
 Usage:
   connlimit [run] [flags]      open connections to a built-in target (or --target HOST:PORT) and say where they stop
+  connlimit inspect HOST:PORT  a running server's headroom, read without sending it a packet
   connlimit limits             show the limits that decide how many connections fit, and what they mean
   connlimit plot TIMELINE.csv -o FILE.svg|.png   redraw a run from its saved --timeline
   connlimit target [flags]     run the built-in target by hand (run starts it for you)
@@ -32,7 +33,8 @@ Usage:
 
 Exit status:
   0    the run completed (finding the limit is the job, not a failure) and every gate passed
-  1    a CI gate failed (--require-served, --expect-limit, --max-connect-p99): one line per gate
+  1    a CI gate failed (--require-served, --expect-limit, --max-connect-p99, inspect's
+       --require-headroom): one line per gate
   2    bad usage: a flag or argument was wrong; nothing was run or written
   3    environment or runtime failure: the hard limit is too low for the run, the target or a
        generator process died, a report file could not be written, ...
@@ -110,6 +112,8 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, env r
 		return runPlot(args, stdout)
 	case "limits":
 		return runLimits(ctx, args, stdout)
+	case "inspect":
+		return runInspect(ctx, args, stdout, env)
 	case "worker": // internal: one generator process of run --procs N
 		return worker.Serve(ctx, args, os.Stdin)
 	case "target", "forward":
@@ -121,6 +125,6 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, env r
 		fmt.Fprint(stdout, usageText)
 		return nil
 	default:
-		return usageErr("unknown command %q: want run, limits, plot, target, forward or help", cmd)
+		return usageErr("unknown command %q: want run, inspect, limits, plot, target, forward or help", cmd)
 	}
 }

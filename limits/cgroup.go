@@ -74,6 +74,7 @@ type Cgroup struct {
 	// (pids.events "max").
 	PidsRefused int64
 	MemoryLimit int64 // bytes
+	MemoryUsage int64 // bytes now (v2 memory.current, v1 memory.usage_in_bytes)
 	// MemoryFailcnt is the times usage hit the limit (v1 memory.failcnt,
 	// v2 memory.events "max"); OOMKills the processes the OOM killer
 	// killed there (v1 memory.oom_control, v2 memory.events "oom_kill").
@@ -82,7 +83,7 @@ type Cgroup struct {
 
 // Read reads the figures now.
 func (cp CgroupPaths) Read() Cgroup {
-	c := Cgroup{PidsMax: -1, PidsCurrent: -1, PidsRefused: -1, MemoryLimit: -1, MemoryFailcnt: -1, OOMKills: -1}
+	c := Cgroup{PidsMax: -1, PidsCurrent: -1, PidsRefused: -1, MemoryLimit: -1, MemoryUsage: -1, MemoryFailcnt: -1, OOMKills: -1}
 	if cp.Pids != "" {
 		c.PidsMax = readLimitFile(filepath.Join(cp.Pids, "pids.max"))
 		c.PidsCurrent = readLimitFile(filepath.Join(cp.Pids, "pids.current"))
@@ -91,10 +92,12 @@ func (cp CgroupPaths) Read() Cgroup {
 	if cp.Memory != "" {
 		if cp.V2 {
 			c.MemoryLimit = readLimitFile(filepath.Join(cp.Memory, "memory.max"))
+			c.MemoryUsage = readLimitFile(filepath.Join(cp.Memory, "memory.current"))
 			c.MemoryFailcnt = keyed(filepath.Join(cp.Memory, "memory.events"), "max")
 			c.OOMKills = keyed(filepath.Join(cp.Memory, "memory.events"), "oom_kill")
 		} else {
 			c.MemoryLimit = readLimitFile(filepath.Join(cp.Memory, "memory.limit_in_bytes"))
+			c.MemoryUsage = readLimitFile(filepath.Join(cp.Memory, "memory.usage_in_bytes"))
 			c.MemoryFailcnt = readLimitFile(filepath.Join(cp.Memory, "memory.failcnt"))
 			c.OOMKills = keyed(filepath.Join(cp.Memory, "memory.oom_control"), "oom_kill")
 		}

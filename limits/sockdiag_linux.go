@@ -234,3 +234,33 @@ func (d *SockDiag) Established() (map[uint32]Conn, error) {
 	}
 	return out, nil
 }
+
+// TCPSockets lists every TCP socket of both families in the states of mask
+// (bit 1<<state; TCP_SYN_RECV request sockets included when asked for), as
+// ss -tan shows them. It walks them all: call it once per reading.
+func (d *SockDiag) TCPSockets(mask uint32) ([]TCPSocket, error) {
+	var out []TCPSocket
+	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		err := d.each(family, mask, 0, func(m []byte) {
+			if len(m) < sizeofInetDiagMsg {
+				return
+			}
+			id := m[4:52]
+			addr := func(at int) netip.Addr {
+				if m[0] == unix.AF_INET {
+					return netip.AddrFrom4([4]byte(id[at : at+4]))
+				}
+				return netip.AddrFrom16([16]byte(id[at : at+16])).Unmap()
+			}
+			ne := binary.NativeEndian
+			out = append(out, TCPSocket{State: m[1],
+				Local:  netip.AddrPortFrom(addr(4), binary.BigEndian.Uint16(id[0:])),
+				Remote: netip.AddrPortFrom(addr(20), binary.BigEndian.Uint16(id[2:])),
+				RecvQ:  ne.Uint32(m[56:]), SendQ: ne.Uint32(m[60:]), Inode: ne.Uint32(m[68:])})
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -29,3 +29,6 @@ func (*SockDiag) Accepted([]uint16) (map[ServerConn]bool, error) { return nil, E
 
 // Established is only implemented on Linux.
 func (*SockDiag) Established() (map[uint32]Conn, error) { return nil, ErrUnsupported }
+
+// TCPSockets is only implemented on Linux.
+func (*SockDiag) TCPSockets(uint32) ([]TCPSocket, error) { return nil, ErrUnsupported }

@@ -8,6 +8,17 @@ import (
 	"github.com/connlimit/connlimit/limits"
 )
 
+// The fixes, one place for run and inspect.
+const (
+	fixTargetFD       = "raise the target's soft limit: ulimit -n / systemd LimitNOFILE= / nginx worker_rlimit_nofile (built-in target: --target-nofile)"
+	fixSystemFD       = "raise the system-wide limit: sysctl -w fs.file-max=N, or close descriptors elsewhere"
+	fixEphemeralPorts = "bind to more source addresses (127.0.0.2, ...) or spread over more target ports, or widen net.ipv4.ip_local_port_range"
+	fixForwarderFD    = "a userspace forwarder holds two descriptors per connection: give it twice the target's limit (--forward-nofile; docker-proxy: the daemon's LimitNOFILE=), or forward in the kernel (nftables/iptables DNAT, IPVS)"
+	fixConntrack      = "raise net.netfilter.nf_conntrack_max (and nf_conntrack_buckets), or stop tracking the port (nftables: notrack in a raw prerouting chain)"
+	fixPidsMax        = "raise the cgroup's pids.max (systemd: TasksMax=; docker/podman: --pids-limit), or serve connections without a thread or process each"
+	fixNProc          = "raise the user's process limit (ulimit -u; systemd: LimitNPROC=; /etc/security/limits.conf nproc), or serve connections without a thread or process each"
+)
+
 // limitDetail names the setting behind the first limit, its value as this
 // run saw it, and the change that would move it; where the process behind
 // the limit runs in a systemd unit, the fix names the unit's setting.
@@ -51,7 +62,7 @@ func (s *Summary) limitDetailOf() (setting, value, fix string) {
 			value = strconv.FormatUint(t.NoFileSoft, 10)
 		}
 		return "the target's RLIMIT_NOFILE (soft)", value,
-			"raise the target's soft limit: ulimit -n / systemd LimitNOFILE= / nginx worker_rlimit_nofile (built-in target: --target-nofile)"
+			fixTargetFD
 	case LimitTargetNotAccepting:
 		if t != nil && t.MaxConns > 0 {
 			return capSetting(t), strconv.Itoa(t.MaxConns),
@@ -94,11 +105,11 @@ func (s *Summary) limitDetailOf() (setting, value, fix string) {
 			"raise the generator's soft limit: ulimit -n (connlimit: --nofile), or spread the load over more processes"
 	case LimitSystemFD:
 		return "fs.file-max", strconv.FormatInt(sys.FileMax, 10),
-			"raise the system-wide limit: sysctl -w fs.file-max=N, or close descriptors elsewhere"
+			fixSystemFD
 	case LimitEphemeralPorts:
 		r := sys.PortRange
 		return "net.ipv4.ip_local_port_range", fmt.Sprintf("%d %d (%d ports per source address and target ip:port)", r.Low, r.High, r.Count()),
-			"bind to more source addresses (127.0.0.2, ...) or spread over more target ports, or widen net.ipv4.ip_local_port_range"
+			fixEphemeralPorts
 	case LimitForwarderFD:
 		value = unknown
 		if f := s.Forwarder; f != nil {
@@ -108,7 +119,7 @@ func (s *Summary) limitDetailOf() (setting, value, fix string) {
 				p.ConnsAccepted, p.ConnsDialed, p.DialedTo, max(0, p.SlotsUsedMax-p.ConnsAccepted-p.ConnsDialed))
 		}
 		return "the forwarder's RLIMIT_NOFILE (soft)", value,
-			"a userspace forwarder holds two descriptors per connection: give it twice the target's limit (--forward-nofile; docker-proxy: the daemon's LimitNOFILE=), or forward in the kernel (nftables/iptables DNAT, IPVS)"
+			fixForwarderFD
 	case LimitCorruptReply:
 		value = fmt.Sprintf("%d replies differed from what was sent", s.Outcomes["corrupt"])
 		if r := s.reasonFor("corrupt"); r != "" {
@@ -146,7 +157,7 @@ func (s *Summary) limitDetailOf() (setting, value, fix string) {
 			value = fmt.Sprintf("%d (at most %d entries in the samples; %d new connections refused an entry)", ct.Max, ct.CountMax, ct.Refused)
 		}
 		return "net.netfilter.nf_conntrack_max (the connection-tracking table)", value,
-			"raise net.netfilter.nf_conntrack_max (and nf_conntrack_buckets), or stop tracking the port (nftables: notrack in a raw prerouting chain)"
+			fixConntrack
 	case LimitPacketFilter:
 		value = "the listener was there"
 		if k != nil && k.ListenBacklog >= 0 {
@@ -164,7 +175,7 @@ func (s *Summary) limitDetailOf() (setting, value, fix string) {
 		if p := limitedBy(s.TargetProcesses, func(c *ProcessCgroup) bool { return c.PidsRefused > 0 }); p != nil {
 			return "the target's cgroup pids.max (its processes and threads)",
 				fmt.Sprintf("%d (%s, pid %d): %d forks or thread starts refused during the run", p.Cgroup.PidsMax, p.Label(), p.PID, p.Cgroup.PidsRefused),
-				"raise the cgroup's pids.max (systemd: TasksMax=; docker/podman: --pids-limit), or serve connections without a thread or process each"
+				fixPidsMax
 		}
 		value = unknown
 		if p := nprocLimited(s.TargetProcesses); p != nil {
@@ -179,7 +190,7 @@ func (s *Summary) limitDetailOf() (setting, value, fix string) {
 				"raise kernel.threads-max (sysctl -w kernel.threads-max=N), or serve connections without a thread or process each"
 		}
 		return "the target user's RLIMIT_NPROC (the user's processes and threads, all together)", value,
-			"raise the user's process limit (ulimit -u; systemd: LimitNPROC=; /etc/security/limits.conf nproc), or serve connections without a thread or process each"
+			fixNProc
 	case LimitTargetMemory:
 		value = unknown
 		if p := limitedBy(s.TargetProcesses, func(c *ProcessCgroup) bool { return c.OOMKills > 0 }); p != nil {
