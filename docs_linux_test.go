@@ -39,7 +39,7 @@ func backtickWords(doc string) map[string]bool {
 // Every flag the binary's help lists is in the reference.
 func TestDocsNameEveryFlag(t *testing.T) {
 	ref := readDoc(t, "docs/reference.md")
-	for _, cmd := range []string{"run", "target", "forward", "plot"} {
+	for _, cmd := range []string{"run", "inspect", "target", "forward", "plot"} {
 		var out, errb bytes.Buffer
 		if err := run(context.Background(), []string{"help", cmd}, &out, &errb); exitCode(err) != 0 {
 			t.Fatalf("help %s: %v", cmd, err)
