@@ -322,31 +322,39 @@ func serverDir(t *testing.T, uid, gid int) string {
 	return dir
 }
 
-// PostgreSQL past max_connections says nothing until the client's
-// StartupMessage: --probe connect calls every connection served, --probe
-// postgres reads the refusal (53300) and names the cap.
-func TestPostgresMaxConnections(t *testing.T) {
-	noLeftovers(t)
+// postgresCluster finds PostgreSQL and initdb's a cluster in a directory of
+// the postgres user's own (initdb refuses root), removed when the test ends.
+func postgresCluster(t *testing.T) (bin string, cred *syscall.Credential, dir, data string) {
+	t.Helper()
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
 	if len(bins) == 0 {
 		needServer(t, "postgres", "postgresql")
 	}
-	bin := bins[len(bins)-1]
+	bin = bins[len(bins)-1]
 	u, err := user.Lookup("postgres")
 	if err != nil || os.Geteuid() != 0 {
 		t.Skipf("needs root and the postgres user (initdb refuses root): %v", err)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	dir := serverDir(t, uid, gid)
-	data := filepath.Join(dir, "data")
+	cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	dir = serverDir(t, uid, gid)
+	data = filepath.Join(dir, "data")
 	initdb := exec.Command(filepath.Join(filepath.Dir(bin), "initdb"), "-D", data, "-U", "postgres", "--auth-host=scram-sha-256", "--auth-local=trust", "--no-sync")
 	initdb.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: cred}
 	initdb.Env = append(os.Environ(), "LANG=C", "LC_ALL=C")
 	if out, err := initdb.CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
+	return bin, cred, dir, data
+}
+
+// PostgreSQL past max_connections says nothing until the client's
+// StartupMessage: --probe connect calls every connection served, --probe
+// postgres reads the refusal (53300) and names the cap.
+func TestPostgresMaxConnections(t *testing.T) {
+	noLeftovers(t)
+	bin, cred, dir, data := postgresCluster(t)
 	port := freePort(t)
 	startServerCmd(t, port, exec.Command(bin, "-D", data, "-p", strconv.Itoa(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
 		"-c", "max_connections=5", "-c", "superuser_reserved_connections=0", "-c", "fsync=off"), cred)
@@ -557,17 +565,6 @@ func TestNginxTLS(t *testing.T) {
 // dies with the test although it runs as another user.
 func TestPostgresTaskLimits(t *testing.T) {
 	noLeftovers(t)
-	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
-	if len(bins) == 0 {
-		needServer(t, "postgres", "postgresql")
-	}
-	bin := bins[len(bins)-1]
-	u, err := user.Lookup("postgres")
-	if err != nil || os.Geteuid() != 0 {
-		t.Skipf("needs root and the postgres user (initdb refuses root): %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
 	for _, tc := range []struct {
 		name, setup, setting, value string
 		served                      [2]int // the backends that fit, at least and at most
@@ -581,14 +578,7 @@ func TestPostgresTaskLimits(t *testing.T) {
 					t.Skipf("kernel.pid_max cannot be set in a PID namespace of our own (Linux 6.14 and later): %v %s", err, out)
 				}
 			}
-			dir := serverDir(t, uid, gid)
-			data := filepath.Join(dir, "data")
-			initdb := exec.Command(filepath.Join(filepath.Dir(bin), "initdb"), "-D", data, "-U", "postgres", "--auth-host=scram-sha-256", "--auth-local=trust", "--no-sync")
-			initdb.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-			initdb.Env = append(os.Environ(), "LANG=C", "LC_ALL=C")
-			if out, err := initdb.CombinedOutput(); err != nil {
-				t.Fatalf("initdb: %v\n%s", err, out)
-			}
+			bin, cred, dir, data := postgresCluster(t)
 			port := freePort(t)
 			// The namespace's init is a root shell that waits. unshare
 			// ignores SIGTERM, so the cleanup below kills it; --kill-child
@@ -598,7 +588,7 @@ func TestPostgresTaskLimits(t *testing.T) {
 			srv := startServer(t, port, "unshare", "-p", "-f", "--kill-child", "--mount-proc", "sh", "-c", fmt.Sprintf(
 				`%s setpriv --reuid=%d --regid=%d --clear-groups -- %s -D %s -p %d -k %s `+
 					`-c listen_addresses=127.0.0.1 -c max_connections=600 -c superuser_reserved_connections=0 -c fsync=off `+
-					`-c max_wal_senders=0 -c max_worker_processes=0 -c autovacuum=off & wait`, tc.setup, uid, gid, bin, data, port, dir))
+					`-c max_wal_senders=0 -c max_worker_processes=0 -c autovacuum=off & wait`, tc.setup, cred.Uid, cred.Gid, bin, data, port, dir))
 			t.Cleanup(func() { srv.Process.Kill() }) // before startServer's own, which then finds it gone
 
 			s := runJSON(t, "--target", "127.0.0.1:"+strconv.Itoa(port), "--probe", "postgres", "--connections", "500", "--rate", "1000", "--hold", "500ms")

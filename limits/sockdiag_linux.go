@@ -211,25 +211,14 @@ func parseListener(m []byte) (Listener, bool) {
 // process (its inode is not 0), by inode. It walks them all: call it once,
 // not per sample.
 func (d *SockDiag) Established() (map[uint32]Conn, error) {
-	out := map[uint32]Conn{}
-	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		err := d.each(family, 1<<tcpEstablishedState, 0, func(m []byte) {
-			inode := binary.NativeEndian.Uint32(m[68:])
-			if m[1] != tcpEstablishedState || inode == 0 {
-				return
-			}
-			id := m[4:52]
-			addr := func(at int) netip.Addr {
-				if m[0] == unix.AF_INET {
-					return netip.AddrFrom4([4]byte(id[at : at+4]))
-				}
-				return netip.AddrFrom16([16]byte(id[at : at+16])).Unmap()
-			}
-			out[inode] = Conn{Local: netip.AddrPortFrom(addr(4), binary.BigEndian.Uint16(id[0:])),
-				Remote: netip.AddrPortFrom(addr(20), binary.BigEndian.Uint16(id[2:]))}
-		})
-		if err != nil {
-			return nil, err
+	socks, err := d.TCPSockets(1 << tcpEstablishedState)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uint32]Conn, len(socks))
+	for _, s := range socks {
+		if s.State == tcpEstablishedState && s.Inode != 0 {
+			out[s.Inode] = Conn{Local: s.Local, Remote: s.Remote}
 		}
 	}
 	return out, nil

@@ -137,8 +137,8 @@ func (k KernelTasks) AtPidMax() bool {
 // namespace kernel.pid_max is read from inside it, which takes a PID there
 // and root (NotRead says why it failed). Count adds the tasks.
 func ReadTaskLimits(ctx context.Context, procRoot string, pid int) KernelTasks {
-	k := KernelTasks{ThreadsMax: readInt(filepath.Join(procRoot, "sys/kernel/threads-max")),
-		PidMax: readInt(filepath.Join(procRoot, "sys/kernel/pid_max")), Threads: -1, Pids: -1}
+	k := KernelTasks{ThreadsMax: readLimitFile(filepath.Join(procRoot, "sys/kernel/threads-max")),
+		PidMax: readLimitFile(filepath.Join(procRoot, "sys/kernel/pid_max")), Threads: -1, Pids: -1}
 	own, _ := os.Readlink(filepath.Join(procRoot, "self/ns/pid"))
 	k.PidNamespace = own
 	if pid <= 0 {
@@ -185,16 +185,4 @@ func (k *KernelTasks) Count(procRoot string) {
 			k.Pids += int64(len(ts))
 		}
 	}
-}
-
-func readInt(path string) int64 {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return -1
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return -1
-	}
-	return n
 }
