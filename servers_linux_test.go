@@ -588,11 +588,23 @@ func TestPostgresTaskLimits(t *testing.T) {
 			srv := startServer(t, port, "unshare", "-p", "-f", "--kill-child", "--mount-proc", "sh", "-c", fmt.Sprintf(
 				`%s setpriv --reuid=%d --regid=%d --clear-groups -- %s -D %s -p %d -k %s `+
 					`-c listen_addresses=127.0.0.1 -c max_connections=600 -c superuser_reserved_connections=0 -c fsync=off `+
-					`-c max_wal_senders=0 -c max_worker_processes=0 -c autovacuum=off & wait`, tc.setup, cred.Uid, cred.Gid, bin, data, port, dir))
+					`-c max_wal_senders=0 -c max_worker_processes=0 -c autovacuum=off >%s/pg.log 2>&1 & wait`, tc.setup, cred.Uid, cred.Gid, bin, data, port, dir, dir))
 			t.Cleanup(func() { srv.Process.Kill() }) // before startServer's own, which then finds it gone
+			// The postmaster listens before its start-up is over: wait until
+			// it says it is ready, or show why it is not.
+			logPath := filepath.Join(dir, "pg.log")
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				if b, _ := os.ReadFile(logPath); bytes.Contains(b, []byte("ready to accept connections")) {
+					break
+				} else if time.Now().After(deadline) {
+					t.Fatalf("postgres not ready in 15 s:\n%s", b)
+				}
+			}
 
 			s := runJSON(t, "--target", "127.0.0.1:"+strconv.Itoa(port), "--probe", "postgres", "--connections", "500", "--rate", "1000", "--hold", "500ms")
 			if s.FirstLimit != "target-task-limit" || !strings.HasPrefix(s.Setting, tc.setting) || !strings.HasPrefix(s.Value, tc.value) {
+				log, _ := os.ReadFile(filepath.Join(dir, "pg.log"))
+				t.Logf("postgres:\n%s", log)
 				t.Fatalf("first limit %s at %d (%s = %s), outcomes %v, reasons %+v: want target-task-limit, %s %s",
 					s.FirstLimit, s.FirstLimitAt, s.Setting, s.Value, s.Outcomes, s.Reasons, tc.setting, tc.value)
 			}
