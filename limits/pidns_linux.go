@@ -26,30 +26,45 @@ func pidMaxIn(ctx context.Context, nsPath string) (int64, error) {
 		return -1, err
 	}
 	defer ns.Close()
+	own, err := os.Open("/proc/self/ns/pid")
+	if err != nil {
+		return -1, err
+	}
+	defer own.Close()
 	type result struct {
 		n   int64
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		// Setns with CLONE_NEWPID moves only this thread's children: the
-		// goroutine keeps its thread locked and ends with it, so no other
-		// goroutine runs on a thread whose children land elsewhere.
+		// Setns with CLONE_NEWPID moves only this thread's children, so the
+		// goroutine keeps its thread and moves it back before letting go.
+		// The thread must live on: children started from it with a
+		// Pdeathsig (a target, a server under test) would die with it.
 		runtime.LockOSThread()
 		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWPID); err != nil {
+			runtime.UnlockOSThread()
 			done <- result{-1, os.NewSyscallError("setns CLONE_NEWPID", err)}
 			return
 		}
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, cat, "/proc/sys/kernel/pid_max").Output()
-		if err != nil {
-			done <- result{-1, fmt.Errorf("read kernel.pid_max in %s: %w", nsPath, err)}
-			return
+		n, err := catPidMax(ctx, cat, nsPath)
+		if unix.Setns(int(own.Fd()), unix.CLONE_NEWPID) == nil {
+			runtime.UnlockOSThread() // else the thread ends with the goroutine
 		}
-		n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
 		done <- result{n, err}
 	}()
 	r := <-done
 	return r.n, r.err
+}
+
+// catPidMax reads kernel.pid_max from a child, which the calling thread's
+// PID namespace for children places.
+func catPidMax(ctx context.Context, cat, nsPath string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, cat, "/proc/sys/kernel/pid_max").Output()
+	if err != nil {
+		return -1, fmt.Errorf("read kernel.pid_max in %s: %w", nsPath, err)
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
 }
