@@ -406,7 +406,7 @@ func (e *engine) readReply(i int32, r *Result, events uint32) {
 			e.end(i, r, Closed, 0)
 			return
 		}
-		if t := e.talks[i]; t != nil {
+		if t := e.talk(i); t != nil {
 			out, j := t.Step(e.buf[:n])
 			if len(out) > 0 {
 				e.unsent[i] = append(e.unsent[i], out...)
@@ -521,6 +521,15 @@ func (e *engine) end(i int32, r *Result, o Outcome, errno syscall.Errno) {
 	e.forget(i)
 	e.closeOpen(r)
 	e.done(r, o, errno)
+}
+
+// talk is attempt i's dialogue, nil for a probe that judges bytes: no map
+// lookup per read on that path.
+func (e *engine) talk(i int32) Talk {
+	if e.dialogue == nil {
+		return nil
+	}
+	return e.talks[i]
 }
 
 // forget drops what the reply phase kept for attempt i.
