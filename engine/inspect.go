@@ -167,12 +167,7 @@ func listenerView(socks []limits.TCPSocket, lis *limits.TCPSocket) *report.Inspe
 func inspectProcess(procRoot string, pid int, port uint16, byInode map[uint32]*limits.TCPSocket, other limits.OtherSocketInodes) report.InspectedProcess {
 	p := report.InspectedProcess{PID: pid, FDs: -1, FDsByKind: map[string]int{}, PidsMax: -1, PidsCurrent: -1, MemoryLimit: -1, MemoryUsage: -1, NProcSoft: ^uint64(0)}
 	dir := filepath.Join(procRoot, strconv.Itoa(pid))
-	if b, err := os.ReadFile(filepath.Join(dir, "comm")); err == nil {
-		p.Name = strings.TrimSpace(string(b))
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
-		p.Cmdline = strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
-	}
+	p.Name, p.Cmdline = limits.ProcessNames(procRoot, pid)
 	if b, err := os.ReadFile(filepath.Join(dir, "stat")); err == nil {
 		// "pid (comm) S ...": the state follows the last ")".
 		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) {

@@ -104,12 +104,7 @@ type ProcWatch struct {
 func WatchProcess(procRoot string, pid int) (*ProcWatch, error) {
 	p := strconv.Itoa(pid)
 	w := &ProcWatch{PID: pid, buf: make([]byte, 4096)}
-	if b, err := os.ReadFile(filepath.Join(procRoot, p, "comm")); err == nil {
-		w.Name = strings.TrimSpace(string(b))
-	}
-	if b, err := os.ReadFile(filepath.Join(procRoot, p, "cmdline")); err == nil {
-		w.Cmdline = strings.TrimSpace(string(bytes.ReplaceAll(b, []byte{0}, []byte{' '})))
-	}
+	w.Name, w.Cmdline = ProcessNames(procRoot, pid)
 	var err error
 	if w.inv, err = OpenInventory(procRoot, p); err != nil {
 		return w, fmt.Errorf("pid %d: %w", pid, err)
@@ -119,6 +114,19 @@ func WatchProcess(procRoot string, pid int) (*ProcWatch, error) {
 		return w, fmt.Errorf("pid %d: %w", pid, err)
 	}
 	return w, nil
+}
+
+// ProcessNames are pid's /proc/PID/comm and its command line, spaces for
+// NULs; "" where unreadable.
+func ProcessNames(procRoot string, pid int) (name, cmdline string) {
+	dir := filepath.Join(procRoot, strconv.Itoa(pid))
+	if b, err := os.ReadFile(filepath.Join(dir, "comm")); err == nil {
+		name = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
+		cmdline = strings.TrimSpace(string(bytes.ReplaceAll(b, []byte{0}, []byte{' '})))
+	}
+	return name, cmdline
 }
 
 // ProcSample is one reading of a watched process.
