@@ -85,7 +85,9 @@ func hold(t *testing.T, addr string, n int) {
 
 // inspect's headroom is what a following run finds: the built-in target
 // (its own process, RLIMIT_NOFILE 256) holding 100 of the test's
-// connections, and an nginx worker at worker_rlimit_nofile 64 holding 10.
+// connections, an nginx worker at worker_rlimit_nofile 64 holding 10, and
+// Redis at its own cap (maxclients, which it lowers to RLIMIT_NOFILE − 32
+// when it cannot raise the limit, or as its command line sets it).
 // inspect itself sends nothing: no socket on the port appears or goes.
 func TestInspectHeadroomMatchesRun(t *testing.T) {
 	noLeftovers(t)
@@ -94,16 +96,23 @@ func TestInspectHeadroomMatchesRun(t *testing.T) {
 		start func(t *testing.T, port int)
 		held  int
 		probe string
+		limit string
 	}{
 		{"built-in target", func(t *testing.T, port int) {
 			startServer(t, port, targetExe(t), "target", "--listen", "127.0.0.1:"+strconv.Itoa(port), "--nofile", "256")
-		}, 100, "greeting"},
+		}, 100, "greeting", "target-fd-limit"},
 		{"nginx worker", func(t *testing.T, port int) {
 			bin := needServer(t, "nginx", "nginx-light")
 			dir := t.TempDir()
 			conf := nginxConf(t, dir, port, "worker_rlimit_nofile 64;", "worker_connections 1024;")
 			startServer(t, port, bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
-		}, 10, "http"},
+		}, 10, "http", "target-fd-limit"},
+		{"redis maxclients lowered to RLIMIT_NOFILE - 32", func(t *testing.T, port int) {
+			startServer(t, port, "prlimit", append([]string{"--nofile=96:96", needServer(t, "redis-server", "redis-server")}, redisArgs(t, port)...)...)
+		}, 20, "redis", "target-closed"},
+		{"redis --maxclients on its command line", func(t *testing.T, port int) {
+			startServer(t, port, needServer(t, "redis-server", "redis-server"), append(redisArgs(t, port), "--set-proc-title", "no", "--maxclients", "30")...)
+		}, 12, "redis", "target-closed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			port := freePort(t)
@@ -116,8 +125,8 @@ func TestInspectHeadroomMatchesRun(t *testing.T) {
 			if after := portSockets(t, port); after != before {
 				t.Errorf("sockets on the port: %d before inspect, %d after: it must send nothing", before, after)
 			}
-			if in.SchemaVersion != 1 || in.Headroom == nil || in.Headroom.Limit != "target-fd-limit" || in.Listener == nil || in.Listener.Established != tc.held {
-				t.Fatalf("inspection %+v: want target-fd-limit nearest, %d established", in, tc.held)
+			if in.SchemaVersion != 1 || in.Headroom == nil || in.Headroom.Limit != tc.limit || in.Listener == nil || in.Listener.Established != tc.held {
+				t.Fatalf("inspection %+v: want %s nearest, %d established", in, tc.limit, tc.held)
 			}
 			accepted := 0
 			for _, p := range in.Processes {
@@ -129,12 +138,17 @@ func TestInspectHeadroomMatchesRun(t *testing.T) {
 			s := runJSON(t, "--target", addr, "--probe", tc.probe, "--connections", "400", "--greeting-timeout", "500ms", "--hold", "0s")
 			// Within the descriptors that are not connections: a server opens
 			// and closes a few of its own (nginx: a log, an eventfd).
-			if d := s.FirstLimitAt - in.Headroom.Connections; s.FirstLimit != "target-fd-limit" || d < -2 || d > 2 {
-				t.Errorf("run: %s at %d; inspect said %d more connections before target-fd-limit", s.FirstLimit, s.FirstLimitAt, in.Headroom.Connections)
+			if d := s.FirstLimitAt - in.Headroom.Connections; s.FirstLimit != tc.limit || d < -2 || d > 2 {
+				t.Errorf("run: %s at %d; inspect said %d more connections before %s", s.FirstLimit, s.FirstLimitAt, in.Headroom.Connections, tc.limit)
 			}
 			t.Logf("inspect: %d more; run: %s at %d", in.Headroom.Connections, s.FirstLimit, s.FirstLimitAt)
 		})
 	}
+}
+
+func redisArgs(t *testing.T, port int) []string {
+	return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--daemonize", "no", "--protected-mode", "no", "--dir", t.TempDir()}
 }
 
 func TestInspectBadInput(t *testing.T) {

@@ -80,7 +80,15 @@ func Inspect(cfg InspectConfig) (*report.Inspection, error) {
 	}
 	other := limits.ReadOtherSocketInodes(procRoot)
 	for _, pid := range pids {
-		in.Processes = append(in.Processes, inspectProcess(procRoot, pid, port(lis), byInode, other))
+		p := inspectProcess(procRoot, pid, port(lis), byInode, other)
+		if c, ok := limits.ReadServerCap(procRoot, pid, p.NoFileSoft); ok {
+			c.Clients = int64(p.FDsByKind["tcp-accepted"])
+			if in.Listener != nil {
+				c.Clients = int64(in.Listener.Established)
+			}
+			p.ServerCap = &c
+		}
+		in.Processes = append(in.Processes, p)
 	}
 	in.Machine, in.NotRead = machineView(procRoot, socks, lis, in.NotRead)
 	in.Finish()

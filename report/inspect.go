@@ -70,6 +70,9 @@ type InspectedProcess struct {
 	PidsCurrent int64  `json:"pids_current"`
 	MemoryLimit int64  `json:"memory_limit_bytes"`
 	MemoryUsage int64  `json:"memory_usage_bytes"`
+	// ServerCap is the server's own cap on clients, for a server connlimit
+	// knows (Redis, PostgreSQL); absent for others.
+	ServerCap *limits.ServerCap `json:"server_cap,omitempty"`
 	Note        string `json:"note,omitempty"` // why a figure is missing
 }
 
@@ -168,6 +171,12 @@ func (p *InspectedProcess) headrooms() []Headroom {
 		}
 		out = append(out, h)
 	}
+	if c := p.ServerCap; c != nil {
+		out = append(out, Headroom{Limit: LimitTargetClosed, PID: p.PID, Connections: max(c.Cap-c.Clients, 0),
+			Setting: c.Server + " " + c.Setting + " (it accepts, then refuses the client)",
+			Value:   fmt.Sprintf("%d (%s, pid %d; %s): %d clients", c.Cap, p.label(), p.PID, c.Source, c.Clients),
+			Fix:     fmt.Sprintf("raise %s in the server's configuration%s", c.Setting, capFix[c.Server])})
+	}
 	// Tasks are a connection limit only for a server that spends one per
 	// connection: as many tasks as connections it accepted.
 	accepted := p.FDsByKind["tcp-accepted"]
@@ -185,6 +194,11 @@ func (p *InspectedProcess) headrooms() []Headroom {
 			Fix:     p.unitFix(fixPidsMax, "TasksMax")})
 	}
 	return out
+}
+
+var capFix = map[string]string{
+	"redis-server": " (CONFIG SET maxclients N for now), with a soft RLIMIT_NOFILE of at least maxclients + 32",
+	"postgres":     " and restart (each client is a process: check its memory and the machine's), or put a pooler such as PgBouncer in front",
 }
 
 // headrooms are the machine's limits, in connections of this machine: a
@@ -222,6 +236,7 @@ func (in *Inspection) VerdictLine() string {
 	what := map[string]string{
 		LimitTargetFD:       "accept() fails with EMFILE",
 		LimitForwarderFD:    "the forwarder runs out of descriptors (two per connection)",
+		LimitTargetClosed:   "the server refuses the next client at its own cap",
 		LimitTargetTask:     "it cannot start the process or thread the next connection needs",
 		LimitSystemFD:       "the machine runs out of file handles (ENFILE)",
 		LimitConntrackFull:  "the connection-tracking table is full and SYNs are dropped",
@@ -262,6 +277,9 @@ func WriteInspectText(w io.Writer, in *Inspection) error {
 		}
 		if pr.NoFileSoft > 0 {
 			p("    descriptors: %d open of soft %d (hard %d): %s\n", pr.FDs, pr.NoFileSoft, pr.NoFileHard, kinds(pr.FDsByKind))
+		}
+		if c := pr.ServerCap; c != nil {
+			p("    its own cap: %s %d (%s), %d clients now\n", c.Setting, c.Cap, c.Source, c.Clients)
 		}
 		if pr.Headroom >= 0 {
 			p("    headroom: %d more connections (%s)", pr.Headroom, pr.HeadroomBy)
