@@ -66,14 +66,14 @@ type InspectedProcess struct {
 	NProcSoft uint64 `json:"nproc_soft"`
 	UserTasks int    `json:"user_tasks"`
 	// Its cgroup's figures; -1 unknown or no limit.
-	PidsMax     int64  `json:"pids_max"`
-	PidsCurrent int64  `json:"pids_current"`
-	MemoryLimit int64  `json:"memory_limit_bytes"`
-	MemoryUsage int64  `json:"memory_usage_bytes"`
+	PidsMax     int64 `json:"pids_max"`
+	PidsCurrent int64 `json:"pids_current"`
+	MemoryLimit int64 `json:"memory_limit_bytes"`
+	MemoryUsage int64 `json:"memory_usage_bytes"`
 	// ServerCap is the server's own cap on clients, for a server connlimit
 	// knows (Redis, PostgreSQL); absent for others.
 	ServerCap *limits.ServerCap `json:"server_cap,omitempty"`
-	Note        string `json:"note,omitempty"` // why a figure is missing
+	Note      string            `json:"note,omitempty"` // why a figure is missing
 }
 
 // InspectedListener is the listening socket, as sock_diag shows it.
