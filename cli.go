@@ -113,7 +113,7 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, env r
 	case "limits":
 		return runLimits(ctx, args, stdout)
 	case "inspect":
-		return runInspect(ctx, args, stdout, env)
+		return runInspect(ctx, args, stdout, stderr, env)
 	case "worker": // internal: one generator process of run --procs N
 		return worker.Serve(ctx, args, os.Stdin)
 	case "target", "forward":

@@ -36,7 +36,7 @@ more connections fit before it.
 Flags:
 `
 
-func runInspect(ctx context.Context, args []string, stdout io.Writer, env runEnv) error {
+func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer, env runEnv) error {
 	fs := pflag.NewFlagSet("inspect", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	pids := fs.IntSlice("pid", nil, "a process to read (repeatable); default: the processes holding the listener")
@@ -79,17 +79,29 @@ func runInspect(ctx context.Context, args []string, stdout io.Writer, env runEnv
 	if err != nil {
 		return runtimeErr(err)
 	}
+	// With --json - stdout is the JSON alone: a watch's lines go to stderr.
+	text := stdout
+	if *jsonPath == "-" {
+		text = stderr
+	}
+	// A watch stopped by Ctrl-C still writes its last reading, then exits 130.
+	var stopped error
 	if *watch > 0 {
-		if in, err = watchInspect(ctx, cfg, in, *watch, stdout); err != nil {
+		if in, stopped = watchInspect(ctx, cfg, in, *watch, text); stopped != nil && ctx.Err() == nil {
+			return stopped
+		}
+	} else if *jsonPath != "-" {
+		if err := report.WriteInspectText(stdout, in); err != nil {
 			return err
 		}
-	} else if err := report.WriteInspectText(stdout, in); err != nil {
-		return err
 	}
 	if *jsonPath != "" {
 		if err := writeInspectJSON(*jsonPath, in, stdout, env.temps); err != nil {
 			return runtimeErr(err)
 		}
+	}
+	if stopped != nil {
+		return stopped
 	}
 	if *require > 0 {
 		for _, p := range in.Processes {

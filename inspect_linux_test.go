@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,22 +103,38 @@ func TestInspectHeadroomMatchesRun(t *testing.T) {
 		held  int
 		probe string
 		limit string
+		// all: the run's count is every connection the forwarder holds,
+		// the test's too (run counts a proxy's accepted connections).
+		all bool
+		// slack: descriptors that are not connections, in connections.
+		slack int64
 	}{
 		{"built-in target", func(t *testing.T, port int) {
 			startServer(t, port, targetExe(t), "target", "--listen", "127.0.0.1:"+strconv.Itoa(port), "--nofile", "256")
-		}, 100, "greeting", "target-fd-limit"},
+		}, 100, "greeting", "target-fd-limit", false, 2},
 		{"nginx worker", func(t *testing.T, port int) {
 			bin := needServer(t, "nginx", "nginx-light")
 			dir := t.TempDir()
 			conf := nginxConf(t, dir, port, "worker_rlimit_nofile 64;", "worker_connections 1024;")
 			startServer(t, port, bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
-		}, 10, "http", "target-fd-limit"},
+		}, 10, "http", "target-fd-limit", false, 2},
 		{"redis maxclients lowered to RLIMIT_NOFILE - 32", func(t *testing.T, port int) {
 			startServer(t, port, "prlimit", append([]string{"--nofile=96:96", needServer(t, "redis-server", "redis-server")}, redisArgs(t, port)...)...)
-		}, 20, "redis", "target-closed"},
+		}, 20, "redis", "target-closed", false, 2},
 		{"redis --maxclients on its command line", func(t *testing.T, port int) {
 			startServer(t, port, needServer(t, "redis-server", "redis-server"), append(redisArgs(t, port), "--set-proc-title", "no", "--maxclients", "30")...)
-		}, 12, "redis", "target-closed"},
+		}, 12, "redis", "target-closed", false, 2},
+		{"haproxy forwarding, two descriptors a connection", func(t *testing.T, port int) {
+			bin := needServer(t, "haproxy", "haproxy")
+			backend := "127.0.0.1:" + strconv.Itoa(freePort(t))
+			startServer(t, backendPort(backend), targetExe(t), "target", "--listen", backend, "--nofile", "4000")
+			cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
+			os.WriteFile(cfg, []byte(fmt.Sprintf("defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"+
+				"frontend f\n  bind 127.0.0.1:%d\n  default_backend b\nbackend b\n  server s1 %s\n", port, backend)), 0o644)
+			startServer(t, port, "prlimit", "--nofile=256:256", bin, "-f", cfg, "-db")
+			// HAProxy sizes its maxconn from the limit less a reserve of its
+			// own (pollers, listeners, spares) and stops accepting there.
+		}, 20, "greeting", "forwarder-fd-limit", true, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			port := freePort(t)
@@ -138,12 +160,22 @@ func TestInspectHeadroomMatchesRun(t *testing.T) {
 			s := runJSON(t, "--target", addr, "--probe", tc.probe, "--connections", "400", "--greeting-timeout", "500ms", "--hold", "0s")
 			// Within the descriptors that are not connections: a server opens
 			// and closes a few of its own (nginx: a log, an eventfd).
-			if d := s.FirstLimitAt - in.Headroom.Connections; s.FirstLimit != tc.limit || d < -2 || d > 2 {
-				t.Errorf("run: %s at %d; inspect said %d more connections before %s", s.FirstLimit, s.FirstLimitAt, in.Headroom.Connections, tc.limit)
+			want := in.Headroom.Connections
+			if tc.all {
+				want += int64(tc.held)
+			}
+			if d := s.FirstLimitAt - want; s.FirstLimit != tc.limit || d < -tc.slack || d > tc.slack {
+				t.Errorf("run: %s at %d; inspect said %d more connections before %s (%d held)", s.FirstLimit, s.FirstLimitAt, in.Headroom.Connections, tc.limit, tc.held)
 			}
 			t.Logf("inspect: %d more; run: %s at %d", in.Headroom.Connections, s.FirstLimit, s.FirstLimitAt)
 		})
 	}
+}
+
+func backendPort(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
 func redisArgs(t *testing.T, port int) []string {
@@ -204,4 +236,92 @@ func targetExe(t *testing.T) string {
 		}
 	}
 	return exe
+}
+
+// --watch prints a line a second off a terminal, with the rate at which
+// headroom shrinks while connections arrive; Ctrl-C stops it with exit
+// 130 and the last reading still written as JSON. A watch that runs out
+// exits 0, and says steady when nothing moves.
+func TestInspectWatch(t *testing.T) {
+	noLeftovers(t)
+	port := freePort(t)
+	startServer(t, port, targetExe(t), "target", "--listen", "127.0.0.1:"+strconv.Itoa(port), "--nofile", "256")
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+
+	out, errOut, code := cli(t, "inspect", addr, "--watch", "2s")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) < 3 || !strings.Contains(lines[len(lines)-1], "headroom steady") {
+		t.Errorf("--watch 2s, nothing moving: exit %d, %q %s: want 3 lines or more, the last steady", code, lines, errOut)
+	}
+
+	js := filepath.Join(t.TempDir(), "w.json")
+	var stdout bytes.Buffer
+	cmd := exec.Command(testExe, "inspect", addr, "--watch", "1m", "--json", js)
+	cmd.Stdout, cmd.Stderr = &stdout, &stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for range 30 { // 10 a second for 3 s
+		hold(t, addr, 1)
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("Ctrl-C: %v, want exit 130\n%s", err, stdout.String())
+	}
+	if !regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d nearest limit: target-fd-limit — \d+ more connections before accept\(\) fails with EMFILE; headroom shrinking \d+/s: zero in \S+ at this rate$`).MatchString(stdout.String()) {
+		t.Errorf("no line with headroom shrinking:\n%s", stdout.String())
+	}
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatalf("--json after Ctrl-C: %v", err)
+	}
+	var in inspectJSON
+	if err := json.Unmarshal(b, &in); err != nil || in.Headroom == nil || in.Listener == nil || in.Listener.Established < 20 {
+		t.Errorf("--json after Ctrl-C: %v %s: want the last reading, 20 or more established", err, b)
+	}
+}
+
+// Without root, inspect reads what the user may: its own server whole,
+// and of root's server everything but the processes, saying so.
+func TestInspectNotRoot(t *testing.T) {
+	noLeftovers(t)
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
+	port := freePort(t)
+	srv, _ := asNobody(t, "target", "--listen", "127.0.0.1:"+strconv.Itoa(port), "--nofile", "128")
+	startServerCmd(t, port, srv, nobody)
+	rootPort := freePort(t)
+	startServer(t, rootPort, targetExe(t), "target", "--listen", "127.0.0.1:"+strconv.Itoa(rootPort), "--nofile", "128")
+
+	for _, tc := range []struct {
+		port  int
+		limit string
+		note  string
+	}{
+		{port, "target-fd-limit", ""},
+		{rootPort, "", "belongs to uid 0, whose processes this user cannot read"},
+	} {
+		cmd, dir := asNobody(t, "inspect", "127.0.0.1:"+strconv.Itoa(tc.port), "--json", "-")
+		cmd.Dir = dir
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("inspect as nobody: %v\n%s", err, out)
+		}
+		var in struct {
+			inspectJSON
+			NotRead []string `json:"not_read"`
+		}
+		if err := json.Unmarshal(out, &in); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if tc.limit != "" && (in.Headroom == nil || in.Headroom.Limit != tc.limit || len(in.Processes) != 1 || in.Processes[0].FDs < 5) {
+			t.Errorf("its own server: %s: want %s from its descriptors", out, tc.limit)
+		}
+		if tc.note != "" && (len(in.Processes) != 0 || !strings.Contains(strings.Join(in.NotRead, "\n"), tc.note)) {
+			t.Errorf("root's server: processes %+v, not_read %q: want none, and %q", in.Processes, in.NotRead, tc.note)
+		}
+	}
 }
