@@ -66,7 +66,7 @@ func redisCap(argv []string, dir string, soft uint64) ServerCap {
 	}
 	if soft > redisReserved && soft != ^uint64(0) && int64(soft-redisReserved) < c.Cap {
 		c.Cap = int64(soft - redisReserved)
-		c.Source = "RLIMIT_NOFILE " + strconv.FormatUint(soft, 10) + " − 32 descriptors Redis keeps (it lowers maxclients to fit)"
+		c.Source = "RLIMIT_NOFILE " + strconv.FormatUint(soft, 10) + " − the 32 Redis keeps for itself: it lowers maxclients to fit"
 	}
 	return c
 }

@@ -57,7 +57,7 @@ func TestReadServerCap(t *testing.T) {
 		source string
 	}{
 		{"redis title, default", "redis-server", []string{"redis-server 127.0.0.1:6379"}, nil, 20000, true, 10000, "the default 10000"},
-		{"redis title, low limit", "redis-server", []string{"redis-server *:6379"}, nil, 96, true, 64, "RLIMIT_NOFILE 96 − 32"},
+		{"redis title, low limit", "redis-server", []string{"redis-server *:6379"}, nil, 96, true, 64, "RLIMIT_NOFILE 96 − the 32"},
 		{"redis flag", "redis-server", []string{"redis-server", "--maxclients", "30"}, nil, 1024, true, 30, "--maxclients"},
 		{"redis flag above the limit", "redis-server", []string{"redis-server", "--maxclients", "5000"}, nil, 1024, true, 992, "RLIMIT_NOFILE 1024"},
 		{"redis config file (absolute)", "redis-server", []string{"redis-server", "/etc/redis/redis.conf"},

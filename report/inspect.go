@@ -33,7 +33,7 @@ type Inspection struct {
 
 // Headroom is one limit's room for more connections.
 type Headroom struct {
-	Limit       string `json:"limit"` // a verdict word of run: target-fd-limit, forwarder-fd-limit, target-task-limit, system-fd-limit, conntrack-full, ephemeral-ports
+	Limit       string `json:"limit"` // a verdict word of run: target-fd-limit, forwarder-fd-limit, target-task-limit, target-closed, system-fd-limit, conntrack-full, ephemeral-ports
 	PID         int    `json:"pid"`   // the process it is about; 0 for the machine's
 	Connections int64  `json:"connections"`
 	Setting     string `json:"setting"`
