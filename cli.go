@@ -25,6 +25,7 @@ const usageText = `connlimit finds, shows and explains where a TCP server stops 
 Usage:
   connlimit [run] [flags]      open connections to a built-in target (or --target HOST:PORT) and say where they stop
   connlimit inspect HOST:PORT  a running server's headroom, read without sending it a packet
+  connlimit merge SHARD.json... | -   one report from the shards of a run (run --shard I/S)
   connlimit limits             show the limits that decide how many connections fit, and what they mean
   connlimit plot TIMELINE.csv -o FILE.svg|.png   redraw a run from its saved --timeline
   connlimit target [flags]     run the built-in target by hand (run starts it for you)
@@ -37,7 +38,8 @@ Exit status:
        --require-headroom): one line per gate
   2    bad usage: a flag or argument was wrong; nothing was run or written
   3    environment or runtime failure: the hard limit is too low for the run, the target or a
-       generator process died, a report file could not be written, ...
+       generator process died, a report file could not be written, merge's shards missing,
+       duplicated or from another run, ...
   130  interrupted by SIGINT (143: SIGTERM, 129: SIGHUP); the report was still written
        (a second signal exits at once: no report, no temporary files left)
 
@@ -112,6 +114,8 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, env r
 		return runPlot(args, stdout)
 	case "limits":
 		return runLimits(ctx, args, stdout)
+	case "merge":
+		return runMerge(args, os.Stdin, stdout, env)
 	case "inspect":
 		return runInspect(ctx, args, stdout, stderr, env)
 	case "worker": // internal: one generator process of run --procs N
@@ -125,6 +129,6 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, env r
 		fmt.Fprint(stdout, usageText)
 		return nil
 	default:
-		return usageErr("unknown command %q: want run, inspect, limits, plot, target, forward or help", cmd)
+		return usageErr("unknown command %q: want run, inspect, merge, limits, plot, target, forward or help", cmd)
 	}
 }

@@ -195,20 +195,13 @@ func trend(prev, now *report.Inspection, dt time.Duration) string {
 }
 
 func writeInspectJSON(path string, in *report.Inspection, stdout io.Writer, temps *report.Temps) error {
-	if path == "-" {
-		enc := json.NewEncoder(stdout)
+	write := func(w io.Writer) error {
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(in)
 	}
-	o, err := report.CreateOutput(path, temps)
-	if err != nil {
-		return err
+	if path == "-" {
+		return write(stdout)
 	}
-	enc := json.NewEncoder(o)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(in); err != nil {
-		o.Abort()
-		return err
-	}
-	return o.Commit()
+	return writeOutput(path, temps, write)
 }

@@ -69,6 +69,8 @@ type runConfig struct {
 	Somaxconn int
 
 	inNetNS bool // this process is the --netns child: the namespace is the run's own
+
+	shardFlags
 }
 
 // runEnv is what tests may replace; zero values mean the real thing.
@@ -85,7 +87,7 @@ const (
 	maxTimeout     = 10 * time.Minute
 )
 
-var runRanges = withBehaviorRanges(map[string]string{
+var runRanges = withShardRanges(withBehaviorRanges(map[string]string{
 	"connections":      fmt.Sprintf("an integer from 1 to %d", maxConnections),
 	"rate":             "connections per second, 0 (as fast as possible) or more",
 	"concurrency":      fmt.Sprintf("an integer from 1 to %d", maxConcurrency),
@@ -113,7 +115,14 @@ var runRanges = withBehaviorRanges(map[string]string{
 	"require-served":   "an integer from 0 to --connections",
 	"expect-limit":     strings.Join(report.LimitWords(), ", "),
 	"max-connect-p99":  "a duration above 0, such as 50ms",
-})
+}))
+
+func withShardRanges(m map[string]string) map[string]string {
+	for k, v := range shardRanges {
+		m[k] = v
+	}
+	return m
+}
 
 // builtinProbes work against the built-in target too; externalProbes speak a
 // server's own protocol and need --target.
@@ -208,6 +217,10 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	_ = fs.MarkHidden("netns-child")
 	fs.DurationVar(&cfg.Interval, "interval", 100*time.Millisecond, "sampling interval of the timeline and the progress line (children are read in place, not asked)")
 	fs.BoolVarP(&cfg.Quiet, "quiet", "q", false, "no progress display")
+	fs.StringVar(&cfg.Shard, "shard", "", "make this run shard I of S of a larger one (I/S): its share of --connections and --rate, merged by connlimit merge")
+	fs.IntVar(&cfg.Shards, "shards", 0, "as --shard, with the index from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID")
+	fs.StringVar(&cfg.StartAt, "start-at", "", "start the ramp at this RFC 3339 instant, tables grown before (a late shard starts at once and says by how much)")
+	fs.StringVar(&cfg.ShardOut, "shard-out", "", "write the shard's summary as one line of JSON to FILE; - prints it as the last line of stdout (for kubectl logs)")
 	return fs
 }
 
@@ -379,6 +392,9 @@ func (c *runConfig) engineConfig(changed func(string) bool) (engine.Config, erro
 	}
 	if changed("target-nofile") {
 		ec.TargetNoFile = c.TargetNoFile
+	}
+	if err := c.shardFlags.shard(changed, &ec, time.Now()); err != nil {
+		return ec, err
 	}
 	ec.Procs, _ = strconv.Atoi(c.Procs) // "auto" is 0
 	ec.TargetProcs, _ = strconv.Atoi(c.TargetProcs)

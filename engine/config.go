@@ -73,6 +73,25 @@ type Config struct {
 	// PrivateNetNS says the run has a network namespace of its own: its
 	// kernel counters are exact.
 	PrivateNetNS bool
+
+	// Shard makes the run one shard of a larger one: Connections and Rate
+	// are then its share. nil: a whole run.
+	Shard *Shard
+	// ShardOut writes the summary as one line of JSON: "-" last on
+	// stdout (for kubectl logs), or a file; "" for none.
+	ShardOut string
+}
+
+// Shard is one shard of a run spread over processes or machines.
+type Shard struct {
+	Index, Count     int
+	TotalConnections int
+	TotalRate        float64
+	// StartAt is when every shard starts its ramp, its tables grown
+	// before; zero: at once.
+	StartAt time.Time
+	Run     string // the digest every shard of the run shares
+	Host    string
 }
 
 // RampAll in Config.RampProcs lets every generator process connect at once.

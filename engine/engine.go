@@ -30,6 +30,9 @@ func Run(ctx context.Context, cfg Config, env Env) error {
 	if env.Stderr == nil {
 		env.Stderr = io.Discard
 	}
+	if cfg.Shard != nil && cfg.Connections == 0 {
+		return emptyShard(&cfg, env)
+	}
 	// Pre-flight: read the limits (the inherited soft limit before any
 	// Setrlimit), then make sure every process fits under the hard limit.
 	inh, inhFrom := limits.InheritedSoft(ctx, env.ProcRoot)

@@ -8,12 +8,16 @@ import (
 
 // outputs are the report files, created before the run and committed after.
 type outputs struct {
-	csv, timeline, json, plot *report.Output
+	csv, timeline, json, plot, shard *report.Output
 }
 
 // outputFlags are the report paths by flag, in the order they are written.
 func (c *Config) outputFlags() []struct{ flag, path string } {
-	return []struct{ flag, path string }{{"csv", c.CSV}, {"timeline", c.Timeline}, {"json", c.JSON}, {"plot", c.Plot}}
+	shard := c.ShardOut
+	if shard == "-" {
+		shard = "" // stdout
+	}
+	return []struct{ flag, path string }{{"csv", c.CSV}, {"timeline", c.Timeline}, {"json", c.JSON}, {"plot", c.Plot}, {"shard-out", shard}}
 }
 
 // checkDistinct refuses two report flags that name one file, however spelt
@@ -36,7 +40,7 @@ func openOutputs(c *Config, temps *report.Temps) (*outputs, error) {
 		return nil, err
 	}
 	o := &outputs{}
-	dsts := []**report.Output{&o.csv, &o.timeline, &o.json, &o.plot}
+	dsts := []**report.Output{&o.csv, &o.timeline, &o.json, &o.plot, &o.shard}
 	for i, f := range c.outputFlags() {
 		if f.path == "" {
 			continue
@@ -56,7 +60,7 @@ func openOutputs(c *Config, temps *report.Temps) (*outputs, error) {
 
 func (o *outputs) all() []*report.Output {
 	var all []*report.Output
-	for _, out := range []*report.Output{o.csv, o.timeline, o.json, o.plot} {
+	for _, out := range []*report.Output{o.csv, o.timeline, o.json, o.plot, o.shard} {
 		if out != nil {
 			all = append(all, out)
 		}

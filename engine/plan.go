@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -178,7 +179,19 @@ func NewPlan(in PlanInput) (Plan, error) {
 	if !builtin {
 		dsts = 1
 	}
-	if n := autoSources(c.Connections, dsts); len(c.Sources) == 0 && n > 1 && (builtin || sockaddr.IsLoopbackHostPort(c.Target)) {
+	if sh := c.Shard; sh != nil && sh.Count > 1 && len(c.Sources) == 0 && loopback4(c.Target) {
+		// Shards on one host take disjoint blocks, 127.(I+1).0.1 on: each
+		// has the ephemeral ports of its own (source, target) pairs.
+		if sh.Count > 254 {
+			return p, usageErr("--shard: %d shards on this host's loopback: want at most 254 (each takes a 127.N.0.0/16 block), or --source-ips", sh.Count)
+		}
+		a := netip.AddrFrom4([4]byte{127, byte(sh.Index + 1), 0, 1})
+		for range max(1, autoSources(c.Connections, dsts)) {
+			p.Sources = append(p.Sources, a)
+			a = a.Next()
+		}
+		note("shard %d of %d binds to %s-%s, a block of its own", sh.Index, sh.Count, p.Sources[0], p.Sources[len(p.Sources)-1])
+	} else if n := autoSources(c.Connections, dsts); len(c.Sources) == 0 && n > 1 && (builtin || sockaddr.IsLoopbackHostPort(c.Target)) {
 		for a, i := netip.MustParseAddr("127.0.0.2"), 0; i < n; a, i = a.Next(), i+1 {
 			p.Sources = append(p.Sources, a)
 		}
@@ -227,4 +240,15 @@ func rampProcs(asked, n int, rate float64, cpus int) int {
 		return 0
 	}
 	return k
+}
+
+// loopback4 says whether HOST:PORT is an IPv4 loopback address (a name
+// may resolve to ::1, where no block of sources exists).
+func loopback4(hp string) bool {
+	host, _, err := net.SplitHostPort(hp)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Is4() && a.IsLoopback()
 }

@@ -32,6 +32,7 @@ type load interface {
 	Snapshot() loadgen.Snapshot
 	Attempts() loadgen.Attempts
 	MarkQueued(i int) bool
+	Epoch() time.Time
 }
 
 // runLoad runs one load against the built-in target or --target, then
@@ -59,7 +60,10 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 			sum := report.Build(report.Input{Requested: cfg.Connections, GeneratorID: os.Getpid(),
 				Limits: report.Limits{Generator: nf, Sysctls: sysctls}, Probe: cfg.Probe,
 				Duration: time.Since(began), Interrupted: true, Err: err, Gates: cfg.Gates})
-			if werr := errors.Join(report.WriteText(stdout, sum), writeReports(cfg, outs, sum, nil, loadgen.Attempts{}, nil)); werr != nil {
+			if cfg.Shard != nil {
+				sum.Shard = shardInfo(cfg, time.Now(), loadgen.Attempts{}, 0)
+			}
+			if werr := errors.Join(report.WriteText(stdout, sum), writeReports(cfg, outs, sum, nil, loadgen.Attempts{}, nil), shardLine(cfg, stdout, sum)); werr != nil {
 				return werr
 			}
 		}
@@ -76,10 +80,14 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		HTTPPath: cfg.HTTPPath, ServerName: cfg.TLSServerName}
 	var gen load
 	if cfg.Procs > 1 {
+		ramp := cfg.RampProcs
+		if ramp == 0 && cfg.Shard != nil && !cfg.Shard.StartAt.IsZero() {
+			ramp = cfg.Procs // every worker waits for --start-at, then all are released
+		}
 		pool, err := worker.Start(worker.Spec{Exe: env.Exe, Targets: side.addrs, Probe: probe,
 			Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency, PerWorkerConcurrency: plan.PerWorkerConcurrency,
 			ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout, MSS: cfg.MSS,
-			Sources: cfg.Sources, LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept", Ramp: cfg.RampProcs,
+			Sources: cfg.Sources, LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept", Ramp: ramp,
 			Reserve: GeneratorReserve}, cfg.Procs)
 		if err != nil {
 			return err
@@ -134,6 +142,10 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 			runErr = fmt.Errorf("set the generator's soft limit to --nofile %d: %w", cfg.NoFile, err)
 		}
 		nf.Soft = lowered.Soft
+	}
+	var late time.Duration
+	if runErr == nil && cfg.Shard != nil && !cfg.Shard.StartAt.IsZero() {
+		late, runErr = startAt(runCtx, gen, cfg.Shard.StartAt)
 	}
 	if runErr == nil {
 		runErr = gen.Open(runCtx)
@@ -209,9 +221,12 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		Kernel: sampler.kernelSummary(cfg, kv, holdEnd, env.ProcRoot, rulesMoved, kernTasks), Gates: cfg.Gates,
 		Payload: cfg.Payload, MSSAsked: cfg.MSS, Died: deathOf(runErr),
 	})
+	if cfg.Shard != nil {
+		sum.Shard = shardInfo(cfg, gen.Epoch(), gen.Attempts(), late)
+	}
 	// The summary first: whatever happens to the files, what was measured is on stdout.
 	textErr := report.WriteText(stdout, sum)
-	if err := errors.Join(textErr, writeReports(cfg, outs, sum, side.addrs, gen.Attempts(), sampler)); err != nil {
+	if err := errors.Join(textErr, writeReports(cfg, outs, sum, side.addrs, gen.Attempts(), sampler), shardLine(cfg, stdout, sum)); err != nil {
 		return err
 	}
 	if cause := context.Cause(ctx); runErr == nil && cause != nil {
@@ -413,6 +428,7 @@ func writeReports(cfg *Config, outs *outputs, sum report.Summary, addrs []netip.
 		return report.WritePlot(outs.plot, format, pts, report.ChartOf(sum))
 	})
 	write("json", outs.json, func() error { return report.WriteJSON(outs.json, sum) })
+	write("shard-out", outs.shard, func() error { return report.WriteJSONLine(outs.shard, sum) })
 	if len(failed) > 0 {
 		return errors.New(strings.Join(failed, "\nconnlimit: "))
 	}

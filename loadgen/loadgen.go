@@ -299,6 +299,9 @@ func (g *Generator) Attempts() Attempts {
 // Snapshot reads the counters.
 func (g *Generator) Snapshot() Snapshot { return g.c.Snapshot() }
 
+// Epoch is the instant every Result.Start counts from; zero before Open.
+func (g *Generator) Epoch() time.Time { return g.start }
+
 // Results returns the attempts made so far, in order. Call it after Open.
 func (g *Generator) Results() []Result {
 	n := g.c.attempted.Load()

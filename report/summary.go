@@ -124,6 +124,13 @@ type Summary struct {
 	Gates    []GateResult `json:"gates"`
 	// Died is the process of the run that died first; null when none did.
 	Died *Death `json:"died"`
+	// Shard makes this summary one shard of a larger run (--shard);
+	// absent otherwise.
+	Shard *ShardInfo `json:"shard,omitempty"`
+	// Shards and Merge are a merged summary's (connlimit merge): a line
+	// per shard, and how they were combined; absent otherwise.
+	Shards []ShardRow  `json:"shards,omitempty"`
+	Merge  *MergeInfo `json:"merge,omitempty"`
 
 	otherErrno   string // of the first attempt with outcome other, for the verdict's value
 	servedClosed int    // connections the target answered and closed later: a server reusing its slots
@@ -678,6 +685,12 @@ func WriteJSON(w io.Writer, s Summary) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(s)
+}
+
+// WriteJSONLine writes the summary as one line of JSON: a shard's, last
+// on stdout, where kubectl logs collects it.
+func WriteJSONLine(w io.Writer, s Summary) error {
+	return json.NewEncoder(w).Encode(s)
 }
 
 func addrText(a netip.AddrPort) string {

@@ -78,8 +78,12 @@ func WriteText(w io.Writer, s Summary) error {
 	p("\nconnect latency: p50 %s  p90 %s  p99 %s  max %s\n", us(l.P50), us(l.P90), us(l.P99), us(l.Max))
 	p("connect rate: %.0f/s (%d handshakes in %s); run took %s\n", s.ConnectRatePerS, s.Generator.Connected,
 		dur(s.Generator.ConnectSpanS), dur(s.DurationS))
-	g := s.Limits.Generator
-	p("generator: pid %d, RLIMIT_NOFILE inherited %s, soft %d, hard %d\n", s.Generator.PID, g.InheritedText(), g.Soft, g.Hard)
+	if s.Merge != nil {
+		writeShards(p, s)
+	} else {
+		g := s.Limits.Generator
+		p("generator: pid %d, RLIMIT_NOFILE inherited %s, soft %d, hard %d\n", s.Generator.PID, g.InheritedText(), g.Soft, g.Hard)
+	}
 	if len(s.Gates) > 0 {
 		p("\ngates:\n")
 		for _, r := range s.Gates {
@@ -446,6 +450,25 @@ func (s *Summary) saidBeforeClosing(p func(string, ...any)) {
 	for _, r := range s.Reasons {
 		if r.Outcome == "closed" {
 			p("  The target said %q before closing %d connections.\n", r.Reason, r.Count)
+		}
+	}
+}
+
+// writeShards is a merged run's line per shard, and how far apart their
+// ramps began.
+func writeShards(p func(string, ...any), s Summary) {
+	m := s.Merge
+	p("\nmerged from %d shards (run %s); percentiles from their merged histograms (within %.1f%%):\n", m.Count, m.Run, 100*m.LatencyPrecision)
+	p("  %5s  %-20s %9s %9s %9s  %-22s %10s\n", "shard", "host", "attempted", "served", "failed", "first limit", "start +ms")
+	for _, r := range s.Shards {
+		failed := r.Attempted - r.Outcomes["served"] - r.Outcomes["queued"]
+		p("  %5d  %-20s %9d %9d %9d  %-22s %10.1f\n", r.Index, trunc(r.Host, 20), r.Attempted, r.Outcomes["served"], failed,
+			fmt.Sprintf("%s at %d", r.FirstLimit, r.FirstLimitAt), 1000*r.StartOffsetS)
+	}
+	p("  ramps began within %.1f ms of each other (clock skew between hosts and late shards together)\n", 1000*m.StartSpreadS)
+	for _, r := range s.Shards {
+		if r.LateS > 0 {
+			p("  shard %d started %.1f ms after --start-at\n", r.Index, 1000*r.LateS)
 		}
 	}
 }

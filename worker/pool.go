@@ -525,6 +525,9 @@ func (p *Pool) lostResults(i int, d *DiedError) loadgen.Attempts {
 // Attempts are the merged attempts, after Close.
 func (p *Pool) Attempts() loadgen.Attempts { return p.merged }
 
+// Epoch is the instant every worker's Result.Start counts from.
+func (p *Pool) Epoch() time.Time { return p.epoch }
+
 // Procs is each worker's share and final counts, for the report.
 func (p *Pool) Procs() []report.GeneratorProc {
 	out := make([]report.GeneratorProc, len(p.workers))

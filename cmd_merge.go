@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/connlimit/connlimit/engine"
+	"github.com/connlimit/connlimit/report"
+)
+
+var mergeRanges = map[string]string{
+	"json":            "a file path",
+	"csv":             "a file path",
+	"require-served":  "an integer from 0 up",
+	"expect-limit":    strings.Join(report.LimitWords(), ", "),
+	"max-connect-p99": "a duration above 0, such as 50ms",
+}
+
+const mergeUsage = `Usage: connlimit merge SHARD.json... [flags]
+       kubectl logs -l job-name=JOB | connlimit merge - [flags]
+
+Merges the summaries of the shards of one run (run --shard I/S, or --shards S
+in a Kubernetes Indexed Job) into the report one run would have written:
+counts summed, the rate over the union of the ramps, percentiles from the
+merged histograms, the verdict from the target's side. A missing, duplicate
+or foreign shard is named, with exit status 3.
+
+Flags:
+`
+
+func runMerge(args []string, stdin io.Reader, stdout io.Writer, env runEnv) error {
+	fs := pflag.NewFlagSet("merge", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	jsonPath := fs.String("json", "", "write the merged summary as JSON to FILE")
+	csvPath := fs.String("csv", "", "write every shard's CSV rows to FILE, with a shard column (each shard's --csv is read beside its JSON)")
+	requireServed := fs.Int("require-served", 0, "CI gate: exit 1 if fewer connections were served in all")
+	expectLimit := fs.String("expect-limit", "", "CI gate: exit 1 unless the merged first_limit is this verdict")
+	maxP99 := fs.Duration("max-connect-p99", 0, "CI gate: exit 1 if the merged connect latency p99 is above this")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprint(stdout, mergeUsage+fs.FlagUsages())
+			return errHelp
+		}
+		return flagError(err, "merge", mergeRanges)
+	}
+	switch {
+	case fs.NArg() == 0:
+		return usageErr("merge: want the shards' summaries: SHARD.json... or - for stdin (kubectl logs)")
+	case *requireServed < 0:
+		return usageErr("--require-served %d: want %s", *requireServed, mergeRanges["require-served"])
+	case *expectLimit != "" && !slices.Contains(report.LimitWords(), *expectLimit):
+		return usageErr("--expect-limit %q: want %s", *expectLimit, mergeRanges["expect-limit"])
+	case fs.Changed("max-connect-p99") && *maxP99 <= 0:
+		return usageErr("--max-connect-p99 %s: want %s", *maxP99, mergeRanges["max-connect-p99"])
+	}
+	var shards []report.Summary
+	var names, dirs []string
+	for _, a := range fs.Args() {
+		var r io.Reader = stdin
+		dir := "."
+		if a != "-" {
+			f, err := os.Open(a)
+			if err != nil {
+				return runtimeErr(fmt.Errorf("merge: %w", err))
+			}
+			defer f.Close()
+			r, dir = f, filepath.Dir(a)
+		}
+		ss, ns, err := readShards(r, a)
+		if err != nil {
+			return runtimeErr(err)
+		}
+		shards, names = append(shards, ss...), append(names, ns...)
+		for range ss {
+			dirs = append(dirs, dir)
+		}
+	}
+	sum, err := report.Merge(shards, names)
+	if err != nil {
+		return runtimeErr(err)
+	}
+	gates := report.Gates{RequireServed: *requireServed, HasRequireServed: fs.Changed("require-served"), ExpectLimit: *expectLimit, MaxConnectP99: *maxP99}
+	sum.Gates = gates.Check(sum)
+	// Every input is read and checked before a file is written: bad input
+	// leaves no partial report.
+	var csvs []shardCSV
+	if *csvPath != "" {
+		if csvs, err = shardCSVs(shards, names, dirs); err != nil {
+			return runtimeErr(err)
+		}
+	}
+	if err := report.WriteText(stdout, sum); err != nil {
+		return err
+	}
+	if *jsonPath != "" {
+		if err := writeOutput(*jsonPath, env.temps, func(w io.Writer) error { return report.WriteJSON(w, sum) }); err != nil {
+			return runtimeErr(fmt.Errorf("--json %s: %w", *jsonPath, err))
+		}
+	}
+	if *csvPath != "" {
+		if err := writeOutput(*csvPath, env.temps, func(w io.Writer) error { return mergeCSV(w, csvs) }); err != nil {
+			return runtimeErr(fmt.Errorf("--csv %s: %w", *csvPath, err))
+		}
+	}
+	if report.Failed(sum.Gates) {
+		return &engine.GateError{Gates: sum.Gates}
+	}
+	return nil
+}
+
+// readShards reads one input: a summary as --json writes it, or lines of
+// output (kubectl logs of every pod) whose JSON lines with a "shard" key
+// are shards' summaries, the rest skipped.
+func readShards(r io.Reader, name string) ([]report.Summary, []string, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("merge %s: %w", name, err)
+	}
+	var one report.Summary
+	if err := json.Unmarshal(b, &one); err == nil {
+		return []report.Summary{one}, []string{name}, nil
+	}
+	var out []report.Summary
+	var names []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 || line[0] != '{' || !bytes.Contains(line, []byte(`"shard":`)) {
+			continue
+		}
+		var s report.Summary
+		if err := json.Unmarshal(line, &s); err != nil {
+			return nil, nil, fmt.Errorf("merge %s line %d: %w (a shard's line cut short?)", name, n, err)
+		}
+		out, names = append(out, s), append(names, fmt.Sprintf("%s line %d", name, n))
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, fmt.Errorf("merge %s: %w", name, err)
+	}
+	if len(out) == 0 {
+		return nil, nil, fmt.Errorf("merge %s: no shard summary in it (want run --shard ... --json FILE, or --shard-out - lines)", name)
+	}
+	return out, names, nil
+}
+
+// shardCSV is one shard's CSV and the rows its summary says it has.
+type shardCSV struct {
+	path string
+	rows int
+}
+
+// shardCSVs finds each shard's CSV, in shard order, beside its summary.
+func shardCSVs(shards []report.Summary, names, dirs []string) ([]shardCSV, error) {
+	paths := make([]shardCSV, len(shards))
+	for i, s := range shards {
+		if s.Shard.CSV == "" {
+			return nil, fmt.Errorf("--csv: %s wrote no CSV (run each shard with --csv)", names[i])
+		}
+		p := filepath.Join(dirs[i], s.Shard.CSV)
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("--csv: shard %d's CSV: %w", s.Shard.Index, err)
+		}
+		paths[s.Shard.Index] = shardCSV{p, s.Shard.CSVRows}
+	}
+	return paths, nil
+}
+
+// mergeCSV streams the shards' CSVs into one, a shard column last; a CSV
+// whose header differs from the first, or cut short, is an error.
+func mergeCSV(w io.Writer, csvs []shardCSV) error {
+	cw := csv.NewWriter(w)
+	var header []string
+	for i, sc := range csvs {
+		p := sc.path
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		cr := csv.NewReader(bufio.NewReaderSize(f, 1<<16))
+		cr.ReuseRecord = true
+		h, err := cr.Read()
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		if header == nil {
+			header = append(slices.Clone(h), "shard")
+			if err := cw.Write(header); err != nil {
+				f.Close()
+				return err
+			}
+		} else if !slices.Equal(h, header[:len(header)-1]) {
+			f.Close()
+			return fmt.Errorf("%s: its columns differ from the first shard's", p)
+		}
+		idx := strconv.Itoa(i)
+		for n := 0; ; n++ {
+			rec, err := cr.Read()
+			if err == io.EOF {
+				if n != sc.rows {
+					f.Close()
+					return fmt.Errorf("%s: %d rows, its shard's summary says %d: another run's CSV, or cut short", p, n, sc.rows)
+				}
+				break
+			}
+			if err != nil {
+				f.Close()
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			if err := cw.Write(append(rec, idx)); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		f.Close()
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// writeOutput writes a report file atomically.
+func writeOutput(path string, temps *report.Temps, fill func(io.Writer) error) error {
+	o, err := report.CreateOutput(path, temps)
+	if err != nil {
+		return err
+	}
+	if err := fill(o); err != nil {
+		o.Abort()
+		return err
+	}
+	return o.Commit()
+}
