@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// shardCmd is shard i of a run as a Kubernetes Indexed Job starts it:
+// the same flags everywhere, the index in JOB_COMPLETION_INDEX.
+func shardCmd(i int, stdout *bytes.Buffer, args ...string) *exec.Cmd {
+	cmd := exec.Command(testExe, append([]string{"run", "-q"}, args...)...)
+	cmd.Env = append(os.Environ(), "JOB_COMPLETION_INDEX="+strconv.Itoa(i))
+	cmd.Stdout, cmd.Stderr = stdout, stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+type mergedJSON struct {
+	summaryJSON
+	ConnectLatencyUS struct {
+		P50, P90, P99, Max int64
+	} `json:"connect_latency_us"`
+	Shards []struct {
+		Index     int     `json:"index"`
+		Attempted int     `json:"attempted"`
+		LateS     float64 `json:"late_s"`
+	} `json:"shards"`
+	Merge *struct {
+		Count        int     `json:"count"`
+		StartSpreadS float64 `json:"start_spread_s"`
+	} `json:"merge"`
+}
+
+// Four shards against one built-in target (RLIMIT_NOFILE 300) started as
+// its own server, merged: the same counts and verdict as one run of all
+// the connections against it, the merged p99 the pooled samples' own
+// within the histogram's precision, each shard's sources a block of its
+// own, and kubectl logs' stream read as well as the files.
+func TestShardsMerged(t *testing.T) {
+	noLeftovers(t)
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	startServer(t, port, targetExe(t), "target", "--listen", addr, "--nofile", "300")
+	run := []string{"--target", addr, "--probe", "greeting", "--connections", "500", "--hold", "500ms"}
+	single := runJSON(t, run...)
+	time.Sleep(300 * time.Millisecond) // the target closes what the run held
+
+	const S = 4
+	dir := t.TempDir()
+	at := time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339Nano)
+	outs := make([]bytes.Buffer, S)
+	var cmds []*exec.Cmd
+	var jsons []string
+	for i := range S {
+		js := filepath.Join(dir, fmt.Sprintf("shard-%d.json", i))
+		jsons = append(jsons, js)
+		cmd := shardCmd(i, &outs[i], append(slices.Clone(run), "--shards", strconv.Itoa(S), "--start-at", at,
+			"--json", js, "--csv", filepath.Join(dir, fmt.Sprintf("shard-%d.csv", i)), "--shard-out", "-")...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	for i, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("shard %d: %v\n%s", i, err, outs[i].String())
+		}
+	}
+
+	mj, mcsv := filepath.Join(dir, "merged.json"), filepath.Join(dir, "merged.csv")
+	out, errOut, code := cli(t, append(append([]string{"merge"}, jsons...), "--json", mj, "--csv", mcsv)...)
+	if code != 0 {
+		t.Fatalf("merge: exit %d\n%s%s", code, out, errOut)
+	}
+	var m mergedJSON
+	b, _ := os.ReadFile(mj)
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(m.Outcomes, single.Outcomes) || m.Attempted != 500 || m.FirstLimit != single.FirstLimit || m.FirstLimitAt != single.FirstLimitAt {
+		t.Errorf("merged: %s at %d, %v; one run: %s at %d, %v", m.FirstLimit, m.FirstLimitAt, m.Outcomes, single.FirstLimit, single.FirstLimitAt, single.Outcomes)
+	}
+	if m.Merge == nil || m.Merge.Count != S || len(m.Shards) != S || m.Merge.StartSpreadS > 0.5 {
+		t.Errorf("merge %+v, shards %+v: want %d shards starting together", m.Merge, m.Shards, S)
+	}
+	for _, sh := range m.Shards {
+		if want := 500/S + btoi(sh.Index < 500%S); sh.Attempted != want || sh.LateS > 0.5 {
+			t.Errorf("shard %+v: want %d attempts, on time", sh, want)
+		}
+	}
+
+	// The merged CSV: every shard's rows, its index last, its sources its own block.
+	rows := readCSV(t, mcsv)
+	if len(rows) != 501 || rows[0][len(rows[0])-1] != "shard" {
+		t.Fatalf("merged CSV: %d rows, header %v", len(rows), rows[0])
+	}
+	var pool []int64
+	for _, r := range rows[1:] {
+		k, _ := strconv.Atoi(r[len(r)-1])
+		if !strings.HasPrefix(r[2], fmt.Sprintf("127.%d.0.", k+1)) {
+			t.Errorf("shard %d row from %s: want its block 127.%d.0.0/16", k, r[2], k+1)
+			break
+		}
+		if us, err := strconv.ParseInt(r[8], 10, 64); err == nil {
+			pool = append(pool, us)
+		}
+	}
+	slices.Sort(pool)
+	p99 := pool[(len(pool)*99+99)/100-1]
+	if d := m.ConnectLatencyUS.P99 - p99; d < 0 || float64(d) > float64(p99)/1000+1 {
+		t.Errorf("merged p99 %d µs, pooled samples' p99 %d µs: want within 0.1%%", m.ConnectLatencyUS.P99, p99)
+	}
+	t.Logf("merged p99 %d µs, pooled %d µs; %s at %d", m.ConnectLatencyUS.P99, p99, m.FirstLimit, m.FirstLimitAt)
+
+	// kubectl logs -l job-name=… | connlimit merge -: every pod's output in one stream.
+	var logs bytes.Buffer
+	for i := range outs {
+		logs.Write(outs[i].Bytes())
+	}
+	cmd := exec.Command(testExe, "merge", "-")
+	cmd.Stdin = &logs
+	got, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(got), fmt.Sprintf("first limit: %s at %d connections", single.FirstLimit, single.FirstLimitAt)) {
+		t.Errorf("merge - of the shards' stdout: %v\n%s", err, got)
+	}
+}
+
+// A shard killed mid-run writes no summary: merge names it missing and
+// exits 3, writing nothing.
+func TestShardKilled(t *testing.T) {
+	noLeftovers(t)
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	startServer(t, port, targetExe(t), "target", "--listen", addr, "--nofile", "1000")
+	dir := t.TempDir()
+	var outs [2]bytes.Buffer
+	var cmds []*exec.Cmd
+	for i := range 2 {
+		cmd := shardCmd(i, &outs[i], "--target", addr, "--connections", "200", "--rate", "100", "--hold", "0s",
+			"--shards", "2", "--json", filepath.Join(dir, fmt.Sprintf("shard-%d.json", i)))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	time.Sleep(700 * time.Millisecond)
+	cmds[1].Process.Kill()
+	cmds[1].Wait()
+	if err := cmds[0].Wait(); err != nil {
+		t.Fatalf("shard 0: %v\n%s", err, outs[0].String())
+	}
+	mj := filepath.Join(dir, "merged.json")
+	_, errOut, code := cli(t, "merge", filepath.Join(dir, "shard-0.json"), "--json", mj)
+	if code != 3 || !strings.Contains(errOut, "shard 1 of 2 missing") {
+		t.Errorf("merge without shard 1: exit %d, %q: want 3 and shard 1 named", code, errOut)
+	}
+	if _, err := os.Stat(mj); err == nil {
+		t.Errorf("merge refused, yet wrote %s", mj)
+	}
+}
+
+// Bad shard flags: one line naming the flag and what it accepts, exit 2.
+func TestShardBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--target", "127.0.0.1:1", "--shard", "4/4"}, "--shard \"4/4\": want I/S with 0 <= I < S"},
+		{[]string{"--target", "127.0.0.1:1", "--shard", "x"}, "--shard \"x\""},
+		{[]string{"--target", "127.0.0.1:1", "--shards", "0"}, "--shards 0: want an integer from 1"},
+		{[]string{"--target", "127.0.0.1:1", "--shards", "3"}, "no shard index: set JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID"},
+		{[]string{"--target", "127.0.0.1:1", "--shard", "0/2", "--shards", "2"}, "give one"},
+		{[]string{"--shard", "0/2"}, "needs --target"},
+		{[]string{"--target", "127.0.0.1:1", "--shard", "0/2", "--require-served", "5"}, "give --require-served, --expect-limit and --max-connect-p99 to connlimit merge"},
+		{[]string{"--target", "127.0.0.1:1", "--start-at", "2026-12-02T15:00:00Z"}, "--start-at: only with --shard"},
+		{[]string{"--target", "127.0.0.1:1", "--shard", "0/2", "--start-at", "tomorrow"}, "--start-at \"tomorrow\": want an RFC 3339 time"},
+		{[]string{"--target", "127.0.0.1:1", "--shard", "0/2", "--start-at", "2099-01-01T00:00:00Z"}, "at most 24h from now"},
+		{[]string{"--target", "127.0.0.1:1", "--shard-out", "-"}, "--shard-out: only with --shard"},
+		{[]string{"merge"}, "want the shards' summaries"},
+		{[]string{"merge", "--expect-limit", "nope", "x.json"}, "--expect-limit \"nope\""},
+	} {
+		args := tc.args
+		if args[0] != "merge" {
+			args = append([]string{"run"}, args...)
+		}
+		cmd := exec.Command(testExe, args...)
+		cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool {
+			return strings.HasPrefix(e, "JOB_COMPLETION_INDEX=") || strings.HasPrefix(e, "SLURM_ARRAY_TASK_ID=")
+		})
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		ee, _ := err.(*exec.ExitError)
+		if ee == nil || ee.ExitCode() != 2 || !strings.Contains(stderr.String(), tc.want) || strings.Count(strings.TrimSpace(stderr.String()), "\n") > 0 {
+			t.Errorf("%v: %v, %q: want exit 2 and one line with %q", args, err, stderr.String(), tc.want)
+		}
+	}
+}
