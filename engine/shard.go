@@ -3,9 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
-	"os"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 

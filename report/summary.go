@@ -129,7 +129,7 @@ type Summary struct {
 	Shard *ShardInfo `json:"shard,omitempty"`
 	// Shards and Merge are a merged summary's (connlimit merge): a line
 	// per shard, and how they were combined; absent otherwise.
-	Shards []ShardRow  `json:"shards,omitempty"`
+	Shards []ShardRow `json:"shards,omitempty"`
 	Merge  *MergeInfo `json:"merge,omitempty"`
 
 	otherErrno   string // of the first attempt with outcome other, for the verdict's value
