@@ -26,6 +26,7 @@ Usage:
   connlimit [run] [flags]      open connections to a built-in target (or --target HOST:PORT) and say where they stop
   connlimit inspect HOST:PORT  a running server's headroom, read without sending it a packet
   connlimit merge SHARD.json... | -   one report from the shards of a run (run --shard I/S)
+  connlimit k8s --shards S --image IMAGE --target HOST:PORT [run flags]   the Indexed Job that runs them
   connlimit limits             show the limits that decide how many connections fit, and what they mean
   connlimit plot TIMELINE.csv -o FILE.svg|.png   redraw a run from its saved --timeline
   connlimit target [flags]     run the built-in target by hand (run starts it for you)
@@ -116,6 +117,8 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, env r
 		return runLimits(ctx, args, stdout)
 	case "merge":
 		return runMerge(args, os.Stdin, stdout, env)
+	case "k8s":
+		return runK8s(args, stdout)
 	case "inspect":
 		return runInspect(ctx, args, stdout, stderr, env)
 	case "worker": // internal: one generator process of run --procs N
@@ -129,6 +132,6 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, env r
 		fmt.Fprint(stdout, usageText)
 		return nil
 	default:
-		return usageErr("unknown command %q: want run, inspect, merge, limits, plot, target, forward or help", cmd)
+		return usageErr("unknown command %q: want run, inspect, merge, k8s, limits, plot, target, forward or help", cmd)
 	}
 }

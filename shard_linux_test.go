@@ -8,12 +8,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // shardCmd is shard i of a run as a Kubernetes Indexed Job starts it:
@@ -204,6 +208,69 @@ func TestShardBadInput(t *testing.T) {
 		ee, _ := err.(*exec.ExitError)
 		if ee == nil || ee.ExitCode() != 2 || !strings.Contains(stderr.String(), tc.want) || strings.Count(strings.TrimSpace(stderr.String()), "\n") > 0 {
 			t.Errorf("%v: %v, %q: want exit 2 and one line with %q", args, err, stderr.String(), tc.want)
+		}
+	}
+}
+
+// The manifests' pod command runs as is: two pods' args, the index in
+// JOB_COMPLETION_INDEX, their stdout merged as kubectl logs gives it.
+func TestK8sPodArgsRun(t *testing.T) {
+	noLeftovers(t)
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	startServer(t, port, targetExe(t), "target", "--listen", addr, "--nofile", "1000")
+	out, errOut, code := cli(t, "k8s", "--shards", "2", "--image", "connlimit:test", "--target", addr, "--connections", "101",
+		"--probe", "greeting", "--hold", "200ms", "--require-served", "101")
+	if code != 0 {
+		t.Fatalf("k8s: exit %d %s", code, errOut)
+	}
+	docs := strings.Split(out, "\n---\n")
+	var job batchv1.Job
+	if len(docs) != 2 || yaml.UnmarshalStrict([]byte(docs[1]), &job) != nil {
+		t.Fatalf("manifests:\n%s", out)
+	}
+	args := job.Spec.Template.Spec.Containers[0].Args
+	i := slices.Index(args, "--start-at")
+	args[i+1] = time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano) // not the manifests' 2m
+	var logs bytes.Buffer
+	for k := range 2 {
+		var o bytes.Buffer
+		cmd := shardCmd(k, &o, args[1:]...) // args[0] is "run"
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("pod %d: %v\n%s", k, err, o.String())
+		}
+		logs.Write(o.Bytes())
+	}
+	merge := regexp.MustCompile(`\| (connlimit merge .*)`).FindStringSubmatch(out)
+	if merge == nil || merge[1] != "connlimit merge - --require-served=101" {
+		t.Fatalf("merge command %q", merge)
+	}
+	cmd := exec.Command(testExe, strings.Fields(merge[1])[1:]...)
+	cmd.Stdin = &logs
+	got, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(got), "served                  101") || !strings.Contains(string(got), "PASS") {
+		t.Errorf("merge: %v\n%s", err, got)
+	}
+}
+
+func TestK8sBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--image", "x", "--target", "127.0.0.1:1"}, "--shards 0: want an integer from 1"},
+		{[]string{"--shards", "2", "--target", "127.0.0.1:1"}, "--image \"\": want a container image"},
+		{[]string{"--shards", "2", "--image", "x"}, "needs --target"},
+		{[]string{"--shards", "2", "--image", "x", "--target", "127.0.0.1:1", "--name", "Bad_Name"}, "--name \"Bad_Name\": want a DNS label"},
+		{[]string{"--shards", "2", "--image", "x", "--target", "127.0.0.1:1", "--start-in", "1s"}, "--start-in 1s"},
+		{[]string{"--shards", "2", "--image", "x", "--target", "127.0.0.1:1", "--start-at", "2026-12-02T15:00:00Z"}, "--start-at: the manifests set it"},
+		{[]string{"--shards", "2", "--image", "x", "--target", "127.0.0.1:1", "--rate", "-1"}, "--rate -1"},
+		{[]string{"--shards", "2", "--image", "x", "--target", "127.0.0.1:1", "--target-nofile", "100"}, "--target-nofile describes the built-in target"},
+		{[]string{"--shards", "2", "--image", "x", "--target", "127.0.0.1:1", "--connections", "200000"}, "want --shards 4 or more"},
+	} {
+		_, errOut, code := cli(t, append([]string{"k8s"}, tc.args...)...)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("k8s %v: exit %d, %q: want 2 and %q", tc.args, code, errOut, tc.want)
 		}
 	}
 }
