@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 func config(shards, conns int) Config {
 	now := time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC)
 	return Config{Name: "connlimit-10m", Namespace: "load", Image: "registry.example/connlimit:1", Shards: shards, Connections: conns,
-		RunArgs: []string{"--target=10.0.0.10:443", "--allow-remote=true", "--probe=tls", "--hold=5m0s"},
+		RunArgs:   []string{"--target=10.0.0.10:443", "--allow-remote=true", "--probe=tls", "--hold=5m0s"},
 		MergeArgs: []string{"--expect-limit=none"}, StartAt: now.Add(2 * time.Minute), Now: now}
 }
 
