@@ -13,7 +13,7 @@ import (
 
 // shardOf builds shard k of n: a summary of attempts whose handshakes
 // took the given times, as a shard's run would write it.
-func shardOf(t *testing.T, k, n int, lat []time.Duration, limit string, at int64, epoch time.Time) Summary {
+func shardOf(t testing.TB, k, n int, lat []time.Duration, limit string, at int64, epoch time.Time) Summary {
 	t.Helper()
 	a := loadgen.Attempts{}
 	for i, d := range lat {
@@ -201,5 +201,23 @@ func TestMergeRefuses(t *testing.T) {
 				t.Errorf("%v: want a MergeError with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// BenchmarkMerge100 merges 100 shard summaries of 10,000 handshakes each,
+// as decoded from their JSON: the work is in the histograms, whose size
+// does not grow with the connections.
+func BenchmarkMerge100(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 4))
+	epoch := time.Now()
+	shards := make([]Summary, 100)
+	for k := range shards {
+		shards[k] = shardOf(b, k, len(shards), randLat(r, 10_000), LimitNone, 0, epoch)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Merge(shards, names(len(shards))); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
