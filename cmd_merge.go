@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -23,6 +24,8 @@ import (
 var mergeRanges = map[string]string{
 	"json":            "a file path",
 	"csv":             "a file path",
+	"timeline":        "a file path",
+	"plot":            "a file name ending in .svg or .png",
 	"require-served":  "an integer from 0 up",
 	"expect-limit":    strings.Join(report.LimitWords(), ", "),
 	"max-connect-p99": "a duration above 0, such as 50ms",
@@ -45,6 +48,8 @@ func runMerge(args []string, stdin io.Reader, stdout io.Writer, env runEnv) erro
 	fs.SetOutput(io.Discard)
 	jsonPath := fs.String("json", "", "write the merged summary as JSON to FILE")
 	csvPath := fs.String("csv", "", "write every shard's CSV rows to FILE, with a shard column (each shard's --csv is read beside its JSON)")
+	timelinePath := fs.String("timeline", "", "write the shards' timelines on one clock to FILE (each shard's --timeline is read beside its JSON)")
+	plotPath := fs.String("plot", "", "draw the merged timeline to FILE (.svg or .png)")
 	requireServed := fs.Int("require-served", 0, "CI gate: exit 1 if fewer connections were served in all")
 	expectLimit := fs.String("expect-limit", "", "CI gate: exit 1 unless the merged first_limit is this verdict")
 	maxP99 := fs.Duration("max-connect-p99", 0, "CI gate: exit 1 if the merged connect latency p99 is above this")
@@ -64,6 +69,11 @@ func runMerge(args []string, stdin io.Reader, stdout io.Writer, env runEnv) erro
 		return usageErr("--expect-limit %q: want %s", *expectLimit, mergeRanges["expect-limit"])
 	case fs.Changed("max-connect-p99") && *maxP99 <= 0:
 		return usageErr("--max-connect-p99 %s: want %s", *maxP99, mergeRanges["max-connect-p99"])
+	}
+	if *plotPath != "" {
+		if _, err := report.PlotFormat(*plotPath); err != nil {
+			return usageErr("--plot: %v", err)
+		}
 	}
 	var shards []report.Summary
 	var names, dirs []string
@@ -95,23 +105,45 @@ func runMerge(args []string, stdin io.Reader, stdout io.Writer, env runEnv) erro
 	sum.Gates = gates.Check(sum)
 	// Every input is read and checked before a file is written: bad input
 	// leaves no partial report.
-	var csvs []shardCSV
+	var csvs, timelines []shardFile
 	if *csvPath != "" {
-		if csvs, err = shardCSVs(shards, names, dirs); err != nil {
+		if csvs, err = shardFiles(shards, names, dirs, "csv", func(s *report.ShardInfo) (string, int) { return s.CSV, s.CSVRows }); err != nil {
+			return runtimeErr(err)
+		}
+	}
+	var timeline []byte
+	if *timelinePath != "" || *plotPath != "" {
+		if timelines, err = shardFiles(shards, names, dirs, "timeline", func(s *report.ShardInfo) (string, int) { return s.Timeline, 0 }); err != nil {
+			return runtimeErr(err)
+		}
+		if timeline, err = mergeTimelines(shards, timelines); err != nil {
 			return runtimeErr(err)
 		}
 	}
 	if err := report.WriteText(stdout, sum); err != nil {
 		return err
 	}
-	if *jsonPath != "" {
-		if err := writeOutput(*jsonPath, env.temps, func(w io.Writer) error { return report.WriteJSON(w, sum) }); err != nil {
-			return runtimeErr(fmt.Errorf("--json %s: %w", *jsonPath, err))
+	for _, o := range []struct {
+		flag, path string
+		fill       func(io.Writer) error
+	}{
+		{"json", *jsonPath, func(w io.Writer) error { return report.WriteJSON(w, sum) }},
+		{"csv", *csvPath, func(w io.Writer) error { return mergeCSV(w, csvs) }},
+		{"timeline", *timelinePath, func(w io.Writer) error { _, err := w.Write(timeline); return err }},
+		{"plot", *plotPath, func(w io.Writer) error {
+			pts, err := report.ReadTimeline(bytes.NewReader(timeline))
+			if err != nil {
+				return err
+			}
+			format, _ := report.PlotFormat(*plotPath)
+			return report.WritePlot(w, format, pts, report.ChartOf(sum))
+		}},
+	} {
+		if o.path == "" {
+			continue
 		}
-	}
-	if *csvPath != "" {
-		if err := writeOutput(*csvPath, env.temps, func(w io.Writer) error { return mergeCSV(w, csvs) }); err != nil {
-			return runtimeErr(fmt.Errorf("--csv %s: %w", *csvPath, err))
+		if err := writeOutput(o.path, env.temps, o.fill); err != nil {
+			return runtimeErr(fmt.Errorf("--%s %s: %w", o.flag, o.path, err))
 		}
 	}
 	if report.Failed(sum.Gates) {
@@ -156,31 +188,61 @@ func readShards(r io.Reader, name string) ([]report.Summary, []string, error) {
 	return out, names, nil
 }
 
-// shardCSV is one shard's CSV and the rows its summary says it has.
-type shardCSV struct {
+// shardFile is one shard's CSV or timeline, and the rows its summary says
+// it has (0: not counted).
+type shardFile struct {
 	path string
 	rows int
 }
 
-// shardCSVs finds each shard's CSV, in shard order, beside its summary.
-func shardCSVs(shards []report.Summary, names, dirs []string) ([]shardCSV, error) {
-	paths := make([]shardCSV, len(shards))
+// shardFiles finds each shard's file of a kind, in shard order, beside its
+// summary, by the name the summary records.
+func shardFiles(shards []report.Summary, names, dirs []string, kind string, of func(*report.ShardInfo) (string, int)) ([]shardFile, error) {
+	out := make([]shardFile, len(shards))
 	for i, s := range shards {
-		if s.Shard.CSV == "" {
-			return nil, fmt.Errorf("--csv: %s wrote no CSV (run each shard with --csv)", names[i])
+		name, rows := of(s.Shard)
+		if name == "" {
+			return nil, fmt.Errorf("--%s: %s wrote no %s (run each shard with --%s)", kind, names[i], kind, kind)
 		}
-		p := filepath.Join(dirs[i], s.Shard.CSV)
+		p := filepath.Join(dirs[i], name)
 		if _, err := os.Stat(p); err != nil {
-			return nil, fmt.Errorf("--csv: shard %d's CSV: %w", s.Shard.Index, err)
+			return nil, fmt.Errorf("--%s: shard %d's %s: %w", kind, s.Shard.Index, kind, err)
 		}
-		paths[s.Shard.Index] = shardCSV{p, s.Shard.CSVRows}
+		out[s.Shard.Index] = shardFile{p, rows}
 	}
-	return paths, nil
+	return out, nil
+}
+
+// mergeTimelines puts the shards' timelines on one clock, in memory: a
+// timeline has a row per --interval, not per connection.
+func mergeTimelines(shards []report.Summary, files []shardFile) ([]byte, error) {
+	in := make([]report.ShardTimeline, len(files))
+	var interval time.Duration
+	for _, s := range shards {
+		began, err := time.Parse(time.RFC3339Nano, s.Shard.Began)
+		if err != nil {
+			return nil, fmt.Errorf("--timeline: shard %d: began %q: want an RFC 3339 time", s.Shard.Index, s.Shard.Began)
+		}
+		f, err := os.Open(files[s.Shard.Index].path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		in[s.Shard.Index] = report.ShardTimeline{Name: files[s.Shard.Index].path, Began: began, R: f}
+		if d := time.Duration(s.Shard.IntervalS * float64(time.Second)); interval == 0 || d < interval {
+			interval = d
+		}
+	}
+	var b bytes.Buffer
+	if err := report.MergeTimelines(&b, in, interval); err != nil {
+		return nil, fmt.Errorf("--timeline: %w", err)
+	}
+	return b.Bytes(), nil
 }
 
 // mergeCSV streams the shards' CSVs into one, a shard column last; a CSV
 // whose header differs from the first, or cut short, is an error.
-func mergeCSV(w io.Writer, csvs []shardCSV) error {
+func mergeCSV(w io.Writer, csvs []shardFile) error {
 	cw := csv.NewWriter(w)
 	var header []string
 	for i, sc := range csvs {

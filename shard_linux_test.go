@@ -70,7 +70,8 @@ func TestShardsMerged(t *testing.T) {
 		js := filepath.Join(dir, fmt.Sprintf("shard-%d.json", i))
 		jsons = append(jsons, js)
 		cmd := shardCmd(i, &outs[i], append(slices.Clone(run), "--shards", strconv.Itoa(S), "--start-at", at,
-			"--json", js, "--csv", filepath.Join(dir, fmt.Sprintf("shard-%d.csv", i)), "--shard-out", "-")...)
+			"--json", js, "--csv", filepath.Join(dir, fmt.Sprintf("shard-%d.csv", i)), "--shard-out", "-",
+			"--timeline", filepath.Join(dir, fmt.Sprintf("shard-%d.timeline.csv", i)))...)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -82,8 +83,8 @@ func TestShardsMerged(t *testing.T) {
 		}
 	}
 
-	mj, mcsv := filepath.Join(dir, "merged.json"), filepath.Join(dir, "merged.csv")
-	out, errOut, code := cli(t, append(append([]string{"merge"}, jsons...), "--json", mj, "--csv", mcsv)...)
+	mj, mcsv, mtl, mplot := filepath.Join(dir, "merged.json"), filepath.Join(dir, "merged.csv"), filepath.Join(dir, "merged.timeline.csv"), filepath.Join(dir, "merged.svg")
+	out, errOut, code := cli(t, append(append([]string{"merge"}, jsons...), "--json", mj, "--csv", mcsv, "--timeline", mtl, "--plot", mplot)...)
 	if code != 0 {
 		t.Fatalf("merge: exit %d\n%s%s", code, out, errOut)
 	}
@@ -126,6 +127,20 @@ func TestShardsMerged(t *testing.T) {
 		t.Errorf("merged p99 %d µs, pooled samples' p99 %d µs: want within 0.1%%", m.ConnectLatencyUS.P99, p99)
 	}
 	t.Logf("merged p99 %d µs, pooled %d µs; %s at %d", m.ConnectLatencyUS.P99, p99, m.FirstLimit, m.FirstLimitAt)
+
+	// The timelines on one clock: the shards' attempts add up to the run's.
+	tl := readCSV(t, mtl)
+	attempted := 0
+	for _, r := range tl[1:] {
+		n, _ := strconv.Atoi(r[1])
+		attempted = max(attempted, n)
+	}
+	if tl[0][1] != "attempted" || len(tl) < 10 || attempted != 500 {
+		t.Errorf("merged timeline: %d rows, at most %d attempted: want 500", len(tl), attempted)
+	}
+	if svg, err := os.ReadFile(mplot); err != nil || !bytes.Contains(svg, []byte("<svg")) {
+		t.Errorf("merged plot: %v", err)
+	}
 
 	// kubectl logs -l job-name=… | connlimit merge -: every pod's output in one stream.
 	var logs bytes.Buffer

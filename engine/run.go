@@ -61,7 +61,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 				Limits: report.Limits{Generator: nf, Sysctls: sysctls}, Probe: cfg.Probe,
 				Duration: time.Since(began), Interrupted: true, Err: err, Gates: cfg.Gates})
 			if cfg.Shard != nil {
-				sum.Shard = shardInfo(cfg, time.Now(), loadgen.Attempts{}, 0)
+				sum.Shard = shardInfo(cfg, began, time.Now(), loadgen.Attempts{}, 0)
 			}
 			if werr := errors.Join(report.WriteText(stdout, sum), writeReports(cfg, outs, sum, nil, loadgen.Attempts{}, nil), shardLine(cfg, stdout, sum)); werr != nil {
 				return werr
@@ -222,7 +222,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		Payload: cfg.Payload, MSSAsked: cfg.MSS, Died: deathOf(runErr),
 	})
 	if cfg.Shard != nil {
-		sum.Shard = shardInfo(cfg, gen.Epoch(), gen.Attempts(), late)
+		sum.Shard = shardInfo(cfg, began, gen.Epoch(), gen.Attempts(), late)
 	}
 	// The summary first: whatever happens to the files, what was measured is on stdout.
 	textErr := report.WriteText(stdout, sum)

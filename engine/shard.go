@@ -38,10 +38,14 @@ func startAt(ctx context.Context, gen load, at time.Time) (late time.Duration, e
 
 // shardInfo is the shard's part of its summary: its ramp in wall-clock
 // time and its latencies as a histogram merge can add up exactly.
-func shardInfo(cfg *Config, epoch time.Time, a loadgen.Attempts, late time.Duration) *report.ShardInfo {
+func shardInfo(cfg *Config, began, epoch time.Time, a loadgen.Attempts, late time.Duration) *report.ShardInfo {
 	sh := cfg.Shard
 	info := &report.ShardInfo{Run: sh.Run, Index: sh.Index, Count: sh.Count, Host: sh.Host,
-		TotalConnections: sh.TotalConnections, TotalRate: sh.TotalRate, LateS: late.Seconds()}
+		TotalConnections: sh.TotalConnections, TotalRate: sh.TotalRate, LateS: late.Seconds(),
+		Began: report.FormatTime(began), IntervalS: cfg.Interval.Seconds()}
+	if cfg.Timeline != "" {
+		info.Timeline = filepath.Base(cfg.Timeline)
+	}
 	if !sh.StartAt.IsZero() {
 		info.StartAt = report.FormatTime(sh.StartAt)
 	}
@@ -89,6 +93,7 @@ func emptyShard(cfg *Config, env Env) error {
 	defer outs.abort()
 	sum := report.Build(report.Input{GeneratorID: os.Getpid(), Probe: cfg.Probe, Gates: cfg.Gates})
 	sum.TargetAddr = cfg.Target
-	sum.Shard = shardInfo(cfg, time.Now(), loadgen.Attempts{}, 0)
+	now := time.Now()
+	sum.Shard = shardInfo(cfg, now, now, loadgen.Attempts{}, 0)
 	return errors.Join(report.WriteText(env.Stdout, sum), writeReports(cfg, outs, sum, nil, loadgen.Attempts{}, nil), shardLine(cfg, env.Stdout, sum))
 }

@@ -77,15 +77,17 @@ func TestOutputFIFO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	o, err := CreateOutput(fifo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read only once the writer is open: before, a read finds no writer,
+	// ends at EOF and closes the reader (CI saw ENXIO from that race).
 	go func() {
 		defer r.Close()
 		b, _ := io.ReadAll(r)
 		got <- string(b)
 	}()
-	o, err := CreateOutput(fifo, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	o.WriteString("report\n")
 	if err := o.Commit(); err != nil {
 		t.Fatal(err)

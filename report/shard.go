@@ -40,6 +40,12 @@ type ShardInfo struct {
 	// reads it beside the shard's JSON.
 	CSV     string `json:"csv,omitempty"`
 	CSVRows int    `json:"csv_rows,omitempty"`
+	// Timeline is its --timeline file by name, whose elapsed_s counts from
+	// Began (RFC 3339) every IntervalS: merge --timeline puts the shards'
+	// on one clock.
+	Timeline  string  `json:"timeline,omitempty"`
+	Began     string  `json:"began"`
+	IntervalS float64 `json:"interval_s"`
 }
 
 // Histogram bounds: 1 µs to an hour, 3 significant digits.
