@@ -69,7 +69,9 @@ func TestShardsMerged(t *testing.T) {
 	for i := range S {
 		js := filepath.Join(dir, fmt.Sprintf("shard-%d.json", i))
 		jsons = append(jsons, js)
-		cmd := shardCmd(i, &outs[i], append(slices.Clone(run), "--shards", strconv.Itoa(S), "--start-at", at,
+		// A hold past the spread of the ramps: a shard that closed early
+		// would free the target's slots for another's queue.
+		cmd := shardCmd(i, &outs[i], append(slices.Clone(run), "--hold", "3s", "--shards", strconv.Itoa(S), "--start-at", at,
 			"--json", js, "--csv", filepath.Join(dir, fmt.Sprintf("shard-%d.csv", i)), "--shard-out", "-",
 			"--timeline", filepath.Join(dir, fmt.Sprintf("shard-%d.timeline.csv", i)))...)
 		if err := cmd.Start(); err != nil {

@@ -61,7 +61,8 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 				Limits: report.Limits{Generator: nf, Sysctls: sysctls}, Probe: cfg.Probe,
 				Duration: time.Since(began), Interrupted: true, Err: err, Gates: cfg.Gates})
 			if cfg.Shard != nil {
-				sum.Shard = shardInfo(cfg, began, time.Now(), loadgen.Attempts{}, 0)
+				now := time.Now()
+				sum.Shard = shardInfo(cfg, began, now, now, loadgen.Attempts{}, 0)
 			}
 			if werr := errors.Join(report.WriteText(stdout, sum), writeReports(cfg, outs, sum, nil, loadgen.Attempts{}, nil), shardLine(cfg, stdout, sum)); werr != nil {
 				return werr
@@ -161,6 +162,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		runErr = gen.Hold(runCtx, cfg.Hold) // even 0: it reads the resets that already came
 		sampler.holdEnd.Store(0)
 	}
+	holdEnded := time.Now()
 	// The queue and the processes as they stand, before teardown empties them.
 	holdEnd := sampler.kernelSample()
 	var rulesMoved []limits.FilterRule
@@ -222,7 +224,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		Payload: cfg.Payload, MSSAsked: cfg.MSS, Died: deathOf(runErr),
 	})
 	if cfg.Shard != nil {
-		sum.Shard = shardInfo(cfg, began, gen.Epoch(), gen.Attempts(), late)
+		sum.Shard = shardInfo(cfg, began, gen.Epoch(), holdEnded, gen.Attempts(), late)
 	}
 	// The summary first: whatever happens to the files, what was measured is on stdout.
 	textErr := report.WriteText(stdout, sum)

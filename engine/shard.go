@@ -38,11 +38,11 @@ func startAt(ctx context.Context, gen load, at time.Time) (late time.Duration, e
 
 // shardInfo is the shard's part of its summary: its ramp in wall-clock
 // time and its latencies as a histogram merge can add up exactly.
-func shardInfo(cfg *Config, began, epoch time.Time, a loadgen.Attempts, late time.Duration) *report.ShardInfo {
+func shardInfo(cfg *Config, began, epoch, holdEnd time.Time, a loadgen.Attempts, late time.Duration) *report.ShardInfo {
 	sh := cfg.Shard
 	info := &report.ShardInfo{Run: sh.Run, Index: sh.Index, Count: sh.Count, Host: sh.Host,
 		TotalConnections: sh.TotalConnections, TotalRate: sh.TotalRate, LateS: late.Seconds(),
-		Began: report.FormatTime(began), IntervalS: cfg.Interval.Seconds()}
+		Began: report.FormatTime(began), IntervalS: cfg.Interval.Seconds(), HoldEnd: report.FormatTime(holdEnd)}
 	if cfg.Timeline != "" {
 		info.Timeline = filepath.Base(cfg.Timeline)
 	}
@@ -94,6 +94,6 @@ func emptyShard(cfg *Config, env Env) error {
 	sum := report.Build(report.Input{GeneratorID: os.Getpid(), Probe: cfg.Probe, Gates: cfg.Gates})
 	sum.TargetAddr = cfg.Target
 	now := time.Now()
-	sum.Shard = shardInfo(cfg, now, now, loadgen.Attempts{}, 0)
+	sum.Shard = shardInfo(cfg, now, now, now, loadgen.Attempts{}, 0)
 	return errors.Join(report.WriteText(env.Stdout, sum), writeReports(cfg, outs, sum, nil, loadgen.Attempts{}, nil), shardLine(cfg, env.Stdout, sum))
 }

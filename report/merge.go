@@ -44,6 +44,10 @@ type MergeInfo struct {
 	StartSpreadS float64 `json:"start_spread_s"`
 	// LatencyPrecision is the relative error of the merged percentiles.
 	LatencyPrecision float64 `json:"latency_precision"`
+	// ReleasedEarly says a shard closed its connections before another's
+	// ramp had ended: the target could then serve that one's from its
+	// queue, and the sum may exceed what it holds at once. "" when not.
+	ReleasedEarly string `json:"released_early,omitempty"`
 }
 
 // MergeError is a set of shards that do not make one run: missing,
@@ -175,6 +179,7 @@ func merge(in []*Summary) (Summary, error) {
 		out.Shards[i].StartOffsetS = start.Sub(earliest).Seconds()
 		m.StartSpreadS = max(m.StartSpreadS, out.Shards[i].StartOffsetS)
 	}
+	m.ReleasedEarly = releasedEarly(in)
 	span := latest.Sub(earliest)
 	out.Generator.ConnectSpanS = span.Seconds()
 	if span > 0 {
@@ -265,4 +270,32 @@ func shardList(ks []int) string {
 		return "shard " + s[0]
 	}
 	return "shards " + strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
+}
+
+// releasedEarly names the first shard to close its connections when that
+// was before the last shard's ramp ended.
+func releasedEarly(in []*Summary) string {
+	first, last := -1, -1
+	var firstEnd, lastRamp time.Time
+	for k, s := range in {
+		if s.Shard.RampStart == "" {
+			continue
+		}
+		hold, err1 := time.Parse(time.RFC3339Nano, s.Shard.HoldEnd)
+		ramp, err2 := time.Parse(time.RFC3339Nano, s.Shard.RampEnd)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if first < 0 || hold.Before(firstEnd) {
+			first, firstEnd = k, hold
+		}
+		if last < 0 || ramp.After(lastRamp) {
+			last, lastRamp = k, ramp
+		}
+	}
+	if first < 0 || !firstEnd.Before(lastRamp) || first == last {
+		return ""
+	}
+	return fmt.Sprintf("shard %d closed its connections %s before shard %d's ramp ended: the target could serve that one's from its queue, so the counts may exceed what it holds at once; give a --hold longer than the ramps' spread",
+		first, lastRamp.Sub(firstEnd).Round(time.Millisecond), last)
 }

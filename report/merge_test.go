@@ -35,6 +35,7 @@ func shardOf(t testing.TB, k, n int, lat []time.Duration, limit string, at int64
 			last = max(last, r.Start+r.Connect)
 		}
 		s.Shard.RampStart, s.Shard.RampEnd = FormatTime(epoch), FormatTime(epoch.Add(last))
+		s.Shard.HoldEnd = FormatTime(epoch.Add(last + time.Second))
 	}
 	return s
 }
@@ -169,6 +170,23 @@ func TestMergeVerdict(t *testing.T) {
 				t.Errorf("%s at %d, %q: want %s at %d, %q", m.FirstLimit, m.FirstLimitAt, m.FirstLimitValue, tc.limit, tc.at, tc.value)
 			}
 		})
+	}
+}
+
+// A shard that closed before another's ramp ended is named: the target
+// could reuse its slots, and the sum may exceed what it holds at once.
+func TestMergeReleasedEarly(t *testing.T) {
+	epoch := time.Now()
+	lat := []time.Duration{time.Millisecond}
+	a, b := shardOf(t, 0, 2, lat, LimitNone, 0, epoch), shardOf(t, 1, 2, lat, LimitNone, 0, epoch.Add(500*time.Millisecond))
+	m, _ := Merge([]Summary{a, b}, names(2))
+	if m.Merge.ReleasedEarly != "" {
+		t.Errorf("holds overlapping every ramp: %q", m.Merge.ReleasedEarly)
+	}
+	b = shardOf(t, 1, 2, lat, LimitNone, 0, epoch.Add(3*time.Second))
+	m, _ = Merge([]Summary{a, b}, names(2))
+	if !strings.Contains(m.Merge.ReleasedEarly, "shard 0 closed its connections 2s before shard 1's ramp ended") {
+		t.Errorf("shard 1 ramping 2 s after shard 0 closed: %q", m.Merge.ReleasedEarly)
 	}
 }
 

@@ -32,6 +32,10 @@ type ShardInfo struct {
 	// attempt and of the last completed handshake (RFC 3339, nanoseconds).
 	RampStart string `json:"ramp_start"`
 	RampEnd   string `json:"ramp_end"`
+	// HoldEnd is when it began closing its connections (RFC 3339): a shard
+	// that closes before another's ramp ends frees the target's slots for
+	// that one's connections.
+	HoldEnd string `json:"hold_end"`
 	// ConnectLatencyHDR is every handshake's time in microseconds as an
 	// HdrHistogram (V2 compressed, base64; 3 significant digits: a merged
 	// percentile is within 0.1% of the pooled samples' own).

@@ -466,6 +466,9 @@ func writeShards(p func(string, ...any), s Summary) {
 			fmt.Sprintf("%s at %d", r.FirstLimit, r.FirstLimitAt), 1000*r.StartOffsetS)
 	}
 	p("  ramps began within %.1f ms of each other (clock skew between hosts and late shards together)\n", 1000*m.StartSpreadS)
+	if m.ReleasedEarly != "" {
+		p("  WARNING: %s\n", m.ReleasedEarly)
+	}
 	for _, r := range s.Shards {
 		if r.LateS > 0 {
 			p("  shard %d started %.1f ms after --start-at\n", r.Index, 1000*r.LateS)
