@@ -26,6 +26,9 @@ var mergeRanges = map[string]string{
 	"csv":             "a file path",
 	"timeline":        "a file path",
 	"plot":            "a file name ending in .svg or .png",
+	"junit":           "a file path",
+	"prom":            "a file path",
+	"push":            "an http or https URL of a Pushgateway, such as http://127.0.0.1:9091",
 	"require-served":  "an integer from 0 up",
 	"expect-limit":    strings.Join(report.LimitWords(), ", "),
 	"max-connect-p99": "a duration above 0, such as 50ms",
@@ -50,6 +53,9 @@ func runMerge(args []string, stdin io.Reader, stdout io.Writer, env runEnv) erro
 	csvPath := fs.String("csv", "", "write every shard's CSV rows to FILE, with a shard column (each shard's --csv is read beside its JSON)")
 	timelinePath := fs.String("timeline", "", "write the shards' timelines on one clock to FILE (each shard's --timeline is read beside its JSON)")
 	plotPath := fs.String("plot", "", "draw the merged timeline to FILE (.svg or .png)")
+	junitPath := fs.String("junit", "", "write the merged run as JUnit XML to FILE: a testcase for the verdict and one per gate")
+	promPath := fs.String("prom", "", "write the merged figures in the Prometheus text format to FILE")
+	pushURL := fs.String("push", "", "push the merged figures to this Pushgateway URL (job connlimit, shard all)")
 	requireServed := fs.Int("require-served", 0, "CI gate: exit 1 if fewer connections were served in all")
 	expectLimit := fs.String("expect-limit", "", "CI gate: exit 1 unless the merged first_limit is this verdict")
 	maxP99 := fs.Duration("max-connect-p99", 0, "CI gate: exit 1 if the merged connect latency p99 is above this")
@@ -74,6 +80,9 @@ func runMerge(args []string, stdin io.Reader, stdout io.Writer, env runEnv) erro
 		if _, err := report.PlotFormat(*plotPath); err != nil {
 			return usageErr("--plot: %v", err)
 		}
+	}
+	if *pushURL != "" && !validPushURL(*pushURL) {
+		return usageErr("--push %q: want %s", *pushURL, mergeRanges["push"])
 	}
 	var shards []report.Summary
 	var names, dirs []string
@@ -123,6 +132,8 @@ func runMerge(args []string, stdin io.Reader, stdout io.Writer, env runEnv) erro
 	if err := report.WriteText(stdout, sum); err != nil {
 		return err
 	}
+	now := time.Now()
+	host, _ := os.Hostname()
 	for _, o := range []struct {
 		flag, path string
 		fill       func(io.Writer) error
@@ -138,6 +149,8 @@ func runMerge(args []string, stdin io.Reader, stdout io.Writer, env runEnv) erro
 			format, _ := report.PlotFormat(*plotPath)
 			return report.WritePlot(w, format, pts, report.ChartOf(sum))
 		}},
+		{"junit", *junitPath, func(w io.Writer) error { return report.WriteJUnit(w, sum, host, now) }},
+		{"prom", *promPath, func(w io.Writer) error { return report.WriteProm(w, report.NewPromRegistry(&sum, now)) }},
 	} {
 		if o.path == "" {
 			continue
@@ -145,6 +158,9 @@ func runMerge(args []string, stdin io.Reader, stdout io.Writer, env runEnv) erro
 		if err := writeOutput(o.path, env.temps, o.fill); err != nil {
 			return runtimeErr(fmt.Errorf("--%s %s: %w", o.flag, o.path, err))
 		}
+	}
+	if failed := report.Publish(report.PublishConfig{Push: *pushURL, StepSummary: os.Getenv("GITHUB_STEP_SUMMARY"), Host: host}, &sum, now); len(failed) > 0 {
+		return runtimeErr(errors.New(strings.Join(failed, "\nconnlimit: ")))
 	}
 	if report.Failed(sum.Gates) {
 		return &engine.GateError{Gates: sum.Gates}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -41,6 +42,9 @@ type runConfig struct {
 	Timeline string
 	JSON     string
 	Plot     string
+	JUnit    string
+	Prom     string
+	Push     string
 	Interval time.Duration
 	Quiet    bool
 
@@ -115,6 +119,7 @@ var runRanges = withShardRanges(withBehaviorRanges(map[string]string{
 	"require-served":   "an integer from 0 to --connections",
 	"expect-limit":     strings.Join(report.LimitWords(), ", "),
 	"max-connect-p99":  "a duration above 0, such as 50ms",
+	"push":             "an http or https URL of a Pushgateway, such as http://127.0.0.1:9091",
 }))
 
 func withShardRanges(m map[string]string) map[string]string {
@@ -195,6 +200,9 @@ func runFlags(cfg *runConfig) *pflag.FlagSet {
 	fs.StringVar(&cfg.Timeline, "timeline", "", "write one row per --interval to this CSV file")
 	fs.StringVar(&cfg.JSON, "json", "", "write the summary as JSON to this file")
 	fs.StringVar(&cfg.Plot, "plot", "", "draw the run to this file (.svg or .png)")
+	fs.StringVar(&cfg.JUnit, "junit", "", "write the run as JUnit XML to this file: a testcase for the verdict and one per gate")
+	fs.StringVar(&cfg.Prom, "prom", "", "write the run's figures in the Prometheus text format to this file (for node_exporter's textfile collector)")
+	fs.StringVar(&cfg.Push, "push", "", "push the run's figures to this Pushgateway URL (job connlimit, grouped by instance and shard)")
 	fs.StringVar(&cfg.SourceIPs, "source-ips", "", "bind client sockets to these source addresses in turn (IP_BIND_ADDRESS_NO_PORT): each gets its own ephemeral ports")
 	fs.BoolVar(&cfg.SkipMemoryCheck, "skip-memory-check", false, "run even if the connections look too many for MemAvailable or fs.file-max")
 	fs.BoolVar(&cfg.Forward, "forward", false, "put a TCP port forwarder (connlimit forward) between the generator and the built-in target")
@@ -359,6 +367,9 @@ func (c *runConfig) engineConfig(changed func(string) bool) (engine.Config, erro
 			return ec, usageErr("--plot: %v", err)
 		}
 	}
+	if c.Push != "" && !validPushURL(c.Push) {
+		return ec, usageErr("--push %q: want %s", c.Push, runRanges["push"])
+	}
 	probe := c.Probe
 	if changed("payload") && probe == "" {
 		probe = "echo" // a payload is sent to be echoed
@@ -381,6 +392,7 @@ func (c *runConfig) engineConfig(changed func(string) bool) (engine.Config, erro
 		Connections: c.Connections, Rate: c.Rate, Hold: c.Hold, NoFile: c.NoFile, TargetPort: c.TargetPort, Behavior: behavior,
 		ConnectTimeout: ifSet("connect-timeout", c.ConnectTimeout), GreetingTimeout: ifSet("greeting-timeout", c.GreetingTimeout),
 		CSV: c.CSV, Timeline: c.Timeline, JSON: c.JSON, Plot: c.Plot, Interval: c.Interval, Quiet: c.Quiet,
+		JUnit: c.JUnit, Prom: c.Prom, Push: c.Push, StepSummary: os.Getenv("GITHUB_STEP_SUMMARY"),
 		Target: c.Target, TargetPIDs: c.TargetPIDs, AllowRemote: c.AllowRemote,
 		Probe: probe, Payload: c.Payload, MSS: c.MSS, HTTPPath: c.HTTPPath, TLSServerName: c.TLSServerName,
 		Gates:   report.Gates{RequireServed: c.RequireServed, HasRequireServed: changed("require-served"), ExpectLimit: c.ExpectLimit, MaxConnectP99: c.MaxConnectP99},
@@ -485,4 +497,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 		}
 	}
 	return engine.Run(ctx, ec, engine.Env{Exe: env.targetExe, ProcRoot: env.procRoot, Temps: env.temps, Stdout: stdout, Stderr: stderr})
+}
+
+// validPushURL accepts an http or https URL with a host.
+func validPushURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

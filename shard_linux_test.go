@@ -86,7 +86,9 @@ func TestShardsMerged(t *testing.T) {
 	}
 
 	mj, mcsv, mtl, mplot := filepath.Join(dir, "merged.json"), filepath.Join(dir, "merged.csv"), filepath.Join(dir, "merged.timeline.csv"), filepath.Join(dir, "merged.svg")
-	out, errOut, code := cli(t, append(append([]string{"merge"}, jsons...), "--json", mj, "--csv", mcsv, "--timeline", mtl, "--plot", mplot)...)
+	mjunit, mprom := filepath.Join(dir, "merged.xml"), filepath.Join(dir, "merged.prom")
+	out, errOut, code := cli(t, append(append([]string{"merge"}, jsons...), "--json", mj, "--csv", mcsv, "--timeline", mtl, "--plot", mplot,
+		"--junit", mjunit, "--prom", mprom, "--require-served", "1")...)
 	if code != 0 {
 		t.Fatalf("merge: exit %d\n%s%s", code, out, errOut)
 	}
@@ -129,6 +131,13 @@ func TestShardsMerged(t *testing.T) {
 		t.Errorf("merged p99 %d µs, pooled samples' p99 %d µs: want within 0.1%%", m.ConnectLatencyUS.P99, p99)
 	}
 	t.Logf("merged p99 %d µs, pooled %d µs; %s at %d", m.ConnectLatencyUS.P99, p99, m.FirstLimit, m.FirstLimitAt)
+
+	if x := readDoc(t, mjunit); !strings.Contains(x, `<testsuite name="connlimit merge of 4 shards, `+addr+`" tests="2" failures="0"`) {
+		t.Errorf("merged JUnit:\n%s", x)
+	}
+	if p := readDoc(t, mprom); !strings.Contains(p, `connlimit_attempts{outcome="served",shard="all",target="`+addr+`"} `+strconv.Itoa(single.Outcomes["served"])) {
+		t.Errorf("merged metrics:\n%s", p)
+	}
 
 	// The timelines on one clock: the shards' attempts add up to the run's.
 	tl := readCSV(t, mtl)

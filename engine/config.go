@@ -46,6 +46,11 @@ type Config struct {
 
 	// Report files; "" for none.
 	CSV, Timeline, JSON, Plot string
+	// JUnit and Prom are the run as JUnit XML and in the Prometheus text
+	// format; Push is a Pushgateway's URL to push the same metrics to;
+	// StepSummary is a file the run's Markdown summary is appended to
+	// (GitHub's $GITHUB_STEP_SUMMARY). "" for none.
+	JUnit, Prom, Push, StepSummary string
 	Interval                  time.Duration // sampling interval; at least 10ms
 	Quiet                     bool          // no progress display, no notes on stderr
 

@@ -8,7 +8,7 @@ import (
 
 // outputs are the report files, created before the run and committed after.
 type outputs struct {
-	csv, timeline, json, plot, shard *report.Output
+	csv, timeline, json, plot, shard, junit, prom *report.Output
 }
 
 // outputFlags are the report paths by flag, in the order they are written.
@@ -17,7 +17,7 @@ func (c *Config) outputFlags() []struct{ flag, path string } {
 	if shard == "-" {
 		shard = "" // stdout
 	}
-	return []struct{ flag, path string }{{"csv", c.CSV}, {"timeline", c.Timeline}, {"json", c.JSON}, {"plot", c.Plot}, {"shard-out", shard}}
+	return []struct{ flag, path string }{{"csv", c.CSV}, {"timeline", c.Timeline}, {"json", c.JSON}, {"plot", c.Plot}, {"shard-out", shard}, {"junit", c.JUnit}, {"prom", c.Prom}}
 }
 
 // checkDistinct refuses two report flags that name one file, however spelt
@@ -40,7 +40,7 @@ func openOutputs(c *Config, temps *report.Temps) (*outputs, error) {
 		return nil, err
 	}
 	o := &outputs{}
-	dsts := []**report.Output{&o.csv, &o.timeline, &o.json, &o.plot, &o.shard}
+	dsts := []**report.Output{&o.csv, &o.timeline, &o.json, &o.plot, &o.shard, &o.junit, &o.prom}
 	for i, f := range c.outputFlags() {
 		if f.path == "" {
 			continue
@@ -60,7 +60,7 @@ func openOutputs(c *Config, temps *report.Temps) (*outputs, error) {
 
 func (o *outputs) all() []*report.Output {
 	var all []*report.Output
-	for _, out := range []*report.Output{o.csv, o.timeline, o.json, o.plot, o.shard} {
+	for _, out := range []*report.Output{o.csv, o.timeline, o.json, o.plot, o.shard, o.junit, o.prom} {
 		if out != nil {
 			all = append(all, out)
 		}

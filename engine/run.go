@@ -431,6 +431,11 @@ func writeReports(cfg *Config, outs *outputs, sum report.Summary, addrs []netip.
 	})
 	write("json", outs.json, func() error { return report.WriteJSON(outs.json, sum) })
 	write("shard-out", outs.shard, func() error { return report.WriteJSONLine(outs.shard, sum) })
+	now := time.Now()
+	host, _ := os.Hostname()
+	write("junit", outs.junit, func() error { return report.WriteJUnit(outs.junit, sum, host, now) })
+	write("prom", outs.prom, func() error { return report.WriteProm(outs.prom, report.NewPromRegistry(&sum, now)) })
+	failed = append(failed, report.Publish(report.PublishConfig{Push: cfg.Push, StepSummary: cfg.StepSummary, Host: host}, &sum, now)...)
 	if len(failed) > 0 {
 		return errors.New(strings.Join(failed, "\nconnlimit: "))
 	}

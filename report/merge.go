@@ -186,6 +186,7 @@ func merge(in []*Summary) (Summary, error) {
 		out.ConnectRatePerS = float64(out.Generator.Connected) / span.Seconds()
 	}
 	out.ConnectLatencyUS = HistLatency(hist, out.ConnectLatencyUS.Max)
+	out.latency = hist
 	for k, n := range reasons {
 		out.Reasons = append(out.Reasons, Reason{Outcome: k[0], Reason: k[1], Count: n})
 	}

@@ -69,10 +69,15 @@ func LatencyHist(a loadgen.Attempts) *hdrhistogram.Histogram {
 	h := NewLatencyHist()
 	for i := range a.Results {
 		if c := a.Results[i].Connect; c > 0 {
-			_ = h.RecordValue(min(max(micros(c), hdrLowest), hdrHighest))
+			record(h, c)
 		}
 	}
 	return h
+}
+
+// record adds a handshake time, clamped to the histogram's range.
+func record(h *hdrhistogram.Histogram, d time.Duration) {
+	_ = h.RecordValue(min(max(micros(d), hdrLowest), hdrHighest))
 }
 
 // EncodeHist is h in HdrHistogram's V2 compressed form, base64.

@@ -5,6 +5,8 @@
 package report
 
 import (
+	"github.com/HdrHistogram/hdrhistogram-go"
+
 	"encoding/json"
 	"fmt"
 	"io"
@@ -132,8 +134,9 @@ type Summary struct {
 	Shards []ShardRow `json:"shards,omitempty"`
 	Merge  *MergeInfo `json:"merge,omitempty"`
 
-	otherErrno   string // of the first attempt with outcome other, for the verdict's value
-	servedClosed int    // connections the target answered and closed later: a server reusing its slots
+	latency      *hdrhistogram.Histogram // every handshake's time; nil for a summary read from JSON
+	otherErrno   string                  // of the first attempt with outcome other, for the verdict's value
+	servedClosed int                     // connections the target answered and closed later: a server reusing its slots
 }
 
 // Segments summarises TCP_INFO over the connections whose payload came back.
@@ -455,6 +458,10 @@ func Build(in Input) Summary {
 		}
 	}
 	s.Generator.Connected = len(lat)
+	s.latency = NewLatencyHist()
+	for _, d := range lat {
+		record(s.latency, d)
+	}
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		pct := func(p int) int64 { return micros(lat[(len(lat)*p+99)/100-1]) }
