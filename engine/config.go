@@ -51,8 +51,8 @@ type Config struct {
 	// StepSummary is a file the run's Markdown summary is appended to
 	// (GitHub's $GITHUB_STEP_SUMMARY). "" for none.
 	JUnit, Prom, Push, StepSummary string
-	Interval                  time.Duration // sampling interval; at least 10ms
-	Quiet                     bool          // no progress display, no notes on stderr
+	Interval                       time.Duration // sampling interval; at least 10ms
+	Quiet                          bool          // no progress display, no notes on stderr
 
 	Target      string // HOST:PORT of a running server; "" for the built-in target
 	TargetPIDs  []int  // the processes behind Target, when they cannot be found by socket inode
