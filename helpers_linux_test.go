@@ -180,6 +180,7 @@ func readSummary(t *testing.T, path string) summaryJSON {
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
+	validate(t, schemaFor(b), b)
 	return s
 }
 

@@ -53,6 +53,7 @@ func inspect(t *testing.T, args ...string) inspectJSON {
 	if err := json.Unmarshal(b, &in); err != nil {
 		t.Fatal(err)
 	}
+	validate(t, "inspect.schema.json", b)
 	return in
 }
 

@@ -97,6 +97,10 @@ func TestShardsMerged(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
+	validate(t, "summary.schema.json", b)
+	for _, js := range jsons {
+		validate(t, "shard.schema.json", []byte(readDoc(t, js)))
+	}
 	if !maps.Equal(m.Outcomes, single.Outcomes) || m.Attempted != 500 || m.FirstLimit != single.FirstLimit || m.FirstLimitAt != single.FirstLimitAt {
 		t.Errorf("merged: %s at %d, %v; one run: %s at %d, %v", m.FirstLimit, m.FirstLimitAt, m.Outcomes, single.FirstLimit, single.FirstLimitAt, single.Outcomes)
 	}
