@@ -23,6 +23,8 @@ var inspectRanges = map[string]string{
 	"watch":            "a duration from 1s to 24h, such as 30s",
 	"json":             "a file path, or - for stdout",
 	"require-headroom": "an integer from 1 to 1000000000",
+	"junit":            "a file path",
+	"prom":             "a file path",
 }
 
 const inspectUsage = `Usage: connlimit inspect HOST:PORT [flags]
@@ -42,6 +44,8 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer, en
 	pids := fs.IntSlice("pid", nil, "a process to read (repeatable); default: the processes holding the listener")
 	watch := fs.Duration("watch", 0, "refresh every second for this long, with the rate at which headroom shrinks")
 	jsonPath := fs.String("json", "", "write the inspection as JSON to FILE (- for stdout)")
+	junitPath := fs.String("junit", "", "write the inspection as JUnit XML to FILE: the nearest limit, and --require-headroom per process")
+	promPath := fs.String("prom", "", "write the headroom in the Prometheus text format to FILE (for node_exporter's textfile collector)")
 	require := fs.Int64("require-headroom", 0, "exit 1 when a process behind the port has fewer than N connections of headroom")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -98,6 +102,18 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer, en
 	if *jsonPath != "" {
 		if err := writeInspectJSON(*jsonPath, in, stdout, env.temps); err != nil {
 			return runtimeErr(err)
+		}
+	}
+	now := time.Now()
+	host, _ := os.Hostname()
+	if *junitPath != "" {
+		if err := writeOutput(*junitPath, env.temps, func(w io.Writer) error { return report.WriteInspectJUnit(w, in, *require, host, now) }); err != nil {
+			return runtimeErr(fmt.Errorf("--junit %s: %w", *junitPath, err))
+		}
+	}
+	if *promPath != "" {
+		if err := writeOutput(*promPath, env.temps, func(w io.Writer) error { return report.WriteProm(w, report.NewInspectPromRegistry(in, now)) }); err != nil {
+			return runtimeErr(fmt.Errorf("--prom %s: %w", *promPath, err))
 		}
 	}
 	if stopped != nil {

@@ -216,8 +216,29 @@ func TestInspectRequireHeadroom(t *testing.T) {
 	if _, errOut, code := cli(t, "inspect", addr, "--require-headroom", "10"); code != 0 {
 		t.Errorf("--require-headroom 10 with ~50 free: exit %d %s", code, errOut)
 	}
-	if _, errOut, code := cli(t, "inspect", addr, "--require-headroom", "100"); code != 1 {
+	dir := t.TempDir()
+	junit, prom := filepath.Join(dir, "i.xml"), filepath.Join(dir, "i.prom")
+	if _, errOut, code := cli(t, "inspect", addr, "--require-headroom", "100", "--junit", junit, "--prom", prom); code != 1 {
 		t.Errorf("--require-headroom 100 with ~50 free: exit %d %s, want 1", code, errOut)
+	}
+	// The same, for CI (JUnit) and for a cron feeding node_exporter (--prom).
+	if x := readDoc(t, junit); !strings.Contains(x, `failures="1"`) || !strings.Contains(x, `<failure message="gate --require-headroom failed: want at least 100 connections of headroom, got `) {
+		t.Errorf("JUnit:\n%s", x)
+	}
+	if !regexp.MustCompile(`connlimit_inspect_headroom_connections\{limit="target-fd-limit",name="[^"]+",pid="\d+",target="` + regexp.QuoteMeta(addr) + `"\} \d+`).MatchString(readDoc(t, prom)) {
+		t.Errorf("metrics:\n%s", readDoc(t, prom))
+	}
+	if xl, err := exec.LookPath("xmllint"); err == nil {
+		if out, err := exec.Command(xl, "--noout", "--schema", "report/testdata/junit-10.xsd", junit).CombinedOutput(); err != nil {
+			t.Errorf("xmllint: %v %s", err, out)
+		}
+	}
+	if pt, err := exec.LookPath("promtool"); err == nil {
+		c := exec.Command(pt, "check", "metrics")
+		c.Stdin = strings.NewReader(readDoc(t, prom))
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Errorf("promtool: %v %s", err, out)
+		}
 	}
 }
 
