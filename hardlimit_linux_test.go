@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/connlimit/connlimit/engine"
+	"github.com/connlimit/connlimit/internal/lowlimit"
+	"github.com/connlimit/connlimit/target"
 	"golang.org/x/sys/unix"
 )
 
@@ -115,5 +117,12 @@ func TestLimitsShowsInheritedSoftLimit(t *testing.T) {
 	procs := (1_000_000 + int(r.Max) - engine.GeneratorReserve - 1) / (int(r.Max) - engine.GeneratorReserve)
 	if k := engine.RampPerCPU * runtime.NumCPU(); procs > k && !strings.Contains(string(out), fmt.Sprintf("%d generator processes (%d connecting at once)", procs, k)) {
 		t.Errorf("limits output lacks the generators connecting at once for a million:\n%s", out)
+	}
+}
+
+// The start-up check and the built-in target agree on the least limit.
+func TestLowLimitMatchesTarget(t *testing.T) {
+	if lowlimit.MinNoFile != target.MinNoFile {
+		t.Errorf("lowlimit.MinNoFile %d, target.MinNoFile %d: want one figure", lowlimit.MinNoFile, target.MinNoFile)
 	}
 }

@@ -10,26 +10,17 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/connlimit/connlimit/limits"
+	// First: it stops a run under a hard limit too low to start, before
+	// any other package's init can open a descriptor (see its doc).
+	_ "github.com/connlimit/connlimit/internal/lowlimit"
 	"github.com/connlimit/connlimit/report"
-	"github.com/connlimit/connlimit/target"
 )
-
-// minNoFile is the least hard limit connlimit starts under: what the
-// built-in target needs, and more than the Go runtime's own few.
-const minNoFile = target.MinNoFile
 
 // stopSignals end a run with its report written: Ctrl-C, a kill, and a
 // hang-up (a closed terminal, a dropped ssh session).
 var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 
 func main() {
-	// Before anything opens a descriptor: under a hard limit of a few the Go
-	// runtime's own netpoller cannot start, and dies with a trace.
-	if nf, err := limits.ReadNoFile(); err == nil && nf.Hard < minNoFile {
-		fmt.Fprintf(os.Stderr, "connlimit: the hard RLIMIT_NOFILE is %d, below the %d descriptors connlimit needs for itself: raise it (as root: ulimit -Hn 1024; systemd: LimitNOFILE=)\n", nf.Hard, minNoFile)
-		os.Exit(exitRuntime)
-	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	temps := &report.Temps{}
 	sigs := make(chan os.Signal, 2)
