@@ -100,7 +100,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 			Targets: side.addrs, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
 			ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout,
 			Probe: worker.NewProbe(probe), MSS: cfg.MSS, Segments: cfg.Probe == "echo", Sources: cfg.Sources,
-			LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept",
+			LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept", Settle: settleQueued(cfg, kv, side),
 		})
 		if err != nil {
 			return err

@@ -77,6 +77,7 @@ type engine struct {
 	rsa      unix.RawSockaddrAny // getsockname's answer, reused: unix.Getsockname allocates two objects per call
 	interval time.Duration       // between attempt starts; 0 = no rate limit
 	paced    time.Duration       // when Open began, since g.start: the rate counts from here, not from an earlier epoch
+	settleAt time.Duration       // when Config.Settle may be asked next
 }
 
 // Open makes every attempt, waits for each to connect and satisfy the probe
@@ -178,6 +179,7 @@ func (e *engine) loop(ctx context.Context) error {
 		}
 		now = time.Since(g.start)
 		e.expire(now)
+		e.settle(now)
 		if e.next == len(g.results) && e.pending == 0 {
 			return nil
 		}
@@ -207,7 +209,48 @@ func (e *engine) wait(now time.Duration) time.Duration {
 		r := &g.results[e.replyQ.peek()]
 		wake = min(wake, r.Start+r.Connect+g.cfg.GreetingTimeout)
 	}
+	if e.settling() {
+		wake = min(wake, e.settleAt)
+	}
 	return max(wake-now, 0)
+}
+
+// settling says whether Config.Settle is to be asked: every attempt
+// started, none connecting, some waiting for an answer.
+func (e *engine) settling() bool {
+	g := e.g
+	return g.cfg.Settle != nil && e.next == len(g.results) && g.c.connecting.Load() == 0 && e.pending > 0
+}
+
+// settle asks Config.Settle whether the connections still waiting for an
+// answer will ever get one; if not they are Queued now.
+func (e *engine) settle(now time.Duration) {
+	if !e.settling() || now < e.settleAt {
+		return
+	}
+	e.settleAt = now + SettleEvery
+	g := e.g
+	var idx []int32
+	var waiting []Waiting
+	for _, i := range e.replyQ.q[e.replyQ.head:] {
+		r := &g.results[i]
+		if r.phase != phaseReply {
+			continue
+		}
+		local := r.Local
+		if !local.IsValid() {
+			local = e.localAddr(int(r.FD))
+		}
+		idx = append(idx, i)
+		waiting = append(waiting, Waiting{Local: local, Dst: int(r.Dst)})
+	}
+	if len(waiting) == 0 || !g.cfg.Settle(waiting) {
+		return
+	}
+	for _, i := range idx {
+		e.forget(i)
+		e.done(&g.results[i], Queued, 0)
+	}
 }
 
 // due is when the next attempt may start under the rate limit.

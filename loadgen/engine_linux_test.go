@@ -532,3 +532,42 @@ func BenchmarkJudgeGreeting(b *testing.B) {
 		}
 	}
 }
+
+// Config.Settle ends the wait for answers that cannot come: against a
+// listener that never accepts, with a greeting timeout of an hour, Open
+// returns once Settle says so, every connection Queued, and Settle was
+// shown each waiting connection by its own local address.
+func TestSettle(t *testing.T) {
+	for _, yesAfter := range []int{0, 3} {
+		addr := rawListener(t, 64)
+		calls := 0
+		var seen []Waiting
+		g, err := New(Config{Target: addr, Connections: 20, GreetingTimeout: time.Hour, LocalAddrs: yesAfter > 0,
+			Settle: func(w []Waiting) bool {
+				calls++
+				seen = w
+				return calls > yesAfter
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Open(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		got := count(t, g)
+		if got[Queued] != 20 || calls != yesAfter+1 || len(seen) != 20 {
+			t.Errorf("yes after %d calls: outcomes %v, %d calls, %d shown: want 20 queued", yesAfter, got, calls, len(seen))
+		}
+		locals := map[netip.AddrPort]bool{}
+		for _, w := range seen {
+			if !w.Local.IsValid() || w.Local.Port() == 0 || w.Dst != 0 {
+				t.Errorf("waiting %+v: want its local address and destination 0", w)
+			}
+			locals[w.Local] = true
+		}
+		if len(locals) != 20 {
+			t.Errorf("%d distinct local addresses, want 20", len(locals))
+		}
+		g.Close()
+	}
+}

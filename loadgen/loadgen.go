@@ -151,7 +151,23 @@ type Config struct {
 	// Counters, when set, is where the running totals are kept (zeroed
 	// memory the caller owns, such as a page its parent maps too).
 	Counters *Counters
+	// Settle, when set, is asked every SettleEvery once every attempt has
+	// started and none is still connecting, while some wait for the
+	// probe's answer: given their local addresses and destinations, true
+	// says none of them will be answered (they wait in the accept queue
+	// of a target that cannot accept), and they count as Queued at once
+	// instead of at GreetingTimeout.
+	Settle func(waiting []Waiting) bool
 }
+
+// Waiting is a connection that waits for the probe's answer.
+type Waiting struct {
+	Local netip.AddrPort
+	Dst   int // index into Config.Targets
+}
+
+// SettleEvery is how often Config.Settle is asked.
+const SettleEvery = 20 * time.Millisecond
 
 // SegInfo is what TCP_INFO says of one connection once its probe was answered.
 type SegInfo struct {
