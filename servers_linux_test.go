@@ -416,17 +416,22 @@ func startMariaDB(t *testing.T, bin string) (string, int) {
 }
 
 // mariadbPID reads the pid file startMariaDB asked for.
+// It waits for the number: mariadbd may listen before it has written the
+// file it created (CI once read it empty).
 func mariadbPID(t *testing.T, dir string) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "pid"))
-	if err != nil {
-		t.Fatal(err)
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var b []byte
+		if b, err = os.ReadFile(filepath.Join(dir, "pid")); err == nil {
+			var pid int
+			if pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+				return pid
+			}
+		}
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pid
+	t.Fatalf("mariadbd's pid file: %v", err)
+	return 0
 }
 
 // HAProxy in TCP mode with 256 descriptors in front of a roomy backend: a
