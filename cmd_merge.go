@@ -82,7 +82,7 @@ func runMerge(args []string, stdin io.Reader, stdout io.Writer, env runEnv) erro
 		}
 	}
 	if *pushURL != "" && !validPushURL(*pushURL) {
-		return usageErr("--push %q: want %s", *pushURL, mergeRanges["push"])
+		return usageErr("--push %q: want %s", report.RedactURL(*pushURL), mergeRanges["push"])
 	}
 	var shards []report.Summary
 	var names, dirs []string
@@ -172,9 +172,12 @@ func runMerge(args []string, stdin io.Reader, stdout io.Writer, env runEnv) erro
 // output (kubectl logs of every pod) whose JSON lines with a "shard" key
 // are shards' summaries, the rest skipped.
 func readShards(r io.Reader, name string) ([]report.Summary, []string, error) {
-	b, err := io.ReadAll(r)
+	b, err := io.ReadAll(io.LimitReader(r, maxMergeInput+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("merge %s: %w", name, err)
+	}
+	if len(b) > maxMergeInput {
+		return nil, nil, fmt.Errorf("merge %s: more than %d MiB: not shards' summaries or their logs", name, maxMergeInput>>20)
 	}
 	var one report.Summary
 	if err := json.Unmarshal(b, &one); err == nil {
@@ -186,7 +189,9 @@ func readShards(r io.Reader, name string) ([]report.Summary, []string, error) {
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	for n := 1; sc.Scan(); n++ {
 		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 || line[0] != '{' || !bytes.Contains(line, []byte(`"shard":`)) {
+		// A summary's line starts with its version (a cut one may have
+		// lost its shard key); other JSON lines must name a shard.
+		if len(line) == 0 || line[0] != '{' || !(bytes.HasPrefix(line, []byte(`{"schema_version":`)) || bytes.Contains(line, []byte(`"shard":`))) {
 			continue
 		}
 		var s report.Summary
@@ -204,6 +209,11 @@ func readShards(r io.Reader, name string) ([]report.Summary, []string, error) {
 	return out, names, nil
 }
 
+// maxMergeInput bounds one input of merge (merge /dev/zero must fail, not
+// fill the memory): a shard's summary is a few KiB, so this is the logs of
+// thousands of pods.
+const maxMergeInput = 64 << 20
+
 // shardFile is one shard's CSV or timeline, and the rows its summary says
 // it has (0: not counted).
 type shardFile struct {
@@ -219,6 +229,11 @@ func shardFiles(shards []report.Summary, names, dirs []string, kind string, of f
 		name, rows := of(s.Shard)
 		if name == "" {
 			return nil, fmt.Errorf("--%s: %s wrote no %s (run each shard with --%s)", kind, names[i], kind, kind)
+		}
+		// The name comes from the input: a file beside it, never a path
+		// that would read another file into the merged report.
+		if name != filepath.Base(name) || name == "." || name == ".." {
+			return nil, fmt.Errorf("--%s: %s names its %s %q: want a file name, no directory", kind, names[i], kind, name)
 		}
 		p := filepath.Join(dirs[i], name)
 		if _, err := os.Stat(p); err != nil {
@@ -267,7 +282,7 @@ func mergeCSV(w io.Writer, csvs []shardFile) error {
 		if err != nil {
 			return err
 		}
-		cr := csv.NewReader(bufio.NewReaderSize(f, 1<<16))
+		cr := csv.NewReader(bufio.NewReaderSize(report.LineLimit(f, report.MaxTimelineLine), 1<<16))
 		cr.ReuseRecord = true
 		h, err := cr.Read()
 		if err != nil {

@@ -368,7 +368,7 @@ func (c *runConfig) engineConfig(changed func(string) bool) (engine.Config, erro
 		}
 	}
 	if c.Push != "" && !validPushURL(c.Push) {
-		return ec, usageErr("--push %q: want %s", c.Push, runRanges["push"])
+		return ec, usageErr("--push %q: want %s", report.RedactURL(c.Push), runRanges["push"])
 	}
 	probe := c.Probe
 	if changed("payload") && probe == "" {

@@ -304,3 +304,49 @@ func TestK8sBadInput(t *testing.T) {
 		}
 	}
 }
+
+// merge reads inputs from elsewhere: a shard's JSON cannot make it read a
+// file outside its directory, an endless input fails instead of filling
+// the memory, a line cut short is named, and a --push password never
+// reaches a log.
+func TestMergeHostileInput(t *testing.T) {
+	noLeftovers(t)
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	startServer(t, port, targetExe(t), "target", "--listen", addr, "--nofile", "100")
+	dir := t.TempDir()
+	js, csvPath := filepath.Join(dir, "s.json"), filepath.Join(dir, "s.csv")
+	if _, errOut, code := cli(t, "run", "-q", "--target", addr, "--connections", "10", "--hold", "0s", "--shard", "0/1", "--json", js, "--csv", csvPath); code != 0 {
+		t.Fatalf("shard: exit %d %s", code, errOut)
+	}
+	var m map[string]any
+	json.Unmarshal([]byte(readDoc(t, js)), &m)
+	m["shard"].(map[string]any)["csv"] = "../../etc/passwd"
+	evil := filepath.Join(dir, "evil.json")
+	b, _ := json.Marshal(m)
+	os.WriteFile(evil, b, 0o644)
+	// A --shard-out line as a pod's log has it, cut off mid-way.
+	var lineBuf bytes.Buffer
+	json.Compact(&lineBuf, []byte(readDoc(t, js)))
+	line := lineBuf.Bytes()
+	cut := filepath.Join(dir, "cut.log")
+	os.WriteFile(cut, append([]byte("pod log line\n"), line[:len(line)/2]...), 0o644)
+	out := filepath.Join(dir, "merged.csv")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"merge", evil, "--csv", out}, `names its csv "../../etc/passwd": want a file name, no directory`},
+		{[]string{"merge", "/dev/zero"}, "more than 64 MiB"},
+		{[]string{"merge", cut}, "line 2: unexpected end of JSON input (a shard's line cut short?)"},
+		{[]string{"merge", js, "--push", "http://user:secret@127.0.0.1:1"}, "--push http://user:xxxxx@127.0.0.1:1: not pushed"},
+	} {
+		_, errOut, code := cli(t, tc.args...)
+		if code != 3 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "secret") {
+			t.Errorf("%v: exit %d, %q: want 3 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("merge refused, yet wrote %s", out)
+	}
+}

@@ -2,7 +2,9 @@ package report
 
 import (
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +29,7 @@ func Publish(c PublishConfig, s *Summary, at time.Time) []string {
 		err := push.New(c.Push, "connlimit").Grouping("instance", c.Host).Grouping("shard", shardLabel(s)).
 			Gatherer(promRegistry(s, at, prometheus.Labels{"target": s.TargetAddr})).Push()
 		if err != nil {
-			failed = append(failed, fmt.Sprintf("--push %s: not pushed: %v", c.Push, err))
+			failed = append(failed, fmt.Sprintf("--push %s: not pushed: %v", RedactURL(c.Push), redactErr(err, c.Push)))
 		}
 	}
 	if c.StepSummary != "" {
@@ -43,4 +45,17 @@ func Publish(c PublishConfig, s *Summary, at time.Time) []string {
 		}
 	}
 	return failed
+}
+
+// RedactURL is a URL with its password hidden: error lines end up in CI logs.
+func RedactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return "the --push URL"
+}
+
+// redactErr is err's text with the URL in it redacted.
+func redactErr(err error, raw string) string {
+	return strings.ReplaceAll(err.Error(), raw, RedactURL(raw))
 }

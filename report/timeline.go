@@ -195,6 +195,10 @@ func (ps *Points) Add(p Point) {
 	ps.seen++
 }
 
+// LineLimit is r failing once a line runs past max bytes: for CSV files
+// read from elsewhere (merge's shards').
+func LineLimit(r io.Reader, max int) io.Reader { return &lineLimit{r: r, max: max} }
+
 // lineLimit fails a read once a line runs past max bytes: csv.Reader would
 // otherwise buffer a file with no newline whole.
 type lineLimit struct {
