@@ -3,6 +3,8 @@ package limits
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -145,7 +147,7 @@ func flagValue(argv []string, name string) (string, bool) {
 // configValue is the last "key value" (sep ' ') or "key = value" (sep
 // '=') line of a config file, with a trailing # comment cut.
 func configValue(path, key string, sep byte) (string, bool) {
-	b, err := os.ReadFile(path)
+	b, err := readConfig(path)
 	if err != nil {
 		return "", false
 	}
@@ -173,4 +175,25 @@ func resolve(dir, p string) string {
 		return filepath.Join(dir, "root", p)
 	}
 	return filepath.Join(dir, "cwd", p)
+}
+
+// maxConfig bounds a config file read: the path comes from another
+// process's command line, which may name /dev/zero or a FIFO.
+const maxConfig = 4 << 20
+
+// readConfig reads a regular file of at most maxConfig bytes.
+func readConfig(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxConfig+1))
+	if err == nil && len(b) > maxConfig {
+		err = fmt.Errorf("%s: more than %d bytes", path, maxConfig)
+	}
+	return b, err
 }

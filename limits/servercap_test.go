@@ -32,6 +32,12 @@ func fakeServer(t *testing.T, comm string, argv []string, files map[string]strin
 	for p, s := range files {
 		write(filepath.Join(fs, p), s)
 	}
+	if err := os.MkdirAll(filepath.Join(fs, "dev"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(fs, "dev", "zero")); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Symlink(fs, filepath.Join(dir, "root")); err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +78,8 @@ func TestReadServerCap(t *testing.T) {
 		{"postgres config_file", "postgres", []string{"postgres", "-D", "/nodata", "-c", "config_file=/etc/pg.conf"},
 			map[string]string{"/etc/pg.conf": "max_connections=40\n"}, 1024, true, 37, "/etc/pg.conf"},
 		{"postgres unreadable number", "postgres", []string{"postgres", "-c", "max_connections=lots"}, nil, 1024, false, 0, ""},
+		// A path from another process's command line: never read whole.
+		{"redis config that is a device", "redis-server", []string{"redis-server", "/dev/zero"}, nil, 20000, true, 10000, "sets no maxclients"},
 		{"another server", "nginx", []string{"nginx: master process"}, nil, 1024, false, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
