@@ -26,6 +26,7 @@ type inspectJSON struct {
 		Limit       string `json:"limit"`
 		PID         int    `json:"pid"`
 		Connections int64  `json:"connections"`
+		Value       string `json:"value"`
 	} `json:"headroom"`
 	Processes []struct {
 		PID       int            `json:"pid"`
@@ -345,5 +346,25 @@ func TestInspectNotRoot(t *testing.T) {
 		if tc.note != "" && (len(in.Processes) != 0 || !strings.Contains(strings.Join(in.NotRead, "\n"), tc.note)) {
 			t.Errorf("root's server: processes %+v, not_read %q: want none, and %q", in.Processes, in.NotRead, tc.note)
 		}
+	}
+}
+
+// PostgreSQL's own cap, read from the postmaster's command line: its
+// max_connections is where a run with the postgres probe is refused
+// (53300, before logging in), the superusers' slots named beside it.
+func TestInspectPostgresCap(t *testing.T) {
+	noLeftovers(t)
+	bin, cred, dir, data := postgresCluster(t)
+	port := freePort(t)
+	startServerCmd(t, port, exec.Command(bin, "-D", data, "-p", strconv.Itoa(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
+		"-c", "max_connections=9", "-c", "superuser_reserved_connections=2", "-c", "fsync=off"), cred)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	in := inspect(t, addr)
+	if in.Headroom == nil || in.Headroom.Limit != "target-closed" || in.Headroom.Connections != 9 || !strings.Contains(in.Headroom.Value, "2 of them kept for superusers: an ordinary role is refused from 7 on") {
+		t.Fatalf("inspection %+v: want target-closed, 9 more, the 2 reserved named", in.Headroom)
+	}
+	s := runJSON(t, "--target", addr, "--probe", "postgres", "--connections", "20", "--rate", "100", "--hold", "500ms")
+	if s.FirstLimit != "target-closed" || s.FirstLimitAt != in.Headroom.Connections {
+		t.Errorf("run: %s at %d; inspect said %d more before target-closed", s.FirstLimit, s.FirstLimitAt, in.Headroom.Connections)
 	}
 }

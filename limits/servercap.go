@@ -73,11 +73,13 @@ func redisCap(argv []string, dir string, soft uint64) ServerCap {
 	return c
 }
 
-// postgresCap is max_connections less the slots kept for superusers
-// (superuser_reserved_connections, 3 by default) and, since 16,
-// reserved_connections: what an ordinary client gets before 53300. The
-// value is the last one set: postgresql.conf, then postgresql.auto.conf,
-// then -c or --name=value on the command line.
+// postgresCap is max_connections: where every client is refused, before it
+// logs in, with 53300 "sorry, too many clients already". The slots kept
+// for superusers (superuser_reserved_connections, 3 by default, and since
+// 16 reserved_connections) refuse an ordinary role sooner, but only after
+// it has authenticated: the source says how many. The value is the last
+// one set: postgresql.conf, then postgresql.auto.conf, then -c or
+// --name=value on the command line.
 func postgresCap(argv []string, dir string) (ServerCap, bool) {
 	vals := map[string]string{"max_connections": "100", "superuser_reserved_connections": "3", "reserved_connections": "0"}
 	src := "the defaults"
@@ -126,9 +128,10 @@ func postgresCap(argv []string, dir string) (ServerCap, bool) {
 		}
 		n[k] = x
 	}
-	free := max(n["max_connections"]-n["superuser_reserved_connections"]-n["reserved_connections"], 0)
-	return ServerCap{Server: "postgres", Setting: "max_connections", Cap: free,
-		Source: "max_connections " + vals["max_connections"] + " − " + strconv.FormatInt(n["superuser_reserved_connections"]+n["reserved_connections"], 10) + " reserved for superusers (" + src + ")"}, true
+	reserved := n["superuser_reserved_connections"] + n["reserved_connections"]
+	return ServerCap{Server: "postgres", Setting: "max_connections", Cap: n["max_connections"],
+		Source: src + "; " + strconv.FormatInt(reserved, 10) + " of them kept for superusers: an ordinary role is refused from " +
+			strconv.FormatInt(max(n["max_connections"]-reserved, 0), 10) + " on, once it has logged in"}, true
 }
 
 // flagValue is the argument after name, or name=value's value.
