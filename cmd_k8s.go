@@ -71,6 +71,18 @@ func runK8s(args []string, stdout io.Writer) error {
 			return usageErr("--%s: the manifests set it for every pod; drop it", n)
 		}
 	}
+	// A pod's files go with it, and its root is read-only: the shards'
+	// summaries come back through kubectl logs (--shard-out -).
+	for _, n := range []string{"json", "junit", "prom"} {
+		if fs.Changed(n) {
+			return usageErr("--%s: a pod's files vanish with it (and its root is read-only): its summary comes back through kubectl logs, and merge writes this report (connlimit merge - --%s FILE)", n, n)
+		}
+	}
+	for _, n := range []string{"csv", "timeline", "plot"} {
+		if fs.Changed(n) {
+			return usageErr("--%s: a pod's files vanish with it (and its root is read-only); the per-attempt CSV, the timeline and the chart are for shards run where their files stay (run --shard I/S --%s FILE, then merge)", n, n)
+		}
+	}
 	for _, n := range builtinOnly {
 		if fs.Changed(n) {
 			return usageErr("--%s describes the built-in target; shards run against --target", n)

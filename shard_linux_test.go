@@ -297,6 +297,7 @@ func TestK8sBadInput(t *testing.T) {
 		{[]string{"--shards", "2", "--image", "x", "--target", "127.0.0.1:1", "--rate", "-1"}, "--rate -1"},
 		{[]string{"--shards", "2", "--image", "x", "--target", "127.0.0.1:1", "--target-nofile", "100"}, "--target-nofile describes the built-in target"},
 		{[]string{"--shards", "2", "--image", "x", "--target", "127.0.0.1:1", "--connections", "200000"}, "want --shards 4 or more"},
+		{[]string{"--shards", "2", "--image", "x", "--target", "127.0.0.1:1", "--csv", "a.csv"}, "--csv: a pod's files vanish with it"},
 	} {
 		_, errOut, code := cli(t, append([]string{"k8s"}, tc.args...)...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {

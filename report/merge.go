@@ -80,6 +80,9 @@ func Merge(shards []Summary, names []string) (Summary, error) {
 		case sh == nil:
 			problems = append(problems, names[i]+": not a shard's summary (run with --shard or --shards)")
 			continue
+		case shards[i].SchemaVersion != SchemaVersion:
+			problems = append(problems, fmt.Sprintf("%s: schema_version %d, this connlimit merges %d: merge with the connlimit that wrote it", names[i], shards[i].SchemaVersion, SchemaVersion))
+			continue
 		case first < 0:
 			first = i
 		}

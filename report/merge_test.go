@@ -211,6 +211,7 @@ func TestMergeRefuses(t *testing.T) {
 		{"another shard count", []Summary{s(0, 2, "r"), s(1, 3, "r")}, "s1: shard 1/3 of run r, not of run r (2 shards)"},
 		{"not a shard", []Summary{s(0, 1, "r"), plain}, "s1: not a shard's summary"},
 		{"none", nil, "no shard summaries given"},
+		{"another schema version", func() []Summary { x := s(0, 1, "r"); x.SchemaVersion = 2; return []Summary{x} }(), "s0: schema_version 2, this connlimit merges 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Merge(tc.shards, names(len(tc.shards)))
