@@ -209,7 +209,12 @@ func noProcessLeft(t *testing.T) {
 	}
 }
 
+// ourProcesses are the processes running this test binary besides this
+// one. A child this process has forked but not yet exec'd (a run starting
+// nft or cat) shows this binary and this command line for a moment: it is
+// skipped, since it is about to become another program.
 func ourProcesses() []int {
+	self, _ := os.ReadFile("/proc/self/cmdline")
 	ents, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range ents {
@@ -218,9 +223,13 @@ func ourProcesses() []int {
 			continue
 		}
 		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err == nil && exe == testExe {
-			pids = append(pids, pid)
+		if err != nil || exe != testExe {
+			continue
 		}
+		if cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && bytes.Equal(cmdline, self) {
+			continue
+		}
+		pids = append(pids, pid)
 	}
 	return pids
 }
