@@ -354,11 +354,7 @@ func TestInspectNotRoot(t *testing.T) {
 // (53300, before logging in), the superusers' slots named beside it.
 func TestInspectPostgresCap(t *testing.T) {
 	noLeftovers(t)
-	bin, cred, dir, data := postgresCluster(t)
-	port := freePort(t)
-	startServerCmd(t, port, exec.Command(bin, "-D", data, "-p", strconv.Itoa(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
-		"-c", "max_connections=9", "-c", "superuser_reserved_connections=2", "-c", "fsync=off"), cred)
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	addr := startPostgres(t, "max_connections=9", "superuser_reserved_connections=2")
 	in := inspect(t, addr)
 	if in.Headroom == nil || in.Headroom.Limit != "target-closed" || in.Headroom.Connections != 9 || !strings.Contains(in.Headroom.Value, "2 of them kept for superusers: an ordinary role is refused from 7 on") {
 		t.Fatalf("inspection %+v: want target-closed, 9 more, the 2 reserved named", in.Headroom)

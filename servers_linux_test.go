@@ -349,17 +349,26 @@ func postgresCluster(t *testing.T) (bin string, cred *syscall.Credential, dir, d
 	return bin, cred, dir, data
 }
 
+// startPostgres runs a fresh cluster's postmaster on a free loopback port
+// with these -c settings, and returns its address.
+func startPostgres(t *testing.T, settings ...string) string {
+	t.Helper()
+	bin, cred, dir, data := postgresCluster(t)
+	port := freePort(t)
+	args := []string{"-D", data, "-p", strconv.Itoa(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"}
+	for _, kv := range settings {
+		args = append(args, "-c", kv)
+	}
+	startServerCmd(t, port, exec.Command(bin, args...), cred)
+	return "127.0.0.1:" + strconv.Itoa(port)
+}
+
 // PostgreSQL past max_connections says nothing until the client's
 // StartupMessage: --probe connect calls every connection served, --probe
 // postgres reads the refusal (53300) and names the cap.
 func TestPostgresMaxConnections(t *testing.T) {
 	noLeftovers(t)
-	bin, cred, dir, data := postgresCluster(t)
-	port := freePort(t)
-	startServerCmd(t, port, exec.Command(bin, "-D", data, "-p", strconv.Itoa(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
-		"-c", "max_connections=5", "-c", "superuser_reserved_connections=0", "-c", "fsync=off"), cred)
-
-	target := "127.0.0.1:" + strconv.Itoa(port)
+	target := startPostgres(t, "max_connections=5", "superuser_reserved_connections=0")
 	// Connecting tells nothing: the server accepts and waits to be asked.
 	if s := runJSON(t, "--target", target, "--probe", "connect", "--connections", "20", "--rate", "100", "--hold", "500ms"); s.FirstLimit != "none" || s.Outcomes["served"] != 20 {
 		t.Errorf("--probe connect: first limit %s, outcomes %v: want none, 20 served (what the docs say it cannot see)", s.FirstLimit, s.Outcomes)

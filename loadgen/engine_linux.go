@@ -237,10 +237,10 @@ func (e *engine) settle(now time.Duration) {
 		if r.phase != phaseReply {
 			continue
 		}
-		local := r.Local
-		if !local.IsValid() {
-			local = e.localAddr(int(r.FD))
+		if !r.Local.IsValid() {
+			r.Local = e.localAddr(int(r.FD)) // once: Settle may be asked many times
 		}
+		local := r.Local
 		idx = append(idx, i)
 		waiting = append(waiting, Waiting{Local: local, Dst: int(r.Dst)})
 	}
