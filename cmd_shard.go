@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/connlimit/connlimit/engine"
+	"github.com/connlimit/connlimit/k8s"
 )
 
 // shardFlags are run's flags for one shard of a larger run.
@@ -95,7 +96,7 @@ func (f shardFlags) shard(changed func(string) bool, ec *engine.Config, now time
 	// Every shard of the run computes the same digest from the flags they share.
 	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%d|%g|%d|%s|%s", ec.Target, ec.Probe, ec.Connections, ec.Rate, n, f.StartAt, ec.Hold))
 	sh.Run = hex.EncodeToString(sum[:6])
-	share := ec.Connections/n + btoi(idx < ec.Connections%n)
+	share := k8s.Share(ec.Connections, n, idx)
 	if ec.Rate > 0 {
 		ec.Rate = ec.Rate * float64(share) / float64(ec.Connections)
 	}
@@ -112,11 +113,4 @@ func (f shardFlags) shard(changed func(string) bool, ec *engine.Config, now time
 	}
 	ec.Shard, ec.ShardOut = sh, f.ShardOut
 	return nil
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connlimit/connlimit/k8s"
 	batchv1 "k8s.io/api/batch/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -108,7 +109,7 @@ func TestShardsMerged(t *testing.T) {
 		t.Errorf("merge %+v, shards %+v: want %d shards starting together", m.Merge, m.Shards, S)
 	}
 	for _, sh := range m.Shards {
-		if want := 500/S + btoi(sh.Index < 500%S); sh.Attempted != want || sh.LateS > 0.5 {
+		if want := k8s.Share(500, S, sh.Index); sh.Attempted != want || sh.LateS > 0.5 {
 			t.Errorf("shard %+v: want %d attempts, on time", sh, want)
 		}
 	}

@@ -62,7 +62,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 				Duration: time.Since(began), Interrupted: true, Err: err, Gates: cfg.Gates})
 			if cfg.Shard != nil {
 				now := time.Now()
-				sum.Shard = shardInfo(cfg, began, now, now, loadgen.Attempts{}, 0)
+				sum.Shard = shardInfo(cfg, &sum, began, now, now, loadgen.Attempts{}, 0)
 			}
 			if werr := errors.Join(report.WriteText(stdout, sum), writeReports(cfg, outs, sum, nil, loadgen.Attempts{}, nil), shardLine(cfg, stdout, sum)); werr != nil {
 				return werr
@@ -224,7 +224,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		Payload: cfg.Payload, MSSAsked: cfg.MSS, Died: deathOf(runErr),
 	})
 	if cfg.Shard != nil {
-		sum.Shard = shardInfo(cfg, began, gen.Epoch(), holdEnded, gen.Attempts(), late)
+		sum.Shard = shardInfo(cfg, &sum, began, gen.Epoch(), holdEnded, gen.Attempts(), late)
 	}
 	// The summary first: whatever happens to the files, what was measured is on stdout.
 	textErr := report.WriteText(stdout, sum)

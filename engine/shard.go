@@ -38,7 +38,7 @@ func startAt(ctx context.Context, gen load, at time.Time) (late time.Duration, e
 
 // shardInfo is the shard's part of its summary: its ramp in wall-clock
 // time and its latencies as a histogram merge can add up exactly.
-func shardInfo(cfg *Config, began, epoch, holdEnd time.Time, a loadgen.Attempts, late time.Duration) *report.ShardInfo {
+func shardInfo(cfg *Config, sum *report.Summary, began, epoch, holdEnd time.Time, a loadgen.Attempts, late time.Duration) *report.ShardInfo {
 	sh := cfg.Shard
 	info := &report.ShardInfo{Run: sh.Run, Index: sh.Index, Count: sh.Count, Host: sh.Host,
 		TotalConnections: sh.TotalConnections, TotalRate: sh.TotalRate, LateS: late.Seconds(),
@@ -49,7 +49,7 @@ func shardInfo(cfg *Config, began, epoch, holdEnd time.Time, a loadgen.Attempts,
 	if !sh.StartAt.IsZero() {
 		info.StartAt = report.FormatTime(sh.StartAt)
 	}
-	info.ConnectLatencyHDR, _ = report.EncodeHist(report.LatencyHist(a))
+	info.ConnectLatencyHDR, _ = report.EncodeHist(sum.LatencyHistogram()) // Build's, of the same attempts
 	if cfg.CSV != "" {
 		info.CSV, info.CSVRows = filepath.Base(cfg.CSV), len(a.Results)
 	}
@@ -94,6 +94,6 @@ func emptyShard(cfg *Config, env Env) error {
 	sum := report.Build(report.Input{GeneratorID: os.Getpid(), Probe: cfg.Probe, Gates: cfg.Gates})
 	sum.TargetAddr = cfg.Target
 	now := time.Now()
-	sum.Shard = shardInfo(cfg, now, now, now, loadgen.Attempts{}, 0)
+	sum.Shard = shardInfo(cfg, &sum, now, now, now, loadgen.Attempts{}, 0)
 	return errors.Join(report.WriteText(env.Stdout, sum), writeReports(cfg, outs, sum, nil, loadgen.Attempts{}, nil), shardLine(cfg, env.Stdout, sum))
 }

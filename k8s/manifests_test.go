@@ -88,7 +88,7 @@ func TestManifests(t *testing.T) {
 				t.Errorf("sysctls %+v: want ip_local_port_range %v", p.SecurityContext.Sysctls, tc.sysctl)
 			}
 			args := p.Containers[0].Args
-			for _, want := range [][]string{{"--shards", itoa(tc.shards)}, {"--start-at", "2026-12-02T15:02:00Z"}, {"--shard-out", "-"}} {
+			for _, want := range [][]string{{"--shards", strconv.Itoa(tc.shards)}, {"--start-at", "2026-12-02T15:02:00Z"}, {"--shard-out", "-"}} {
 				if i := slices.Index(args, want[0]); i < 0 || args[i+1] != want[1] {
 					t.Errorf("args %q: want %s %s", args, want[0], want[1])
 				}
@@ -125,4 +125,3 @@ func TestCheckPorts(t *testing.T) {
 	}
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }

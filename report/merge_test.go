@@ -24,7 +24,7 @@ func shardOf(t testing.TB, k, n int, lat []time.Duration, limit string, at int64
 	if limit != LimitNone {
 		s.FirstLimitValue = limit + " in shard"
 	}
-	enc, err := EncodeHist(LatencyHist(a))
+	enc, err := EncodeHist(s.LatencyHistogram())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-
-	"github.com/connlimit/connlimit/loadgen"
 )
 
 // ShardInfo is what makes a run's summary one shard of a larger run
@@ -62,17 +60,6 @@ const (
 // NewLatencyHist is an empty connect-latency histogram, in microseconds.
 func NewLatencyHist() *hdrhistogram.Histogram {
 	return hdrhistogram.New(hdrLowest, hdrHighest, hdrDigits)
-}
-
-// LatencyHist records every completed handshake of the attempts.
-func LatencyHist(a loadgen.Attempts) *hdrhistogram.Histogram {
-	h := NewLatencyHist()
-	for i := range a.Results {
-		if c := a.Results[i].Connect; c > 0 {
-			record(h, c)
-		}
-	}
-	return h
 }
 
 // record adds a handshake time, clamped to the histogram's range.

@@ -1,12 +1,11 @@
 // Package report turns a run's typed results into what people and CI jobs
 // read: the plain-words summary, its JSON form, the per-attempt CSV, the
-// timeline and the live progress display. It never writes to os.Stdout
+// timeline and the live progress display; a shard's histogram and the
+// merge of shards; inspect's view; JUnit, Prometheus and the job summary. It never writes to os.Stdout
 // itself: every encoder takes an io.Writer.
 package report
 
 import (
-	"github.com/HdrHistogram/hdrhistogram-go"
-
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/connlimit/connlimit/limits"
 	"github.com/connlimit/connlimit/loadgen"
