@@ -124,4 +124,3 @@ func TestCheckPorts(t *testing.T) {
 		t.Errorf("20 shards for ten million: %v", err)
 	}
 }
-
