@@ -22,22 +22,31 @@ func TestReportsForCI(t *testing.T) {
 	xmllint := needServer(t, "xmllint", "libxml2-utils")
 	promtool := needServer(t, "promtool", "prometheus")
 	dir := t.TempDir()
-	junit, prom, step := filepath.Join(dir, "j.xml"), filepath.Join(dir, "m.prom"), filepath.Join(dir, "step.md")
+	junit, prom, step, js := filepath.Join(dir, "j.xml"), filepath.Join(dir, "m.prom"), filepath.Join(dir, "step.md"), filepath.Join(dir, "s.json")
 	os.WriteFile(step, []byte("earlier step\n"), 0o644)
 	cmd := exec.Command(testExe, "run", "-q", "--connections", "300", "--target-nofile", "200", "--hold", "0s",
-		"--junit", junit, "--prom", prom, "--require-served", "250", "--expect-limit", "target-fd-limit")
+		"--junit", junit, "--prom", prom, "--json", js, "--require-served", "250", "--expect-limit", "target-fd-limit")
 	cmd.Env = append(os.Environ(), "GITHUB_STEP_SUMMARY="+step)
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("run with a failing gate: %v, want exit 1\n%s", err, out)
 	}
+	// How many connections fit depends on the descriptors the target holds
+	// besides them (the runtime's, the inherited ones), so the count every
+	// report must carry is the one the JSON accounts for.
+	got := readSummary(t, js)
+	served := got.Outcomes["served"]
+	if e := got.Target.FirstEMFILE; e == nil || served != int(got.FirstLimitAt) || served+len(e.OtherFDs) != 200 {
+		t.Fatalf("served %d, first_limit_at %d, first_emfile %+v: want served + other fds = 200", served, got.FirstLimitAt, e)
+	}
+	n := strconv.Itoa(served)
 	if out, err := exec.Command(xmllint, "--noout", "--schema", "report/testdata/junit-10.xsd", junit).CombinedOutput(); err != nil {
 		t.Errorf("xmllint: %v\n%s", err, out)
 	}
 	x := readDoc(t, junit)
 	for _, want := range []string{`tests="3" failures="1" errors="0"`, `<testcase name="first limit: target-fd-limit" classname="connlimit.verdict"`,
-		`<failure message="gate --require-served failed: want at least 250 served, got 188 served" type="gate">`,
-		`<property name="outcome.served" value="188">`, `<property name="first_limit_at" value="188">`} {
+		`<failure message="gate --require-served failed: want at least 250 served, got ` + n + ` served" type="gate">`,
+		`<property name="outcome.served" value="` + n + `">`, `<property name="first_limit_at" value="` + n + `">`} {
 		if !strings.Contains(x, want) {
 			t.Errorf("JUnit lacks %s:\n%s", want, x)
 		}
@@ -50,17 +59,17 @@ func TestReportsForCI(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 	m := readDoc(t, prom)
-	for _, re := range []string{`connlimit_attempts\{outcome="served",shard="all",target="127\.0\.0\.1:\d+"\} 188`,
+	for _, re := range []string{`connlimit_attempts\{outcome="served",shard="all",target="127\.0\.0\.1:\d+"\} ` + n,
 		`connlimit_verdict_info\{limit="target-fd-limit",setting="the target's RLIMIT_NOFILE \(soft\)",shard="all",target="[^"]+"\} 1`,
-		`connlimit_first_limit_at\{[^}]+\} 188`, `connlimit_gate_passed\{gate="--require-served",[^}]+\} 0`,
+		`connlimit_first_limit_at\{[^}]+\} ` + n, `connlimit_gate_passed\{gate="--require-served",[^}]+\} 0`,
 		`connlimit_connect_latency_seconds_count\{[^}]+\} 300`, `connlimit_target_nofile\{pid="\d+",[^}]+\} 200`} {
 		if !regexp.MustCompile(re).MatchString(m) {
 			t.Errorf("metrics lack %s:\n%s", re, m)
 		}
 	}
 	s := readDoc(t, step)
-	if !strings.HasPrefix(s, "earlier step\n### connlimit run against `127.0.0.1:") || !strings.Contains(s, "**first limit: `target-fd-limit` at 188 connections**") ||
-		!strings.Contains(s, "| `--require-served` | at least 250 served | 188 served | ❌ failed |") || len(s) > 8<<10 {
+	if !strings.HasPrefix(s, "earlier step\n### connlimit run against `127.0.0.1:") || !strings.Contains(s, "**first limit: `target-fd-limit` at "+n+" connections**") ||
+		!strings.Contains(s, "| `--require-served` | at least 250 served | "+n+" served | ❌ failed |") || len(s) > 8<<10 {
 		t.Errorf("job summary (appended, under 8 KiB):\n%s", s)
 	}
 }
