@@ -1,9 +1,7 @@
 package worker
 
 import (
-	"bufio"
 	"context"
-	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -141,8 +139,10 @@ func Serve(ctx context.Context, args []string, stdin io.Reader) error {
 	if openErr == nil {
 		_ = gen.Hold(holdCtx, 24*time.Hour) // until stdin closes or a signal
 	}
-	closeErr := gen.Close()
+	// The results first: the parent decodes them while this worker and
+	// the others spend seconds (at a million) closing their connections.
 	err = writeWorkerResults(results, gen)
+	closeErr := gen.Close()
 	ev := event{Event: "done"}
 	if err == nil {
 		err = closeErr
@@ -157,15 +157,9 @@ func Serve(ctx context.Context, args []string, stdin io.Reader) error {
 	return err
 }
 
-// writeWorkerResults hands the attempts to the parent, gob-encoded.
+// writeWorkerResults hands the attempts to the parent (handoff.go).
 func writeWorkerResults(f *os.File, gen *loadgen.Generator) error {
-	w := bufio.NewWriter(f)
-	a := gen.Attempts()
-	if err := gob.NewEncoder(w).Encode(&a); err != nil {
-		f.Close()
-		return err
-	}
-	if err := w.Flush(); err != nil {
+	if err := encodeAttempts(f, gen.Attempts()); err != nil {
 		f.Close()
 		return err
 	}
