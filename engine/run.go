@@ -163,8 +163,9 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		sampler.holdEnd.Store(0)
 	}
 	holdEnded := time.Now()
-	// The queue and the processes as they stand, before teardown empties them.
-	holdEnd := sampler.kernelSample()
+	// The queue and the processes as they stand, before teardown empties
+	// them: a timeline row too, as a short ramp may end between two ticks.
+	holdEnd := sampler.tick().Kernel
 	var rulesMoved []limits.FilterRule
 	if nftErr == nil {
 		if now, err := limits.NftRules(context.WithoutCancel(ctx)); err == nil {
@@ -451,6 +452,7 @@ type sampler struct {
 	procs       []*procWatch
 	began       time.Time
 	interval    time.Duration
+	recMu       sync.Mutex // one row at a time, in time order: the loop and the end of the hold both record
 	timeline    *report.Timeline
 	timelineErr error
 	progress    *report.Progress
@@ -606,13 +608,21 @@ func (s *sampler) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			smp := s.sample()
-			s.record(smp)
-			if s.progress != nil {
-				s.progress.Update(smp)
-			}
+			s.tick()
 		}
 	}
+}
+
+// tick samples both sides and records the row; the progress shows it.
+func (s *sampler) tick() report.Sample {
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	smp := s.sample()
+	s.record(smp)
+	if s.progress != nil {
+		s.progress.Update(smp)
+	}
+	return smp
 }
 
 // finish records the last sample; call after loop has returned.
