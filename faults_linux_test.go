@@ -58,6 +58,27 @@ func fdCount(pid int) int {
 	return len(ents)
 }
 
+// signalTaken waits until sig is no longer pending for the process pid: a
+// thread has taken it, so the next one sent is a signal of its own.
+func signalTaken(t *testing.T, pid int, sig syscall.Signal) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Microsecond) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, _ := strings.Cut(string(b), "\nShdPnd:\t")
+		mask, err := strconv.ParseUint(strings.TrimSpace(strings.SplitN(rest, "\n", 2)[0]), 16, 64)
+		if err != nil {
+			t.Fatalf("ShdPnd in /proc/%d/status: %v", pid, err)
+		}
+		if mask&(1<<(sig-1)) == 0 {
+			return
+		}
+	}
+	t.Fatalf("%v still pending for pid %d", sig, pid)
+}
+
 // waitExit waits for cmd and returns its status as a shell shows it.
 func waitExit(t *testing.T, cmd *exec.Cmd, within time.Duration) int {
 	t.Helper()
@@ -183,7 +204,8 @@ func TestSecondInterrupt(t *testing.T) {
 		t.Fatalf("before the signal the directory holds %d files, want 3 temporary ones", len(ents))
 	}
 	cmd.Process.Signal(syscall.SIGINT)
-	time.Sleep(2 * time.Millisecond)
+	// Two SIGINTs sent before the first is taken are one to the kernel.
+	signalTaken(t, cmd.Process.Pid, syscall.SIGINT)
 	cmd.Process.Signal(syscall.SIGINT)
 	if code := waitExit(t, cmd, 2*time.Second); code != 130 {
 		t.Errorf("exit %d, want 130", code)
