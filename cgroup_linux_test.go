@@ -42,7 +42,10 @@ func memoryHog(addr string) {
 		}
 		// Mapped, not from the Go heap: the race detector shadows the heap,
 		// which would charge the cgroup twice as much under -race.
-		b, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+		var b []byte
+		if size > 0 {
+			b, err = syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
