@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,6 +80,68 @@ func portSockets(t *testing.T, port int) int {
 	return n
 }
 
+// portPackets counts, from now on, the TCP packets any process on this
+// machine sends to or from port: an nftables counter in a table of the
+// test's own, removed by stop (a run's packet-filter evidence reads every
+// rule's counter) or when the test ends. It needs root and nft; without
+// them it counts nothing and says so.
+func portPackets(t *testing.T, port int) (count func() int64, stop func()) {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil || os.Geteuid() != 0 {
+		t.Log("no packet count: needs root and nft")
+		return func() int64 { return 0 }, func() {}
+	}
+	table := fmt.Sprintf("connlimit_test_%d_%d", os.Getpid(), port)
+	nft := func(args ...string) []byte {
+		out, err := exec.Command("nft", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("nft %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	ruleset := fmt.Sprintf(`table inet %s {
+	chain out {
+		type filter hook output priority 0; policy accept
+		tcp dport %d counter
+		tcp sport %d counter
+	}
+}
+`, table, port, port)
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f: %v\n%s", err, out)
+	}
+	stop = sync.OnceFunc(func() { exec.Command("nft", "delete", "table", "inet", table).Run() })
+	t.Cleanup(stop)
+	count = func() int64 {
+		var listing struct {
+			Nftables []struct {
+				Rule *struct {
+					Expr []struct {
+						Counter *struct{ Packets int64 } `json:"counter"`
+					} `json:"expr"`
+				} `json:"rule"`
+			} `json:"nftables"`
+		}
+		if err := json.Unmarshal(nft("-j", "list", "table", "inet", table), &listing); err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, o := range listing.Nftables {
+			if o.Rule != nil {
+				for _, e := range o.Rule.Expr {
+					if e.Counter != nil {
+						n += e.Counter.Packets
+					}
+				}
+			}
+		}
+		return n
+	}
+	return count, stop
+}
+
 // hold opens n connections to addr and keeps them until the test ends.
 func hold(t *testing.T, addr string, n int) {
 	t.Helper()
@@ -144,11 +207,16 @@ func TestInspectHeadroomMatchesRun(t *testing.T) {
 			addr := "127.0.0.1:" + strconv.Itoa(port)
 			hold(t, addr, tc.held)
 			time.Sleep(200 * time.Millisecond) // accepted
-			before := portSockets(t, port)
+			packets, stopCounting := portPackets(t, port)
+			before, sent := portSockets(t, port), packets()
 			in := inspect(t, addr)
 			if after := portSockets(t, port); after != before {
 				t.Errorf("sockets on the port: %d before inspect, %d after: it must send nothing", before, after)
 			}
+			if n := packets() - sent; n != 0 {
+				t.Errorf("%d packets to or from the port during inspect: it must send nothing", n)
+			}
+			stopCounting()
 			if in.SchemaVersion != 1 || in.Headroom == nil || in.Headroom.Limit != tc.limit || in.Listener == nil || in.Listener.Established != tc.held {
 				t.Fatalf("inspection %+v: want %s nearest, %d established", in, tc.limit, tc.held)
 			}
