@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -150,6 +151,9 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 	}
 	if runErr == nil {
 		runErr = gen.Open(runCtx)
+		// The hold may last hours: a held connection should cost only what
+		// it keeps, not the ramp's garbage (workers do the same).
+		debug.FreeOSMemory()
 	}
 	var verdict *acceptVerdict
 	if runErr == nil && cfg.Probe == "accept" {
@@ -187,7 +191,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 	if verdict != nil && runErr == nil {
 		res := gen.Attempts().Results
 		for i := range res {
-			if r := &res[i]; r.Outcome == loadgen.Served && verdict.notAccepted(limits.ServerConn{Client: r.Local, Port: side.addrs[r.Dst].Port()}) {
+			if r := &res[i]; r.Outcome == loadgen.Served && verdict.notAccepted(limits.ServerConn{Client: r.Local(), Port: side.addrs[r.Dst].Port()}) {
 				gen.MarkQueued(i)
 			}
 		}

@@ -237,10 +237,10 @@ func (e *engine) settle(now time.Duration) {
 		if r.phase != phaseReply {
 			continue
 		}
-		if !r.Local.IsValid() {
-			r.Local = e.localAddr(int(r.FD)) // once: Settle may be asked many times
+		if !r.Local().IsValid() {
+			r.SetLocal(e.localAddr(int(r.FD))) // once: Settle may be asked many times
 		}
-		local := r.Local
+		local := r.Local()
 		idx = append(idx, i)
 		waiting = append(waiting, Waiting{Local: local, Dst: int(r.Dst)})
 	}
@@ -375,7 +375,7 @@ func (e *engine) connected(i int32, r *Result, registered bool, events uint32) {
 	g.c.open.Add(1)
 	r.Connect = time.Since(g.start) - r.Start
 	if g.cfg.LocalAddrs {
-		r.Local = e.localAddr(int(r.FD))
+		r.SetLocal(e.localAddr(int(r.FD)))
 	}
 	r.phase = phaseReply
 	if !registered {

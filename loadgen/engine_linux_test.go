@@ -185,10 +185,10 @@ func TestExactCountDistinctPorts(t *testing.T) {
 	}
 	ports := map[uint16]bool{}
 	for _, r := range g.Results() {
-		if r.Local.Addr() != netip.MustParseAddr("127.0.0.1") || ports[r.Local.Port()] {
-			t.Fatalf("attempt %d: local %v repeated or wrong", r.Seq, r.Local)
+		if r.Local().Addr() != netip.MustParseAddr("127.0.0.1") || ports[r.Local().Port()] {
+			t.Fatalf("attempt %d: local %v repeated or wrong", r.Seq, r.Local())
 		}
-		ports[r.Local.Port()] = true
+		ports[r.Local().Port()] = true
 		if r.Connect <= 0 || r.Greeting <= 0 {
 			t.Fatalf("attempt %d: connect %v greeting %v", r.Seq, r.Connect, r.Greeting)
 		}

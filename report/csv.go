@@ -43,8 +43,8 @@ func WriteCSV(w io.Writer, remotes []netip.AddrPort, attempts loadgen.Attempts) 
 		row[0] = strconv.FormatUint(uint64(r.Seq), 10)
 		row[1] = ifInt(r.FD >= 0, int64(r.FD))
 		row[2], row[3] = "", ""
-		if r.Local.IsValid() {
-			row[2], row[3] = r.Local.Addr().String(), strconv.Itoa(int(r.Local.Port()))
+		if l := r.Local(); l.IsValid() {
+			row[2], row[3] = l.Addr().String(), strconv.Itoa(int(l.Port()))
 		}
 		row[4], row[5] = "", ""
 		if d := int(r.Dst); d < len(remotes) {

@@ -39,16 +39,21 @@ func golden(t *testing.T, name string, got []byte) {
 
 var target = netip.MustParseAddrPort("127.0.0.1:40000")
 
+func withLocal(a netip.AddrPort, r loadgen.Result) loadgen.Result {
+	r.SetLocal(a)
+	return r
+}
+
 // fixture: 3 served, 2 queued, one attempt that never got a socket.
 func fixtureResults() []loadgen.Result {
 	local := func(p uint16) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), p) }
 	ms := time.Millisecond
 	return []loadgen.Result{
-		{Seq: 1, FD: 7, Local: local(50001), Outcome: loadgen.Served, Start: 0, Connect: 1 * ms, Greeting: ms / 2, TargetSeq: 1},
-		{Seq: 2, FD: 8, Local: local(50002), Outcome: loadgen.Served, Start: ms, Connect: 2 * ms, Greeting: ms / 2, TargetSeq: 2},
-		{Seq: 3, FD: 9, Local: local(50003), Outcome: loadgen.Served, Start: 2 * ms, Connect: 3 * ms, Greeting: ms / 2, TargetSeq: 3},
-		{Seq: 4, FD: 10, Local: local(50004), Outcome: loadgen.Queued, Start: 3 * ms, Connect: 4 * ms},
-		{Seq: 5, FD: 11, Local: local(50005), Outcome: loadgen.Queued, Start: 4 * ms, Connect: 5 * ms},
+		withLocal(local(50001), loadgen.Result{Seq: 1, FD: 7, Outcome: loadgen.Served, Start: 0, Connect: 1 * ms, Greeting: ms / 2, TargetSeq: 1}),
+		withLocal(local(50002), loadgen.Result{Seq: 2, FD: 8, Outcome: loadgen.Served, Start: ms, Connect: 2 * ms, Greeting: ms / 2, TargetSeq: 2}),
+		withLocal(local(50003), loadgen.Result{Seq: 3, FD: 9, Outcome: loadgen.Served, Start: 2 * ms, Connect: 3 * ms, Greeting: ms / 2, TargetSeq: 3}),
+		withLocal(local(50004), loadgen.Result{Seq: 4, FD: 10, Outcome: loadgen.Queued, Start: 3 * ms, Connect: 4 * ms}),
+		withLocal(local(50005), loadgen.Result{Seq: 5, FD: 11, Outcome: loadgen.Queued, Start: 4 * ms, Connect: 5 * ms}),
 		{Seq: 6, FD: -1, Outcome: loadgen.ClientFDLimit, Errno: syscall.EMFILE, Start: 5 * ms},
 	}
 }

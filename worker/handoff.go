@@ -86,7 +86,8 @@ func putRecord(b *[recordSize]byte, r *loadgen.Result) {
 	le := binary.LittleEndian
 	le.PutUint32(b[0:], r.Seq)
 	le.PutUint32(b[4:], uint32(r.FD))
-	ip := r.Local.Addr()
+	local := r.Local()
+	ip := local.Addr()
 	switch {
 	case ip.Is4():
 		b[26] = 4
@@ -97,7 +98,7 @@ func putRecord(b *[recordSize]byte, r *loadgen.Result) {
 	}
 	a16 := ip.As16() // zeros for no address
 	copy(b[8:24], a16[:])
-	le.PutUint16(b[24:], r.Local.Port())
+	le.PutUint16(b[24:], local.Port())
 	b[27] = byte(r.Outcome)
 	le.PutUint16(b[28:], r.Status)
 	le.PutUint16(b[30:], r.Dst)
@@ -124,9 +125,9 @@ func getRecord(b *[recordSize]byte) loadgen.Result {
 	port := le.Uint16(b[24:])
 	switch b[26] {
 	case 4:
-		r.Local = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[20:24])), port)
+		r.SetLocal(netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[20:24])), port))
 	case 6:
-		r.Local = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])), port)
+		r.SetLocal(netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])), port))
 	}
 	return r
 }

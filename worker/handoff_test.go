@@ -15,17 +15,22 @@ import (
 	"github.com/connlimit/connlimit/loadgen"
 )
 
+func withLocal(a netip.AddrPort, r loadgen.Result) loadgen.Result {
+	r.SetLocal(a)
+	return r
+}
+
 // Every field a worker reports comes back as it was, whatever the address
 // family, and a stream cut short or not a hand-off is an error, not a
 // shorter list.
 func TestHandoffRoundTrip(t *testing.T) {
 	in := loadgen.Attempts{
 		Results: []loadgen.Result{
-			{Seq: 1, FD: 7, Local: netip.MustParseAddrPort("127.1.0.1:40000"), Outcome: loadgen.Served, Dst: 3,
-				Start: time.Millisecond, Connect: 150 * time.Microsecond, Greeting: 2 * time.Millisecond, TargetSeq: 99},
+			withLocal(netip.MustParseAddrPort("127.1.0.1:40000"), loadgen.Result{Seq: 1, FD: 7, Outcome: loadgen.Served, Dst: 3,
+				Start: time.Millisecond, Connect: 150 * time.Microsecond, Greeting: 2 * time.Millisecond, TargetSeq: 99}),
 			{Seq: 2, FD: -1, Outcome: loadgen.ClientFDLimit, Errno: syscall.EMFILE, Start: 2 * time.Millisecond},
-			{Seq: 3, FD: 9, Local: netip.MustParseAddrPort("[::1]:65535"), Outcome: loadgen.Closed, Status: 503, Demoted: true},
-			{Seq: 4, FD: 10, Local: netip.MustParseAddrPort("[::ffff:127.0.0.1]:1"), Outcome: loadgen.Queued, Start: -time.Nanosecond},
+			withLocal(netip.MustParseAddrPort("[::1]:65535"), loadgen.Result{Seq: 3, FD: 9, Outcome: loadgen.Closed, Status: 503, Demoted: true}),
+			withLocal(netip.MustParseAddrPort("[::ffff:127.0.0.1]:1"), loadgen.Result{Seq: 4, FD: 10, Outcome: loadgen.Queued, Start: -time.Nanosecond}),
 		},
 		Reasons: map[int32]string{2: "503 Service Unavailable"},
 		Segs:    []loadgen.SegInfo{{MSS: 1448}, {}, {MSS: 1000}, {}},
@@ -90,8 +95,8 @@ func BenchmarkHandoff(b *testing.B) {
 	for w := range parts {
 		rs := make([]loadgen.Result, each)
 		for i := range rs {
-			rs[i] = loadgen.Result{Seq: uint32(i + 1), FD: int32(i + 8), Local: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, 0, 1}), uint16(i)),
-				Outcome: loadgen.Served, Start: time.Duration(i*workers+w) * time.Microsecond, Connect: time.Millisecond}
+			rs[i] = withLocal(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, 0, 1}), uint16(i)), loadgen.Result{Seq: uint32(i + 1), FD: int32(i + 8),
+				Outcome: loadgen.Served, Start: time.Duration(i*workers+w) * time.Microsecond, Connect: time.Millisecond})
 		}
 		parts[w] = part{res: loadgen.Attempts{Results: rs}, w: w}
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -137,6 +138,9 @@ func Serve(ctx context.Context, args []string, stdin io.Reader) error {
 	}
 	enc.send(event{Event: "opened"})
 	if openErr == nil {
+		// What the ramp left behind goes back to the kernel: the hold may
+		// last hours, and a held connection should cost only what it keeps.
+		debug.FreeOSMemory()
 		_ = gen.Hold(holdCtx, 24*time.Hour) // until stdin closes or a signal
 	}
 	// The results first: the parent decodes them while this worker and
