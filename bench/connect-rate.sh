@@ -43,14 +43,20 @@ rss_at() {
   awk '/VmRSS/ {print $2}' "/proc/$pid/status"
   wait "$pid"; pids=()
 }
+# One sample moves by a few hundred KiB with the runtime's timing: three
+# alternating pairs, and the median of their differences.
 small=$((N / 10))
-rss_small=$(rss_at "$small")
-rss_big=$(rss_at "$N")
+for _ in 1 2 3; do
+  echo "$(rss_at "$small") $(rss_at "$N")" >>"$tmp/rss"
+done
 
-python3 - "$tmp" "$rss_small" "$rss_big" "$small" "$N" <<'PY'
+python3 - "$tmp" "$small" "$N" <<'PY'
 import statistics, sys
 d = sys.argv[1]
-rs, rb, ns, nb = map(float, sys.argv[2:])
+ns, nb = map(float, sys.argv[2:])
+pairs = [tuple(map(float, l.split())) for l in open(f"{d}/rss")]
+rs, rb = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+per = sorted((b - s) * 1024 / (nb - ns) for s, b in pairs)
 col = {k: [float(x) for x in open(f"{d}/{k}").read().split()] for k in "cgs"}
 med = {k: statistics.median(v) for k, v in col.items()}
 rounds = len(col["c"])
@@ -62,6 +68,6 @@ per_round = sorted(s / c for s, c in zip(col["s"], col["c"]))
 print(f"ratio connlimit/connstorm: {med['s']/med['c']:.2f}x of the medians; "
       f"per round {per_round[0]:.2f}-{per_round[-1]:.2f}, median {statistics.median(per_round):.2f}x")
 print(f"the generator alone: {med['g']/med['c']:.2f}x")
-print(f"generator RSS: {rs:.0f} KiB holding {ns:.0f}, {rb:.0f} KiB holding {nb:.0f} "
-      f"=> {(rb-rs)*1024/(nb-ns):.0f} bytes per held connection")
+print(f"generator RSS: {rs:.0f} KiB holding {ns:.0f}, {rb:.0f} KiB holding {nb:.0f} (medians) "
+      f"=> {statistics.median(per):.0f} bytes per held connection (median of {len(per)} pairs, {per[0]:.0f}-{per[-1]:.0f})")
 PY
