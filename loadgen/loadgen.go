@@ -96,8 +96,8 @@ type Result struct {
 	// connect, such as connect, has had no answer: a close then is a refusal.)
 	Demoted bool
 	// The local address (Local, SetLocal), with Config.LocalAddrs only, kept
-	// without netip.Addr's zone handle: 16 bytes fewer an attempt, which is
-	// most of what a held connection costs the generator.
+	// without netip.Addr's zone handle: 16 bytes fewer an attempt. The
+	// Results are most of what a held connection costs the generator.
 	localKind uint8 // 0 none, 4, 6
 	localPort uint16
 	localIP   [16]byte
