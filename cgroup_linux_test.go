@@ -136,7 +136,7 @@ func TestTargetMemoryLimit(t *testing.T) {
 	hog, done := startHog(t, addr, 4<<20, func(pid int) { joinCgroup(t, cg, pid) })
 	js := filepath.Join(t.TempDir(), "s.json")
 	var stdout, stderr bytes.Buffer
-	err := run(t.Context(), []string{"run", "-q", "--json", js, "--target", addr, "--connections", "40", "--rate", "50", "--hold", "500ms"}, &stdout, &stderr)
+	err := run(t.Context(), []string{"run", "-q", "--json", js, "--target", addr, "--connections", "20", "--rate", "10", "--hold", "500ms"}, &stdout, &stderr)
 	if code := exitCode(err); code != 0 {
 		t.Fatalf("run: %v (exit %d)\n%s", err, code, stderr.String())
 	}
@@ -148,7 +148,9 @@ func TestTargetMemoryLimit(t *testing.T) {
 	}
 	// The count is the connections it held when it was killed, not the
 	// first that failed: those it had its 4 MiB for (less the one that
-	// startHog dialled), and the one it was killed touching. How many fit
+	// startHog dialled), the one it was killed touching, and one more that
+	// may wait in its accept queue while it stalls in the cgroup's reclaim
+	// (a connection every 100 ms keeps that queue short). How many fit
 	// depends on what else the cgroup is charged for (the binary's pages
 	// read after the move), so it is read from the hog itself.
 	lines := strings.Split(strings.TrimSpace(hog.Stderr.(*bytes.Buffer).String()), "\n")
@@ -157,7 +159,7 @@ func TestTargetMemoryLimit(t *testing.T) {
 		fmt.Sscanf(l, "held %d", &held)
 	}
 	if s.FirstLimit != "target-memory-limit" || s.FirstLimitAt < 1 || int(s.FirstLimitAt) != s.Outcomes["closed"] ||
-		s.FirstLimitAt < int64(held-1) || s.FirstLimitAt > int64(held+1) {
+		s.FirstLimitAt < int64(held-1) || s.FirstLimitAt > int64(held+2) {
 		t.Errorf("first limit %s at %d, outcomes %v, the hog held %d (one of them not ours): want target-memory-limit at the connections it held",
 			s.FirstLimit, s.FirstLimitAt, s.Outcomes, held)
 	}
