@@ -204,8 +204,15 @@ func TestSecondInterrupt(t *testing.T) {
 		t.Fatalf("before the signal the directory holds %d files, want 3 temporary ones", len(ents))
 	}
 	cmd.Process.Signal(syscall.SIGINT)
-	// Two SIGINTs sent before the first is taken are one to the kernel.
+	// Two SIGINTs are one until the first is taken, by the kernel's pending
+	// set and then by the Go runtime's until os/signal has read it: wait
+	// until the run acts on it (its connections start to close).
 	signalTaken(t, cmd.Process.Pid, syscall.SIGINT)
+	for deadline := time.Now().Add(5 * time.Second); fdCount(cmd.Process.Pid) > 11900; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the run never acted on the first SIGINT")
+		}
+	}
 	cmd.Process.Signal(syscall.SIGINT)
 	if code := waitExit(t, cmd, 2*time.Second); code != 130 {
 		t.Errorf("exit %d, want 130", code)
