@@ -59,7 +59,8 @@ func fdCount(pid int) int {
 }
 
 // signalTaken waits until sig is no longer pending for the process pid: a
-// thread has taken it, so the next one sent is a signal of its own.
+// thread has taken it, so the kernel keeps the next one apart (a Go
+// process may still fold it in until os/signal has read the first).
 func signalTaken(t *testing.T, pid int, sig syscall.Signal) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Microsecond) {

@@ -128,8 +128,9 @@ func (r *Result) SetLocal(a netip.AddrPort) {
 	switch ip := a.Addr(); {
 	case !a.IsValid():
 	case ip.Is4():
+		a4 := ip.As4() // not AsSlice, which allocates: this runs once a connection
 		r.localKind, r.localPort = 4, a.Port()
-		copy(r.localIP[:], ip.AsSlice())
+		copy(r.localIP[:], a4[:])
 	default:
 		r.localKind, r.localPort, r.localIP = 6, a.Port(), ip.As16()
 	}
