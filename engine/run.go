@@ -89,7 +89,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		pool, err := worker.Start(worker.Spec{Exe: env.Exe, Targets: side.addrs, Probe: probe,
 			Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency, PerWorkerConcurrency: plan.PerWorkerConcurrency,
 			ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout, MSS: cfg.MSS,
-			Sources: cfg.Sources, LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept", Ramp: ramp,
+			Sources: cfg.Sources, LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept", QuietClose: cfg.Behavior.QuietClose, Ramp: ramp,
 			Reserve: GeneratorReserve}, cfg.Procs)
 		if err != nil {
 			return err
@@ -101,7 +101,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 			Targets: side.addrs, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
 			ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout,
 			Probe: worker.NewProbe(probe), MSS: cfg.MSS, Segments: cfg.Probe == "echo", Sources: cfg.Sources,
-			LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept", Settle: settleQueued(cfg, kv, side),
+			LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept", QuietClose: cfg.Behavior.QuietClose, Settle: settleQueued(cfg, kv, side),
 		})
 		if err != nil {
 			return err
@@ -197,12 +197,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		}
 	}
 	stopRun(nil)
-	if side.fp != nil {
-		side.fp.Stop(2 * time.Second)
-	}
-	for _, t := range side.tps {
-		t.Stop(2 * time.Second)
-	}
+	side.stop()
 	stopSampling()
 	wg.Wait()
 	sampler.finish()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -28,15 +29,31 @@ type targetSide struct {
 }
 
 func (s *targetSide) close() {
-	if s.fp != nil {
-		s.fp.Stop(2 * time.Second)
-	}
-	for _, tp := range s.tps {
-		tp.Stop(2 * time.Second)
-	}
+	s.stop()
 	for _, p := range s.procs {
 		p.close()
 	}
+}
+
+// stop stops the forwarder, then the targets, one per CPU at a time: each
+// closes its connections and is reaped (which frees its /proc entries),
+// kernel work that one target at a time left a core idle for seconds of a
+// million-connection teardown. More at once would share the cores and let
+// a target's grace run out while it is still closing.
+func (s *targetSide) stop() {
+	if s.fp != nil {
+		s.fp.Stop(2 * time.Second)
+	}
+	var wg sync.WaitGroup
+	turn := make(chan struct{}, runtime.NumCPU())
+	for _, tp := range s.tps {
+		wg.Go(func() {
+			turn <- struct{}{}
+			defer func() { <-turn }()
+			tp.Stop(2 * time.Second)
+		})
+	}
+	wg.Wait()
 }
 
 // startBuiltin starts the built-in target process(es), each on its own port
