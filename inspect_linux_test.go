@@ -81,17 +81,24 @@ func portSockets(t *testing.T, port int) int {
 }
 
 // portPackets counts, from now on, the TCP packets any process on this
-// machine sends to or from port: an nftables counter in a table of the
+// machine sends to or from port (only those that also match, an nftables
+// expression, when it is not empty): an nftables counter in a table of the
 // test's own, removed by stop (a run's packet-filter evidence reads every
 // rule's counter) or when the test ends. It needs root and nft; without
 // them it counts nothing and says so.
-func portPackets(t *testing.T, port int) (count func() int64, stop func()) {
+func portPackets(t *testing.T, port int, match string) (count func() int64, stop func()) {
 	t.Helper()
 	if _, err := exec.LookPath("nft"); err != nil || os.Geteuid() != 0 {
 		t.Log("no packet count: needs root and nft")
 		return func() int64 { return 0 }, func() {}
 	}
-	table := fmt.Sprintf("connlimit_test_%d_%d", os.Getpid(), port)
+	// Two counters on one port are two tables: the match is in the name.
+	table := fmt.Sprintf("connlimit_test_%d_%d_%s", os.Getpid(), port, strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, match))
 	nft := func(args ...string) []byte {
 		out, err := exec.Command("nft", args...).CombinedOutput()
 		if err != nil {
@@ -102,11 +109,11 @@ func portPackets(t *testing.T, port int) (count func() int64, stop func()) {
 	ruleset := fmt.Sprintf(`table inet %s {
 	chain out {
 		type filter hook output priority 0; policy accept
-		tcp dport %d counter
-		tcp sport %d counter
+		tcp dport %d %s counter
+		tcp sport %d %s counter
 	}
 }
-`, table, port, port)
+`, table, port, match, port, match)
 	cmd := exec.Command("nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(ruleset)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -207,7 +214,7 @@ func TestInspectHeadroomMatchesRun(t *testing.T) {
 			addr := "127.0.0.1:" + strconv.Itoa(port)
 			hold(t, addr, tc.held)
 			time.Sleep(200 * time.Millisecond) // accepted
-			packets, stopCounting := portPackets(t, port)
+			packets, stopCounting := portPackets(t, port, "")
 			before, sent := portSockets(t, port), packets()
 			in := inspect(t, addr)
 			if after := portSockets(t, port); after != before {

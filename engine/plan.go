@@ -207,6 +207,9 @@ func (p Plan) apply(c Config) Config {
 	c.TargetNoFile, c.ConnectTimeout, c.GreetingTimeout = p.TargetNoFile, p.ConnectTimeout, p.GreetingTimeout
 	c.Concurrency, c.Probe, c.Sources = p.Concurrency, p.Probe, p.Sources
 	c.Behavior.Silent = c.Target == "" && p.Silent()
+	// Both ends of every connection are ours only with the built-in target
+	// and no forwarder between.
+	c.Behavior.QuietClose = c.Target == "" && !c.Forward
 	return c
 }
 

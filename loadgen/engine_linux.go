@@ -646,7 +646,9 @@ func (e *engine) abort() {
 }
 
 // Close resets every held connection (SO_LINGER 0: RST, no TIME_WAIT left to
-// block the next run) and closes it. Calling Close again does nothing.
+// block the next run) and closes it; with Config.QuietClose it closes them
+// in repair mode where the process may, which sends nothing. Calling Close
+// again does nothing.
 func (g *Generator) Close() error {
 	if g.closed {
 		return nil
@@ -657,15 +659,21 @@ func (g *Generator) Close() error {
 	}
 	var first error
 	rst := &unix.Linger{Onoff: 1, Linger: 0}
+	quiet := g.cfg.QuietClose
 	for i := range g.Results() {
 		r := &g.results[i]
 		if r.Outcome != Served && r.Outcome != Queued {
 			continue
 		}
-		if err := unix.SetsockoptLinger(int(r.FD), unix.SOL_SOCKET, unix.SO_LINGER, rst); err != nil && first == nil {
-			first = os.NewSyscallError("setsockopt SO_LINGER", err)
+		fd := int(r.FD)
+		// EPERM on the first (no CAP_NET_ADMIN) sets the rest on the reset.
+		quiet = quiet && rawsock.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR, 1) == nil
+		if !quiet {
+			if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, rst); err != nil && first == nil {
+				first = os.NewSyscallError("setsockopt SO_LINGER", err)
+			}
 		}
-		if err := unix.Close(int(r.FD)); err != nil && first == nil {
+		if err := unix.Close(fd); err != nil && first == nil {
 			first = os.NewSyscallError("close", err)
 		}
 		g.c.open.Add(-1)

@@ -174,6 +174,13 @@ type Config struct {
 	// LocalAddrs records each connection's local address (one getsockname
 	// per connection); the per-attempt CSV needs it, the counts do not.
 	LocalAddrs bool
+	// QuietClose makes Close end each held connection in TCP repair mode
+	// (TCP_REPAIR, which needs CAP_NET_ADMIN): nothing is sent and the peer
+	// is not woken, so a million connections are torn down with no reset to
+	// deliver. Only for a peer that is connlimit's own target and closes its
+	// ends the same way: any other server would hold its end forever.
+	// Without the capability Close resets, as without QuietClose.
+	QuietClose bool
 	// Epoch, when set, is the time Result.Start counts from, so the results
 	// of generators in several processes can be merged in time order. The
 	// Rate counts from Open all the same.

@@ -26,6 +26,10 @@ type Behavior struct {
 	// a fifth of its time. The target's accepted count is then the only
 	// sign of which connections were accepted.
 	Silent bool
+	// QuietClose closes the held connections at exit in TCP repair mode:
+	// no packet, where the process has CAP_NET_ADMIN. Run sets it when its
+	// own generator closes its ends the same way, so neither end is told.
+	QuietClose bool
 }
 
 // CapPolicy is what the target does once MaxConns connections are open.
@@ -82,6 +86,9 @@ func (b Behavior) Args() []string {
 	}
 	if b.Silent {
 		args = append(args, "--silent")
+	}
+	if b.QuietClose {
+		args = append(args, "--quiet-close")
 	}
 	return args
 }

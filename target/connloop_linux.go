@@ -287,8 +287,11 @@ func (l *connLoop) drop(fd int) {
 func (l *connLoop) closeAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	quiet := l.s.cfg.QuietClose
 	for fd, live := range l.live {
 		if live {
+			// EPERM on the first (no CAP_NET_ADMIN) closes the rest as usual.
+			quiet = quiet && rawsock.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR, 1) == nil
 			l.closeLocked(fd)
 		}
 	}

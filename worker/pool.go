@@ -92,6 +92,7 @@ type Spec struct {
 	MSS                  int
 	Sources              []netip.Addr // shared out among the workers
 	LocalAddrs           bool         // keep each connection's local address (the CSV, --probe accept)
+	QuietClose           bool         // loadgen.Config.QuietClose: the targets are connlimit's own
 	// Ramp is how many workers connect at once; 0: all of them, none gated.
 	Ramp int
 	// Reserve is the descriptors a worker keeps for itself beside its connections.
@@ -137,6 +138,9 @@ func Start(spec Spec, n int) (*Pool, error) {
 		}
 		if spec.LocalAddrs {
 			args = append(args, "--local-addrs")
+		}
+		if spec.QuietClose {
+			args = append(args, "--quiet-close")
 		}
 		if src := shareOf(spec.Sources, i, n); len(src) > 0 {
 			args = append(args, "--source-ips", joinAddrs(src))

@@ -46,7 +46,7 @@ func Serve(ctx context.Context, args []string, stdin io.Reader) error {
 		rate                                                float64
 		connectTimeout, replyTimeout                        time.Duration
 		epoch                                               int64
-		builtin, localAddrs, gated                          bool
+		builtin, localAddrs, gated, quietClose              bool
 	)
 	fs.StringVar(&targets, "targets", "", "")
 	fs.StringVar(&sources, "source-ips", "", "")
@@ -65,6 +65,7 @@ func Serve(ctx context.Context, args []string, stdin io.Reader) error {
 	fs.Int64Var(&epoch, "epoch", 0, "")
 	fs.BoolVar(&builtin, "builtin", false, "")
 	fs.BoolVar(&localAddrs, "local-addrs", false, "")
+	fs.BoolVar(&quietClose, "quiet-close", false, "")
 	fs.BoolVar(&gated, "gated", false, "")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", ErrUsage, err)
@@ -103,7 +104,7 @@ func Serve(ctx context.Context, args []string, stdin io.Reader) error {
 	p := NewProbe(ProbeSpec{Kind: probe, Payload: payload, Builtin: builtin, Host: host, HTTPPath: httpPath, ServerName: serverName})
 	gen, err := loadgen.New(loadgen.Config{Targets: dsts, Sources: srcs, Connections: n, Rate: rate, Concurrency: concurrency,
 		ConnectTimeout: connectTimeout, GreetingTimeout: replyTimeout, Probe: p, MSS: mss, Segments: probe == "echo", LocalAddrs: localAddrs,
-		Epoch: time.Unix(0, epoch), Counters: shm.At[loadgen.Counters](mem)})
+		QuietClose: quietClose, Epoch: time.Unix(0, epoch), Counters: shm.At[loadgen.Counters](mem)})
 	if err != nil {
 		return err
 	}
