@@ -49,7 +49,11 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 	bf.register(fs)
 	allowRemote := fs.Bool("allow-remote", false, "let --listen (and forward's --to) name an address that is not loopback: a forwarder listening on every interface is an open relay")
 	silent := fs.Bool("silent", false, "send no greeting: accept and hold (run passes it with --probe connect)")
-	quietClose := fs.Bool("quiet-close", false, "close the held connections at exit in TCP repair mode, sending nothing (CAP_NET_ADMIN; only for clients that close theirs the same way, as run's generator does)")
+	var quietClose bool
+	if cmd == "target" {
+		// Not for a forwarder: its peers on both sides are not all connlimit's.
+		fs.BoolVar(&quietClose, "quiet-close", false, "close the held connections at exit in TCP repair mode, sending nothing (CAP_NET_ADMIN; only for clients that close theirs the same way, as run's generator does)")
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			fmt.Fprintf(stdout, "Usage: connlimit %s [flags]\n\n%s", cmd, fs.FlagUsages())
@@ -88,7 +92,7 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	behavior.Silent, behavior.QuietClose = *silent, *quietClose
+	behavior.Silent, behavior.QuietClose = *silent, quietClose
 	var counters *target.Counters
 	if *countersFd != 0 {
 		if *countersFd < 3 || *countersFd > 1023 {
