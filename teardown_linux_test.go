@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
-
-	"github.com/connlimit/connlimit/limits"
 )
 
 // TestQuietTeardown: against the built-in target both ends of every
@@ -55,14 +52,7 @@ func TestQuietTeardown(t *testing.T) {
 				}
 			}
 			noProcessLeft(t)
-			b, err := os.ReadFile(js)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var s summaryJSON
-			if err := json.Unmarshal(b, &s); err != nil {
-				t.Fatal(err)
-			}
+			s := readSummary(t, js)
 			if s.Outcomes["served"] != n || s.FirstLimit != "none" {
 				t.Errorf("outcomes %v, first limit %q: want %d served and none", s.Outcomes, s.FirstLimit, n)
 			}
@@ -72,22 +62,7 @@ func TestQuietTeardown(t *testing.T) {
 			if got := fins(); got != 0 {
 				t.Errorf("%d FINs on port %d: want none (the clients reset or close quietly)", got, port)
 			}
-			d, err := limits.OpenSockDiag()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			socks, err := d.TCPSockets(^uint32(0))
-			if err != nil {
-				t.Fatal(err)
-			}
-			left := 0
-			for _, k := range socks {
-				if k.Local.Port() == uint16(port) || k.Remote.Port() == uint16(port) {
-					left++
-				}
-			}
-			if left > 0 {
+			if left := portSockets(t, port); left > 0 {
 				t.Errorf("%d sockets left on port %d after the run", left, port)
 			}
 		})
