@@ -118,3 +118,78 @@ func TestSameOutputTwice(t *testing.T) {
 		t.Errorf("--json DIR: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// A report never lands where the path's owner did not mean it to: not through
+// another user's symlink in a sticky, world-writable directory (root's report
+// would replace the file that user picked), not onto a block device, not over
+// a file made read-only to its writer. Each is a one-line usage error, exit 2,
+// and leaves the file as it was and no temporary file.
+func TestReportPathsRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: another user's link, a device node, dropping to nobody")
+	}
+	sticky, private := t.TempDir(), t.TempDir()
+	if err := os.Chmod(sticky, os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(private, "victim")
+	os.WriteFile(victim, []byte("precious"), 0o600)
+	link := filepath.Join(sticky, "report.csv")
+	os.Symlink(victim, link)
+	if err := os.Lchown(link, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	disk := filepath.Join(private, "disk")
+	if err := syscall.Mknod(disk, syscall.S_IFBLK|0o600, 7<<8|250); err != nil {
+		t.Fatal(err)
+	}
+	cmd, nobodyDir := asNobody(t, "run", "-q", "--connections", "5", "--json", "PLACEHOLDER")
+	readOnly := filepath.Join(nobodyDir, "kept.json")
+	os.WriteFile(readOnly, []byte("kept"), 0o444)
+	os.Chown(readOnly, 65534, 65534)
+	cmd.Args[len(cmd.Args)-1] = readOnly
+
+	for _, tc := range []struct {
+		name, flag, path, want, kept string
+		run                          func() (string, int)
+	}{
+		{"another user's symlink in a sticky directory", "--csv", link, "symlink not followed", victim, nil},
+		{"a block device", "--json", disk, "is a block device", "", nil},
+		{"a read-only file, as nobody", "--json", readOnly, "is not writable by this user", readOnly, func() (string, int) {
+			var errb bytes.Buffer
+			cmd.Stderr = &errb
+			cmd.Run()
+			return errb.String(), cmd.ProcessState.ExitCode()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var before []byte
+			if tc.kept != "" {
+				before, _ = os.ReadFile(tc.kept)
+			}
+			var errOut string
+			var code int
+			if tc.run != nil {
+				errOut, code = tc.run()
+			} else {
+				_, errOut, code = cli(t, "run", "-q", "--connections", "5", tc.flag, tc.path)
+			}
+			if code != exitUsage || !strings.Contains(errOut, tc.flag+":") || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+				t.Errorf("%s %s: exit %d, stderr %q; want 2 and one line naming the flag and %q", tc.flag, tc.path, code, errOut, tc.want)
+			}
+			if tc.kept != "" {
+				if after, _ := os.ReadFile(tc.kept); !bytes.Equal(before, after) {
+					t.Errorf("%s now holds %q, was %q", tc.kept, after, before)
+				}
+			}
+		})
+	}
+	for _, d := range []string{sticky, private, nobodyDir} {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			if strings.Contains(e.Name(), ".tmp") {
+				t.Errorf("temporary file %s left in %s", e.Name(), d)
+			}
+		}
+	}
+}

@@ -48,8 +48,13 @@ func openOutputs(c *Config, temps *report.Temps) (*outputs, error) {
 		out, err := report.CreateOutput(f.path, temps)
 		if err != nil {
 			o.abort()
-			if errors.Is(err, report.ErrIsDirectory) {
+			switch {
+			case errors.Is(err, report.ErrIsDirectory), errors.Is(err, report.ErrNotAFile):
 				return nil, usageErr("--%s: %v; want a file path", f.flag, err)
+			case errors.Is(err, report.ErrReadOnly):
+				return nil, usageErr("--%s: %v; want a file you may write (chmod u+w) or a new path", f.flag, err)
+			case errors.Is(err, report.ErrNotFollowed):
+				return nil, usageErr("--%s: %v; want a path that is not through another user's link, such as the file it names", f.flag, err)
 			}
 			return nil, usageErr("--%s: %v; want a path in a writable directory", f.flag, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Output is a report file. A regular file (or a path that does not exist
@@ -26,7 +27,9 @@ type Output struct {
 	final string // where the file lands: path with symlinks followed
 	tmp   string // the temporary file; "" when written in place
 	mode  fs.FileMode
-	keep  bool // replace an existing file: give the new one its mode
+	keep  bool // replace an existing file: give the new one its mode and owner
+	uid   int
+	gid   int
 	f     *os.File
 	temps *Temps
 	*bufio.Writer
@@ -80,30 +83,50 @@ func (t *Temps) RemoveAll() int {
 // ErrIsDirectory is CreateOutput's error for a path that names a directory.
 var ErrIsDirectory = errors.New("is a directory")
 
+// ErrNotAFile is CreateOutput's error for a path that names a block device:
+// a report written there would overwrite a disk.
+var ErrNotAFile = errors.New("is a block device, not a file")
+
+// ErrReadOnly is CreateOutput's error for an existing file this process may
+// not write: replacing it by a rename would need only the directory.
+var ErrReadOnly = errors.New("is not writable by this user")
+
+// ErrNotFollowed is CreateOutput's error for a path through another user's
+// symlink in a sticky, world-writable directory.
+var ErrNotFollowed = errors.New("symlink not followed")
+
 // CreateOutput opens the file at once, so a path that cannot be written
 // fails before the run starts. temps, if not nil, tracks the temporary file
 // until Commit or Abort.
 func CreateOutput(path string, temps *Temps) (*Output, error) {
 	o := &Output{path: path, final: path, mode: 0o666, temps: temps}
-	fi, err := os.Stat(path)
+	real, viaFD, err := followLinks(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot write %s: %w", path, unwrapPath(err))
+	}
+	fi, err := os.Stat(real)
 	switch {
 	case err == nil && fi.IsDir():
 		return nil, fmt.Errorf("%s %w", path, ErrIsDirectory)
-	case err == nil && (!fi.Mode().IsRegular() || throughProcFD(path)):
+	case err == nil && fi.Mode()&fs.ModeDevice != 0 && fi.Mode()&fs.ModeCharDevice == 0:
+		return nil, fmt.Errorf("%s %w", path, ErrNotAFile)
+	case err == nil && (!fi.Mode().IsRegular() || viaFD):
 		// O_NONBLOCK: a FIFO nobody reads fails now (ENXIO) instead of
 		// hanging the run; the runtime's poller keeps writes blocking for us.
-		f, err := os.OpenFile(path, os.O_WRONLY|nonBlock, 0)
+		f, err := os.OpenFile(real, os.O_WRONLY|nonBlock, 0)
 		if err != nil {
 			return nil, fmt.Errorf("cannot write %s: %w", path, unwrapPath(err))
 		}
 		o.f = f
 	case err == nil || errors.Is(err, fs.ErrNotExist):
 		if err == nil {
+			if err := writable(real); err != nil {
+				return nil, fmt.Errorf("%s %w (%v)", path, ErrReadOnly, unwrapPath(err))
+			}
 			o.mode, o.keep = fi.Mode().Perm(), true
+			o.uid, o.gid = ownerOf(fi)
 		}
-		if real, err := filepath.EvalSymlinks(path); err == nil {
-			o.final = real // replace the file a symlink names, not the symlink
-		}
+		o.final = real // replace the file a symlink names, not the symlink
 		if o.f, o.tmp, err = createTemp(o.final); err != nil {
 			return nil, fmt.Errorf("cannot write %s: %w", path, unwrapPath(err))
 		}
@@ -113,6 +136,61 @@ func CreateOutput(path string, temps *Temps) (*Output, error) {
 	}
 	o.Writer = bufio.NewWriterSize(o.f, 64<<10)
 	return o, nil
+}
+
+// followLinks is path with every symlink on it resolved, as the kernel would
+// with fs.protected_symlinks set (mayFollow); the part of it that does not
+// exist yet is kept as written. A /proc/PID/fd link (what /dev/stdout and
+// /dev/fd/N lead to) is not resolved, and viaFD says so: it is someone's open
+// descriptor, such as a shell's redirection, to be written in place, as
+// replacing its file would cut the descriptor off.
+func followLinks(path string) (real string, viaFD bool, err error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", false, err
+	}
+	cur, todo, links := "/", strings.Split(abs, "/"), 0
+	for len(todo) > 0 {
+		c := todo[0]
+		todo = todo[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, c)
+		if strings.HasPrefix(next, "/proc/") && strings.Contains(next, "/fd/") {
+			return filepath.Join(append([]string{next}, todo...)...), true, nil
+		}
+		fi, err := os.Lstat(next)
+		if errors.Is(err, fs.ErrNotExist) {
+			return filepath.Join(append([]string{next}, todo...)...), false, nil
+		}
+		if err != nil {
+			return "", false, err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if links++; links > 40 {
+			return "", false, &os.PathError{Op: "open", Path: path, Err: syscall.ELOOP}
+		}
+		if err := mayFollow(cur, fi); err != nil {
+			return "", false, err
+		}
+		t, err := os.Readlink(next)
+		if err != nil {
+			return "", false, err
+		}
+		if filepath.IsAbs(t) {
+			cur = "/"
+		}
+		todo = append(strings.Split(t, "/"), todo...)
+	}
+	return cur, false, nil
 }
 
 // createTemp makes a hidden file beside final with mode 0666, so the umask
@@ -132,27 +210,6 @@ func createTemp(final string) (*os.File, string, error) {
 	return nil, "", fmt.Errorf("no free temporary name beside %s", final)
 }
 
-// throughProcFD says whether path reaches its file through a /proc/PID/fd
-// link (/dev/stdout, /dev/fd/N): that file is someone's open descriptor,
-// such as a shell's redirection, and replacing it would cut it off.
-func throughProcFD(path string) bool {
-	p := path
-	for range 40 {
-		if strings.HasPrefix(filepath.Clean(p), "/proc/") && strings.Contains(p, "/fd/") {
-			return true
-		}
-		t, err := os.Readlink(p)
-		if err != nil {
-			return false
-		}
-		if !filepath.IsAbs(t) {
-			t = filepath.Join(filepath.Dir(p), t)
-		}
-		p = t
-	}
-	return false
-}
-
 func unwrapPath(err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
@@ -169,7 +226,16 @@ func (o *Output) Path() string { return o.path }
 func (o *Output) Commit() error {
 	err := o.Flush()
 	if err == nil && o.keep {
-		err = o.f.Chmod(o.mode)
+		// Only root may give a file away; anyone else's new file is theirs
+		// already, or keeps its group if they are in it.
+		if o.uid >= 0 {
+			if cerr := o.f.Chown(o.uid, o.gid); cerr != nil && !errors.Is(cerr, fs.ErrPermission) {
+				err = cerr
+			}
+		}
+		if err == nil {
+			err = o.f.Chmod(o.mode) // after the chown, which may clear setgid
+		}
 	}
 	if cerr := o.f.Close(); err == nil {
 		err = cerr

@@ -123,6 +123,19 @@ func TestOutputProcFD(t *testing.T) {
 	if err != nil || !os.SameFile(fi0, fi1) || fi1.Size() != 1 {
 		t.Errorf("the redirected file was replaced or not written: %v %v", fi1, err)
 	}
+	// /dev/fd is a symlink to /proc/self/fd, and /proc/self one to the PID.
+	o, err = CreateOutput("/dev/fd/"+strconv.Itoa(int(f.Fd())), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.WriteString("y")
+	if err := o.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	fi2, err := os.Stat(filepath.Join(dir, "redirected"))
+	if b, _ := os.ReadFile(filepath.Join(dir, "redirected")); err != nil || !os.SameFile(fi0, fi2) || string(b) != "y" {
+		t.Errorf("through /dev/fd: the redirected file was replaced or not written: %v %v %q", fi2, err, b)
+	}
 }
 
 // Temps removes what a second interrupt would find; Commit and Abort take
@@ -174,5 +187,113 @@ func TestSameFile(t *testing.T) {
 		if got := SameFile(tc.a, tc.b); got != tc.same {
 			t.Errorf("SameFile(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.same)
 		}
+	}
+}
+
+// A symlink is followed as the kernel follows it with fs.protected_symlinks
+// set, whatever the sysctl says here: another user's link in a sticky,
+// world-writable directory such as /tmp is refused, so root's report cannot
+// be aimed at a file the link's owner picked. A block device is refused too.
+func TestOutputLinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("links of another user need root to make")
+	}
+	const nobody = 65534
+	for _, tc := range []struct {
+		name      string
+		dirMode   os.FileMode // the directory that holds the link
+		dirOwner  int
+		linkOwner int
+		through   bool // the link is a directory on the path, not the file
+		refused   bool
+	}{
+		{"nobody's link in a sticky world-writable dir", os.ModeSticky | 0o777, 0, nobody, false, true},
+		{"nobody's directory link in a sticky world-writable dir", os.ModeSticky | 0o777, 0, nobody, true, true},
+		{"our own link there", os.ModeSticky | 0o777, 0, 0, false, false},
+		{"the directory owner's link", os.ModeSticky | 0o777, nobody, nobody, false, false},
+		{"nobody's link in a dir that is not sticky", 0o777, 0, nobody, false, false},
+		{"nobody's link in a sticky dir only its owner writes", os.ModeSticky | 0o755, 0, nobody, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			shared, private := filepath.Join(root, "shared"), filepath.Join(root, "private")
+			for _, d := range []string{shared, private} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			victim := filepath.Join(private, "victim.csv")
+			os.WriteFile(victim, []byte("precious"), 0o600)
+			link, path, target := filepath.Join(shared, "report.csv"), filepath.Join(shared, "report.csv"), victim
+			if tc.through {
+				link, path, target = filepath.Join(shared, "dir"), filepath.Join(shared, "dir", "victim.csv"), private
+			}
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(link, tc.linkOwner, tc.linkOwner); err != nil {
+				t.Fatal(err)
+			}
+			os.Chown(shared, tc.dirOwner, tc.dirOwner)
+			os.Chmod(shared, tc.dirMode) // after the chown
+			o, err := CreateOutput(path, nil)
+			if tc.refused {
+				if !errors.Is(err, ErrNotFollowed) {
+					t.Fatalf("CreateOutput = %v, want ErrNotFollowed", err)
+				}
+			} else {
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.WriteString("report")
+				if err := o.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := map[bool]string{true: "precious", false: "report"}[tc.refused]
+			if b, _ := os.ReadFile(victim); string(b) != want {
+				t.Errorf("the linked file holds %q, want %q", b, want)
+			}
+			for _, d := range []string{shared, private} {
+				ents, _ := os.ReadDir(d)
+				if len(ents) != 1 {
+					t.Errorf("%s holds %d entries, want 1 (no temporary file)", d, len(ents))
+				}
+			}
+		})
+	}
+
+	dev := filepath.Join(t.TempDir(), "disk")
+	if err := syscall.Mknod(dev, syscall.S_IFBLK|0o600, 7<<8|250); err != nil {
+		t.Skipf("mknod: %v", err)
+	}
+	if _, err := CreateOutput(dev, nil); !errors.Is(err, ErrNotAFile) {
+		t.Errorf("CreateOutput(block device) = %v, want ErrNotAFile", err)
+	}
+}
+
+// A replaced file keeps its owner as well as its mode when root writes it.
+func TestOutputKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a file away needs root")
+	}
+	path := filepath.Join(t.TempDir(), "theirs.json")
+	os.WriteFile(path, []byte("old"), 0o640)
+	os.Chown(path, 65534, 65534)
+	o, err := CreateOutput(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.WriteString("new")
+	if err := o.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if st.Uid != 65534 || st.Gid != 65534 || fi.Mode().Perm() != 0o640 {
+		t.Errorf("replaced file: uid %d gid %d mode %v, want 65534 65534 0640", st.Uid, st.Gid, fi.Mode().Perm())
 	}
 }
