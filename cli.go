@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"syscall"
 
 	"github.com/connlimit/connlimit/engine"
 	"github.com/connlimit/connlimit/worker"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes; documented in usage and README.
@@ -66,6 +68,21 @@ func runtimeErr(err error) error { return &exitError{exitRuntime, err} }
 type signalError struct{ sig syscall.Signal }
 
 func (e *signalError) Error() string { return "interrupted by " + e.sig.String() }
+
+// noEmptyValues refuses a string flag given as "": almost always a shell
+// variable that was not set (--csv "$OUT", --target "$HOST"), and taking it as
+// the flag's default would quietly write no report, or test the built-in
+// target instead of the server meant. Flags whose empty value means
+// something (--tls-server-name "": send no name) are listed in allowed.
+func noEmptyValues(fs *pflag.FlagSet, allowed ...string) error {
+	var err error
+	fs.Visit(func(f *pflag.Flag) {
+		if err == nil && f.Value.Type() == "string" && f.Value.String() == "" && !slices.Contains(allowed, f.Name) {
+			err = usageErr("--%s \"\": empty (an unset shell variable?); want a value for it (%s), or drop --%s", f.Name, f.Usage, f.Name)
+		}
+	})
+	return err
+}
 
 // errHelp means help was printed as asked: exit 0, print nothing more.
 var errHelp = errors.New("help shown")

@@ -54,6 +54,9 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer, en
 		}
 		return flagError(err, "inspect", inspectRanges)
 	}
+	if err := noEmptyValues(fs, "tls-server-name", "namespace"); err != nil {
+		return err
+	}
 	var addr netip.AddrPort
 	switch {
 	case fs.NArg() > 1:

@@ -50,6 +50,9 @@ func runK8s(args []string, stdout io.Writer) error {
 		}
 		return flagError(err, "k8s", k8sMergeRanges())
 	}
+	if err := noEmptyValues(fs, "tls-server-name", "namespace"); err != nil {
+		return err
+	}
 	switch {
 	case fs.NArg() > 0:
 		return usageErr("k8s takes no arguments, got %q", fs.Args())

@@ -25,6 +25,9 @@ func runLimits(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return flagError(err, "limits", nil)
 	}
+	if err := noEmptyValues(fs, "tls-server-name", "namespace"); err != nil {
+		return err
+	}
 	if fs.NArg() > 0 {
 		return usageErr("limits takes no arguments, got %q", fs.Args())
 	}

@@ -66,6 +66,9 @@ func runMerge(args []string, stdin io.Reader, stdout io.Writer, env runEnv) erro
 		}
 		return flagError(err, "merge", mergeRanges)
 	}
+	if err := noEmptyValues(fs, "tls-server-name", "namespace"); err != nil {
+		return err
+	}
 	switch {
 	case fs.NArg() == 0:
 		return usageErr("merge: want the shards' summaries: SHARD.json... or - for stdin (kubectl logs)")

@@ -25,6 +25,9 @@ func runPlot(args []string, stdout io.Writer) error {
 		}
 		return flagError(err, "plot", nil)
 	}
+	if err := noEmptyValues(fs, "tls-server-name", "namespace"); err != nil {
+		return err
+	}
 	if fs.NArg() != 1 {
 		return usageErr("plot takes one timeline CSV (written by connlimit run --timeline), got %d arguments", fs.NArg())
 	}

@@ -456,6 +456,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 		}
 		return flagError(err, "run", runRanges)
 	}
+	if err := noEmptyValues(fs, "tls-server-name", "namespace"); err != nil {
+		return err
+	}
 	if fs.NArg() > 0 {
 		return usageErr("run takes no arguments, got %q", fs.Args())
 	}

@@ -61,6 +61,9 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 		}
 		return flagError(err, cmd, targetRanges)
 	}
+	if err := noEmptyValues(fs, "tls-server-name", "namespace"); err != nil {
+		return err
+	}
 	if cmd == "forward" {
 		if err := checkHostPort(to, "to", *allowRemote, targetRanges["to"]); err != nil {
 			return err

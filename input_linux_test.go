@@ -103,6 +103,15 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--target-pid", "5"}, "--target-pid"},
 		{[]string{"--rate", "0.0001"}, "--rate"},
 		{[]string{"--on-max-conns", "close"}, "--on-max-conns"},
+		// An empty value is an unset shell variable, not the default: no
+		// report would be written, or the built-in target tested instead.
+		{[]string{"--csv", ""}, `--csv ""`},
+		{[]string{"--json="}, `--json ""`},
+		{[]string{"--target", ""}, `--target ""`},
+		{[]string{"--expect-limit", ""}, `--expect-limit ""`},
+		{[]string{"inspect", "--prom", "", "127.0.0.1:1"}, `--prom ""`},
+		{[]string{"merge", "--csv", "", "a.json"}, `--csv ""`},
+		{[]string{"plot", "-o", "", "t.csv"}, `--output ""`},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
