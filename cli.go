@@ -41,8 +41,9 @@ Exit status:
        --require-headroom): one line per gate
   2    bad usage: a flag or argument was wrong; nothing was run or written
   3    environment or runtime failure: the hard limit is too low for the run, the target or a
-       generator process died, a report file could not be written, merge's shards missing,
-       duplicated or from another run, ...
+       generator process died, a report file could not be written, stdout's reader went away
+       (the report files are still written), merge's shards missing, duplicated or from
+       another run, ...
   130  interrupted by SIGINT (143: SIGTERM, 129: SIGHUP); the report was still written
        (a second signal exits at once: no report, no temporary files left)
 

@@ -25,6 +25,11 @@ func main() {
 	temps := &report.Temps{}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, stopSignals...)
+	// A reader that went away (connlimit | head) makes a write to stdout
+	// fail with EPIPE instead of killing the process: the summary is lost,
+	// the report files are still written and no temporary file is left.
+	// Nobody reads the channel: the signal is only there to be caught.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	go func() {
 		sig, ok := <-sigs
 		if !ok {

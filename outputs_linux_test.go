@@ -193,3 +193,31 @@ func TestReportPathsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A reader of stdout that went away (connlimit | head) loses the summary
+// only: the process is not killed by SIGPIPE, the report files are written
+// whole, no temporary file is left, and the exit status is 3.
+func TestBrokenStdout(t *testing.T) {
+	dir := t.TempDir()
+	csv, js := filepath.Join(dir, "a.csv"), filepath.Join(dir, "a.json")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close() // the reader is gone before the first write
+	var errb bytes.Buffer
+	cmd := exec.Command(testExe, "run", "-q", "--connections", "20", "--hold", "0", "--csv", csv, "--json", js)
+	cmd.Stdout, cmd.Stderr = w, &errb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err = cmd.Run()
+	w.Close()
+	if code := cmd.ProcessState.ExitCode(); code != 3 || !strings.Contains(errb.String(), "broken pipe") {
+		t.Fatalf("exit %d (%v), stderr %q; want 3 and the broken pipe named", code, err, errb.String())
+	}
+	s := readSummary(t, js)
+	checkCSV(t, csv, s)
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("%s holds %v, want the two reports and no temporary file", dir, ents)
+	}
+	noProcessLeft(t)
+}
