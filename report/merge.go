@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/connlimit/connlimit/loadgen"
 )
 
 // ShardRow is one shard's line in a merged report.
@@ -100,6 +102,9 @@ func Merge(shards []Summary, names []string) (Summary, error) {
 			continue
 		}
 		byIndex[sh.Index] = i
+		if p := accounting(&shards[i]); p != "" {
+			problems = append(problems, names[i]+": "+p)
+		}
 	}
 	if first >= 0 {
 		var missing []int
@@ -120,6 +125,43 @@ func Merge(shards []Summary, names []string) (Summary, error) {
 		in[k] = &shards[i]
 	}
 	return merge(in)
+}
+
+// accounting is what is wrong with a shard's counts, or "": every outcome
+// one of connlimit's, none negative, and together its attempts, as a run
+// writes them. A merged report that did not add up would be wrong in a way
+// nobody reading it could see.
+func accounting(s *Summary) string {
+	known := map[string]bool{}
+	for _, o := range loadgen.Outcomes() {
+		known[o.String()] = true
+	}
+	total := 0
+	for _, name := range slices.Sorted(maps.Keys(s.Outcomes)) {
+		n := s.Outcomes[name]
+		switch {
+		case !known[name]:
+			return fmt.Sprintf("outcome %q is none of connlimit's (%s)", name, strings.Join(outcomeWords(), ", "))
+		case n < 0:
+			return fmt.Sprintf("outcome %s is %d, below 0", name, n)
+		}
+		total += n
+	}
+	switch {
+	case s.Attempted < 0 || s.Requested < 0 || s.Attempted > s.Requested:
+		return fmt.Sprintf("attempted %d of requested %d: want 0 <= attempted <= requested", s.Attempted, s.Requested)
+	case total != s.Attempted:
+		return fmt.Sprintf("the outcomes add up to %d, not to its %d attempts: the file was edited or cut", total, s.Attempted)
+	}
+	return ""
+}
+
+func outcomeWords() []string {
+	var w []string
+	for _, o := range loadgen.Outcomes() {
+		w = append(w, o.String())
+	}
+	return w
 }
 
 func merge(in []*Summary) (Summary, error) {

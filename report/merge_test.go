@@ -2,6 +2,7 @@ package report
 
 import (
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -212,6 +213,11 @@ func TestMergeRefuses(t *testing.T) {
 		{"not a shard", []Summary{s(0, 1, "r"), plain}, "s1: not a shard's summary"},
 		{"none", nil, "no shard summaries given"},
 		{"another schema version", func() []Summary { x := s(0, 1, "r"); x.SchemaVersion = 2; return []Summary{x} }(), "s0: schema_version 2, this connlimit merges 1"},
+		// Counts that do not add up: the merged report would not either.
+		{"a negative count", edited(s(0, 2, "r"), func(x *Summary) { x.Outcomes["refused"] = -1; x.Outcomes["served"] = 2 }), "s1: outcome refused is -1, below 0"},
+		{"an unknown outcome", edited(s(0, 2, "r"), func(x *Summary) { x.Outcomes["dropped"] = 0 }), `s1: outcome "dropped" is none of connlimit's`},
+		{"outcomes short of the attempts", edited(s(0, 2, "r"), func(x *Summary) { x.Attempted, x.Requested = 2, 2 }), "s1: the outcomes add up to 1, not to its 2 attempts"},
+		{"more attempts than asked", edited(s(0, 2, "r"), func(x *Summary) { x.Requested = 0 }), "s1: attempted 1 of requested 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Merge(tc.shards, names(len(tc.shards)))
@@ -219,8 +225,23 @@ func TestMergeRefuses(t *testing.T) {
 			if !errors.As(err, &me) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%v: want a MergeError with %q", err, tc.want)
 			}
+			if counts := strings.Contains(tc.want, "outcome") || strings.Contains(tc.want, "attempted"); counts && strings.Contains(err.Error(), "missing") {
+				t.Errorf("%v: a shard refused for itself is not also missing", err)
+			}
 		})
 	}
+}
+
+// edited is a good shard 0 and shard 1 of two changed by edit, which must
+// be refused on its own: "shard 1 missing" is not the problem.
+func edited(good Summary, edit func(*Summary)) []Summary {
+	bad := good
+	bad.Shard = &ShardInfo{}
+	*bad.Shard = *good.Shard
+	bad.Shard.Index = 1
+	bad.Outcomes = maps.Clone(good.Outcomes)
+	edit(&bad)
+	return []Summary{good, bad}
 }
 
 // BenchmarkMerge100 merges 100 shard summaries of 10,000 handshakes each,
