@@ -424,5 +424,13 @@ func TestAcceptProbe(t *testing.T) {
 				t.Errorf("--probe %s: outcomes %v, want 50 %s", probe, s.Outcomes, want)
 			}
 		}
+		// Served, as connect counts it, but the summary says the server
+		// never took them, and which probe tells.
+		for probe, warned := range map[string]bool{"connect": true, "accept": false} {
+			out, errOut, code := cli(t, "run", "-q", "--target", ln.Addr().String(), "--probe", probe, "--connections", "50", "--hold", "0s", "--greeting-timeout", "300ms")
+			if code != 0 || strings.Contains(out, "50 of the served connections were still in the target's accept queue when the hold ended") != warned || strings.Contains(out, "--probe accept asks the kernel") != warned {
+				t.Errorf("--probe %s: exit %d, stderr %q; want the queued-as-served warning: %v\n%s", probe, code, errOut, warned, out)
+			}
+		}
 	})
 }

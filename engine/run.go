@@ -89,7 +89,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		pool, err := worker.Start(worker.Spec{Exe: env.Exe, Targets: side.addrs, Probe: probe,
 			Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency, PerWorkerConcurrency: plan.PerWorkerConcurrency,
 			ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout, MSS: cfg.MSS,
-			Sources: cfg.Sources, LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept", QuietClose: cfg.Behavior.QuietClose, Ramp: ramp,
+			Sources: cfg.Sources, LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept" || cfg.Probe == "connect", QuietClose: cfg.Behavior.QuietClose, Ramp: ramp,
 			Reserve: GeneratorReserve}, cfg.Procs)
 		if err != nil {
 			return err
@@ -101,7 +101,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 			Targets: side.addrs, Connections: cfg.Connections, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
 			ConnectTimeout: cfg.ConnectTimeout, GreetingTimeout: cfg.GreetingTimeout,
 			Probe: worker.NewProbe(probe), MSS: cfg.MSS, Segments: cfg.Probe == "echo", Sources: cfg.Sources,
-			LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept", QuietClose: cfg.Behavior.QuietClose, Settle: settleQueued(cfg, kv, side),
+			LocalAddrs: cfg.CSV != "" || cfg.Probe == "accept" || cfg.Probe == "connect", QuietClose: cfg.Behavior.QuietClose, Settle: settleQueued(cfg, kv, side),
 		})
 		if err != nil {
 			return err
@@ -170,6 +170,12 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 	// The queue and the processes as they stand, before teardown empties
 	// them: a timeline row too, as a short ramp may end between two ticks.
 	holdEnd := sampler.tick().Kernel
+	// What --probe connect calls served, the server may never have taken:
+	// the ones the kernel still queues are named in the summary.
+	var stillQueued map[limits.ServerConn]bool
+	if cfg.Probe == "connect" && runErr == nil && holdEnd.Listener.AcceptQueue > 0 {
+		stillQueued, _ = kv.Queued(sampler.ports)
+	}
 	var rulesMoved []limits.FilterRule
 	if nftErr == nil {
 		if now, err := limits.NftRules(context.WithoutCancel(ctx)); err == nil {
@@ -193,6 +199,15 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		for i := range res {
 			if r := &res[i]; r.Outcome == loadgen.Served && verdict.notAccepted(limits.ServerConn{Client: r.Local(), Port: side.addrs[r.Dst].Port()}) {
 				gen.MarkQueued(i)
+			}
+		}
+	}
+	var servedUnaccepted int64
+	if len(stillQueued) > 0 {
+		res := gen.Attempts().Results
+		for i := range res {
+			if r := &res[i]; r.Outcome == loadgen.Served && stillQueued[limits.ServerConn{Client: r.Local(), Port: side.addrs[r.Dst].Port()}] {
+				servedUnaccepted++
 			}
 		}
 	}
@@ -223,6 +238,9 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 		Kernel: sampler.kernelSummary(cfg, kv, holdEnd, env.ProcRoot, rulesMoved, kernTasks), Gates: cfg.Gates,
 		Payload: cfg.Payload, MSSAsked: cfg.MSS, Died: deathOf(runErr),
 	})
+	if sum.Kernel != nil {
+		sum.Kernel.ServedUnaccepted = servedUnaccepted
+	}
 	if cfg.Shard != nil {
 		sum.Shard = shardInfo(cfg, &sum, began, gen.Epoch(), holdEnded, gen.Attempts(), late)
 	}

@@ -289,6 +289,11 @@ type Kernel struct {
 	// queue at the end of the hold, before teardown. -1 when not seen.
 	AcceptQueueMax int64 `json:"accept_queue_max"`
 	AcceptQueueEnd int64 `json:"accept_queue_end"`
+	// ServedUnaccepted is how many connections --probe connect counted
+	// served that were still in the accept queue at the end of the hold:
+	// the kernel completed their handshakes, the server never took them.
+	// 0 with any other probe.
+	ServedUnaccepted int64 `json:"served_unaccepted"`
 	// TCPExt is the growth of the TcpExt counters over the run;
 	// TCPExtRead says they could be read at all.
 	TCPExt     limits.TCPExt `json:"tcpext_delta"`

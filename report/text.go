@@ -59,6 +59,7 @@ func WriteText(w io.Writer, s Summary) error {
 	}
 	p("\n")
 	explain(p, s)
+	queuedAsServed(p, s)
 	if s.FirstLimitSetting != "" {
 		p("  setting: %s = %s\n", s.FirstLimitSetting, s.FirstLimitValue)
 		p("  to move it: %s\n", s.FirstLimitFix)
@@ -96,6 +97,21 @@ func WriteText(w io.Writer, s Summary) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// queuedAsServed warns that --probe connect counted as served connections
+// the server had not taken when the hold ended: the kernel completes a
+// handshake for a listener that does not accept (HAProxy at its maxconn, a
+// stalled or slow accept loop).
+func queuedAsServed(p func(string, ...any), s Summary) {
+	k := s.Kernel
+	if k == nil || k.ServedUnaccepted <= 0 {
+		return
+	}
+	p("  %d of the served connections were still in the target's accept queue when the hold ended: it never took them\n", k.ServedUnaccepted)
+	p("  (a slow accept loop, or one stopped at an application cap such as HAProxy's maxconn). --probe connect counts\n")
+	p("  them served once the kernel completes their handshake; --probe accept asks the kernel which connections\n")
+	p("  the target took, and counts the others queued.\n")
 }
 
 func explain(p func(string, ...any), s Summary) {
