@@ -101,17 +101,17 @@ func WriteText(w io.Writer, s Summary) error {
 
 // queuedAsServed warns that --probe connect counted as served connections
 // the server had not taken when the hold ended: the kernel completes a
-// handshake for a listener that does not accept (HAProxy at its maxconn, a
-// stalled or slow accept loop).
+// handshake for a listener that does not accept (a server out of
+// descriptors, HAProxy at its maxconn, a stalled or slow accept loop).
 func queuedAsServed(p func(string, ...any), s Summary) {
 	k := s.Kernel
 	if k == nil || k.ServedUnaccepted <= 0 {
 		return
 	}
 	p("  %d of the served connections were still in the target's accept queue when the hold ended: it never took them\n", k.ServedUnaccepted)
-	p("  (a slow accept loop, or one stopped at an application cap such as HAProxy's maxconn). --probe connect counts\n")
-	p("  them served once the kernel completes their handshake; --probe accept asks the kernel which connections\n")
-	p("  the target took, and counts the others queued.\n")
+	p("  (out of descriptors, at an application cap such as HAProxy's maxconn, or accepting slowly). --probe connect\n")
+	p("  counts them served once the kernel completes their handshake; --probe accept asks the kernel which\n")
+	p("  connections the target took, and counts the others queued.\n")
 }
 
 func explain(p func(string, ...any), s Summary) {
