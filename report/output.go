@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -111,9 +112,7 @@ func CreateOutput(path string, temps *Temps) (*Output, error) {
 	case err == nil && fi.Mode()&fs.ModeDevice != 0 && fi.Mode()&fs.ModeCharDevice == 0:
 		return nil, fmt.Errorf("%s %w", path, ErrNotAFile)
 	case err == nil && (!fi.Mode().IsRegular() || viaFD):
-		// O_NONBLOCK: a FIFO nobody reads fails now (ENXIO) instead of
-		// hanging the run; the runtime's poller keeps writes blocking for us.
-		f, err := os.OpenFile(real, os.O_WRONLY|nonBlock, 0)
+		f, err := openInPlace(real)
 		if err != nil {
 			return nil, fmt.Errorf("cannot write %s: %w", path, unwrapPath(err))
 		}
@@ -136,6 +135,25 @@ func CreateOutput(path string, temps *Temps) (*Output, error) {
 	}
 	o.Writer = bufio.NewWriterSize(o.f, 64<<10)
 	return o, nil
+}
+
+// openInPlace opens what exists at path to write it in place. A descriptor
+// of this process's own (/dev/stdout, /dev/fd/N: /proc/PID/fd/N) is
+// duplicated, not opened again: a new open would start at offset 0, without
+// the O_APPEND of a shell's >>, and write over what the file held.
+func openInPlace(path string) (*os.File, error) {
+	if rest, ok := strings.CutPrefix(path, "/proc/"+strconv.Itoa(os.Getpid())+"/fd/"); ok {
+		if fd, err := strconv.Atoi(rest); err == nil && fd >= 0 {
+			nfd, err := dupFD(fd)
+			if err != nil {
+				return nil, &os.PathError{Op: "dup", Path: path, Err: err}
+			}
+			return os.NewFile(uintptr(nfd), path), nil
+		}
+	}
+	// O_NONBLOCK: a FIFO nobody reads fails now (ENXIO) instead of
+	// hanging the run; the runtime's poller keeps writes blocking for us.
+	return os.OpenFile(path, os.O_WRONLY|nonBlock, 0)
 }
 
 // followLinks is path with every symlink on it resolved, as the kernel would

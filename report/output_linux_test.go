@@ -105,36 +105,31 @@ func TestOutputFIFO(t *testing.T) {
 // redirection gets the report.
 func TestOutputProcFD(t *testing.T) {
 	dir := t.TempDir()
-	f, err := os.Create(filepath.Join(dir, "redirected"))
+	name := filepath.Join(dir, "redirected")
+	os.WriteFile(name, []byte("kept\n"), 0o644)
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0) // a shell's >>
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	fi0, _ := f.Stat()
-	o, err := CreateOutput("/proc/self/fd/"+strconv.Itoa(int(f.Fd())), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.WriteString("x")
-	if err := o.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	fi1, err := os.Stat(filepath.Join(dir, "redirected"))
-	if err != nil || !os.SameFile(fi0, fi1) || fi1.Size() != 1 {
-		t.Errorf("the redirected file was replaced or not written: %v %v", fi1, err)
-	}
+	fd := strconv.Itoa(int(f.Fd()))
+	want := "kept\n"
 	// /dev/fd is a symlink to /proc/self/fd, and /proc/self one to the PID.
-	o, err = CreateOutput("/dev/fd/"+strconv.Itoa(int(f.Fd())), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.WriteString("y")
-	if err := o.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	fi2, err := os.Stat(filepath.Join(dir, "redirected"))
-	if b, _ := os.ReadFile(filepath.Join(dir, "redirected")); err != nil || !os.SameFile(fi0, fi2) || string(b) != "y" {
-		t.Errorf("through /dev/fd: the redirected file was replaced or not written: %v %v %q", fi2, err, b)
+	for _, path := range []string{"/proc/self/fd/" + fd, "/dev/fd/" + fd} {
+		o, err := CreateOutput(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.WriteString(path)
+		if err := o.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		want += path
+		fi, err := os.Stat(name)
+		if b, _ := os.ReadFile(name); err != nil || !os.SameFile(fi0, fi) || string(b) != want {
+			t.Errorf("%s: the redirected file holds %q (%v), want %q, the same file, appended to", path, b, err, want)
+		}
 	}
 }
 

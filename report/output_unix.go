@@ -56,3 +56,6 @@ func ownerOf(fi fs.FileInfo) (uid, gid int) {
 	}
 	return -1, -1
 }
+
+// dupFD is a close-on-exec copy of fd, sharing its offset and flags.
+func dupFD(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) }
