@@ -173,7 +173,7 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 	// What --probe connect calls served, the server may never have taken:
 	// the ones the kernel still queues are named in the summary.
 	var stillQueued map[limits.ServerConn]bool
-	if cfg.Probe == "connect" && runErr == nil && holdEnd.Listener.AcceptQueue > 0 {
+	if cfg.Probe == "connect" && runErr == nil && holdEnd.Listener != nil && holdEnd.Listener.AcceptQueue > 0 {
 		stillQueued, _ = kv.Queued(sampler.ports)
 	}
 	var rulesMoved []limits.FilterRule
