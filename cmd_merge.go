@@ -28,7 +28,7 @@ var mergeRanges = map[string]string{
 	"plot":            "a file name ending in .svg or .png",
 	"junit":           "a file path",
 	"prom":            "a file path",
-	"push":            "an http or https URL of a Pushgateway, such as http://127.0.0.1:9091",
+	"push":            "an http or https URL of a Pushgateway's base, such as http://127.0.0.1:9091 (connlimit adds /metrics/job/connlimit/...)",
 	"require-served":  "an integer from 0 up",
 	"expect-limit":    strings.Join(report.LimitWords(), ", "),
 	"max-connect-p99": "a duration above 0, such as 50ms",

@@ -119,7 +119,7 @@ var runRanges = withShardRanges(withBehaviorRanges(map[string]string{
 	"require-served":   "an integer from 0 to --connections",
 	"expect-limit":     strings.Join(report.LimitWords(), ", "),
 	"max-connect-p99":  "a duration above 0, such as 50ms",
-	"push":             "an http or https URL of a Pushgateway, such as http://127.0.0.1:9091",
+	"push":             "an http or https URL of a Pushgateway's base, such as http://127.0.0.1:9091 (connlimit adds /metrics/job/connlimit/...)",
 }))
 
 func withShardRanges(m map[string]string) map[string]string {
@@ -502,8 +502,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, env ru
 	return engine.Run(ctx, ec, engine.Env{Exe: env.targetExe, ProcRoot: env.procRoot, Temps: env.temps, Stdout: stdout, Stderr: stderr})
 }
 
-// validPushURL accepts an http or https URL with a host.
+// validPushURL accepts an http or https URL with a host: the Pushgateway's
+// base, as a path prefix behind a proxy may be, but not a push URL already
+// (connlimit adds /metrics/job/connlimit/..., which would be doubled).
 func validPushURL(s string) bool {
 	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		!strings.Contains(u.Path+"/", "/metrics/job/") && u.RawQuery == "" && u.Fragment == ""
 }

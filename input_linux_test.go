@@ -112,6 +112,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"inspect", "--prom", "", "127.0.0.1:1"}, `--prom ""`},
 		{[]string{"merge", "--csv", "", "a.json"}, `--csv ""`},
 		{[]string{"plot", "-o", "", "t.csv"}, `--output ""`},
+		{[]string{"--push", "http://127.0.0.1:9091/metrics/job/x"}, "--push"},
+		{[]string{"merge", "--push", "http://127.0.0.1:9091/?a=b", "a.json"}, "--push"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
