@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -73,6 +74,9 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 	if err != nil {
 		return usageErr("--listen: %q: %v; want %s", *listen, err, targetRanges["listen"])
 	}
+	if err := checkPort(*listen, "listen", port, true, targetRanges["listen"]); err != nil {
+		return err
+	}
 	if host == "" && !*allowRemote {
 		*listen = net.JoinHostPort("127.0.0.1", port) // ":0" binds every interface otherwise
 	}
@@ -129,11 +133,28 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 // allowRemote) not a loopback address: a load tester's servers and
 // forwarders stay on this machine unless told otherwise.
 func checkHostPort(hp, flag string, allowRemote bool, want string) error {
-	if _, _, err := net.SplitHostPort(hp); err != nil {
+	_, port, err := net.SplitHostPort(hp)
+	if err != nil {
 		return usageErr("--%s: %q: %v; want %s", flag, hp, err, want)
+	}
+	if err := checkPort(hp, flag, port, flag == "listen", want); err != nil {
+		return err
 	}
 	if !allowRemote && !sockaddr.IsLoopbackHostPort(hp) {
 		return usageErr("--%s: %q is not a loopback address; add --allow-remote if you mean it", flag, hp)
+	}
+	return nil
+}
+
+// checkPort refuses a port that is no number from 1 (0 too where any free
+// port will do) to 65535: the kernel would say only "invalid argument".
+func checkPort(hp, flag, port string, zeroOK bool, want string) error {
+	lo := 1
+	if zeroOK {
+		lo = 0
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < lo || n > 65535 {
+		return usageErr("--%s: %q: port %q is not a number from %d to 65535; want %s", flag, hp, port, lo, want)
 	}
 	return nil
 }

@@ -113,6 +113,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"merge", "--csv", "", "a.json"}, `--csv ""`},
 		{[]string{"plot", "-o", "", "t.csv"}, `--output ""`},
 		{[]string{"--push", "http://127.0.0.1:9091/metrics/job/x"}, "--push"},
+		{[]string{"target", "--listen", "127.0.0.1:99999"}, "--listen"},
+		{[]string{"target", "--listen", ":-1"}, "--listen"},
+		{[]string{"forward", "--to", "127.0.0.1:0"}, "--to"},
 		{[]string{"merge", "--push", "http://127.0.0.1:9091/?a=b", "a.json"}, "--push"},
 	}
 	for _, tc := range tests {
