@@ -190,12 +190,16 @@ func Serve(ctx context.Context, cfg Config) error {
 	if cfg.OnMaxConns == "" {
 		cfg.OnMaxConns = CapWait
 	}
+	role := "target"
+	if cfg.ForwardTo != "" {
+		role = "forwarder"
+	}
 	nf, err := limits.ReadNoFile()
 	if cfg.NoFile > 0 {
 		nf, err = limits.SetSoft(cfg.NoFile)
 	}
 	if err != nil {
-		return fmt.Errorf("target: set soft RLIMIT_NOFILE to %d: %w", cfg.NoFile, err)
+		return fmt.Errorf("%s: set soft RLIMIT_NOFILE to %d: %w", role, cfg.NoFile, err)
 	}
 	s := &server{cfg: cfg, events: newEventWriter(cfg.Events), conns: make(map[net.Conn]struct{}),
 		slotFreed: make(chan struct{}, 1), c: cfg.Counters}
@@ -204,7 +208,7 @@ func Serve(ctx context.Context, cfg Config) error {
 	}
 	// Opened before the listener so the inventory works at EMFILE.
 	if s.inv, err = limits.OpenInventory(cfg.ProcRoot, "self"); err != nil {
-		return fmt.Errorf("target: %w", err)
+		return fmt.Errorf("%s: %w", role, err)
 	}
 	defer s.inv.Close()
 	// Every slot up to the limit now (GrowFDTable stops there), while no
@@ -220,13 +224,13 @@ func Serve(ctx context.Context, cfg Config) error {
 
 	if cfg.OnEMFILE == PolicyShed {
 		if s.spare, err = os.Open(os.DevNull); err != nil {
-			return fmt.Errorf("target: open spare descriptor: %w", err)
+			return fmt.Errorf("%s: open spare descriptor: %w", role, err)
 		}
 		defer func() { s.spare.Close() }()
 	}
 	ln, err := s.listen(ctx)
 	if err != nil {
-		return fmt.Errorf("target: %w (is the port in use? choose another or 0)", err)
+		return fmt.Errorf("%s: %w (is the port in use? choose another or 0)", role, err)
 	}
 	s.soft = nf.Soft
 	fds, _ := s.inv.Count()
