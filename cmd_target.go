@@ -14,6 +14,7 @@ import (
 
 	"github.com/connlimit/connlimit/internal/shm"
 	"github.com/connlimit/connlimit/internal/sockaddr"
+	"github.com/connlimit/connlimit/limits"
 	"github.com/connlimit/connlimit/target"
 )
 
@@ -90,6 +91,8 @@ func runTarget(ctx context.Context, cmd string, args []string, stdout, stderr io
 		return usageErr("%s takes no arguments, got %q", cmd, fs.Args())
 	case *nofile < target.MinNoFile:
 		return usageErr("--nofile %d: want %s", *nofile, targetRanges["nofile"])
+	case aboveNrOpen(*nofile):
+		return usageErr("--nofile %d: is above fs.nr_open, the most any hard limit can be; want %s", *nofile, targetRanges["nofile"])
 	case *eventsFd < 1 || *eventsFd > 1023:
 		return usageErr("--events-fd %d: want %s", *eventsFd, targetRanges["events-fd"])
 	case *interval < 10*time.Millisecond || *interval > time.Minute:
@@ -157,4 +160,10 @@ func checkPort(hp, flag, port string, zeroOK bool, want string) error {
 		return usageErr("--%s: %q: port %q is not a number from %d to 65535; want %s", flag, hp, port, lo, want)
 	}
 	return nil
+}
+
+// aboveNrOpen says no hard limit could be n: no ulimit -Hn helps then.
+func aboveNrOpen(n uint64) bool {
+	s, _ := limits.ReadSysctls(limits.DefaultProcRoot) // unreadable: -1, no verdict
+	return s.NrOpen > 0 && n > uint64(s.NrOpen)
 }

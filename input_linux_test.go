@@ -116,6 +116,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"target", "--listen", "127.0.0.1:99999"}, "--listen"},
 		{[]string{"target", "--listen", ":-1"}, "--listen"},
 		{[]string{"forward", "--to", "127.0.0.1:0"}, "--to"},
+		{[]string{"target", "--nofile", "99999999"}, "--nofile"},
 		{[]string{"merge", "--push", "http://127.0.0.1:9091/?a=b", "a.json"}, "--push"},
 	}
 	for _, tc := range tests {
