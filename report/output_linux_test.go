@@ -10,6 +10,19 @@ import (
 	"testing"
 )
 
+// writeReport writes text to a report at path and commits it.
+func writeReport(t *testing.T, path, text string) {
+	t.Helper()
+	o, err := CreateOutput(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.WriteString(text)
+	if err := o.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A new file gets 0666 less the umask; a replaced one keeps its mode; a
 // symlink stays a symlink and its file gets the report.
 func TestOutputModes(t *testing.T) {
@@ -17,17 +30,7 @@ func TestOutputModes(t *testing.T) {
 	old := syscall.Umask(0o027)
 	defer syscall.Umask(old)
 
-	commit := func(path, text string) {
-		t.Helper()
-		o, err := CreateOutput(path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.WriteString(text)
-		if err := o.Commit(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	commit := func(path, text string) { writeReport(t, path, text) }
 	mode := func(path string) os.FileMode {
 		fi, err := os.Lstat(path)
 		if err != nil {
@@ -117,14 +120,7 @@ func TestOutputProcFD(t *testing.T) {
 	want := "kept\n"
 	// /dev/fd is a symlink to /proc/self/fd, and /proc/self one to the PID.
 	for _, path := range []string{"/proc/self/fd/" + fd, "/dev/fd/" + fd} {
-		o, err := CreateOutput(path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.WriteString(path)
-		if err := o.Commit(); err != nil {
-			t.Fatal(err)
-		}
+		writeReport(t, path, path)
 		want += path
 		fi, err := os.Stat(name)
 		if b, _ := os.ReadFile(name); err != nil || !os.SameFile(fi0, fi) || string(b) != want {
@@ -275,14 +271,7 @@ func TestOutputKeepsOwner(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "theirs.json")
 	os.WriteFile(path, []byte("old"), 0o640)
 	os.Chown(path, 65534, 65534)
-	o, err := CreateOutput(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.WriteString("new")
-	if err := o.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	writeReport(t, path, "new")
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
