@@ -30,7 +30,6 @@ func TestOutputModes(t *testing.T) {
 	old := syscall.Umask(0o027)
 	defer syscall.Umask(old)
 
-	commit := func(path, text string) { writeReport(t, path, text) }
 	mode := func(path string) os.FileMode {
 		fi, err := os.Lstat(path)
 		if err != nil {
@@ -39,20 +38,20 @@ func TestOutputModes(t *testing.T) {
 		return fi.Mode()
 	}
 	fresh := filepath.Join(dir, "new.json")
-	commit(fresh, "{}")
+	writeReport(t, fresh, "{}")
 	if m := mode(fresh).Perm(); m != 0o640 {
 		t.Errorf("new file mode %v, want 0640 (0666 less umask 027)", m)
 	}
 	kept := filepath.Join(dir, "kept.csv")
 	os.WriteFile(kept, []byte("old"), 0o600)
 	os.Chmod(kept, 0o604) // a mode the umask would not give
-	commit(kept, "new")
+	writeReport(t, kept, "new")
 	if m := mode(kept).Perm(); m != 0o604 {
 		t.Errorf("replaced file mode %v, want its old 0604", m)
 	}
 	link := filepath.Join(dir, "link.csv")
 	os.Symlink("kept.csv", link)
-	commit(link, "through the link")
+	writeReport(t, link, "through the link")
 	if mode(link)&os.ModeSymlink == 0 {
 		t.Error("the symlink was replaced by a file")
 	}
