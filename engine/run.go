@@ -496,7 +496,7 @@ func newSampler(cfg *Config, outs *outputs, gen load, side *targetSide, began ti
 	}
 	s.keepPoints = outs.plot != nil
 	if !cfg.Quiet {
-		s.progress = report.NewProgress(stderr, cfg.Connections, isTerminal(stderr))
+		s.progress = report.NewProgress(stderr, cfg.Connections, terminalCols(stderr))
 	}
 	return s
 }
@@ -504,6 +504,18 @@ func newSampler(cfg *Config, outs *outputs, gen load, side *targetSide, began ti
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// terminalCols is the width of the terminal w is, 0 when it is none (or
+// 80 when a terminal cannot say).
+func terminalCols(w io.Writer) int {
+	if !isTerminal(w) {
+		return 0
+	}
+	if cols, _, err := term.GetSize(int(w.(*os.File).Fd())); err == nil && cols > 0 {
+		return cols
+	}
+	return 80
 }
 
 func (s *sampler) sample() report.Sample {

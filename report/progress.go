@@ -17,6 +17,7 @@ import (
 type Progress struct {
 	w     io.Writer
 	total int
+	cols  int // the terminal's width; 0 when it is no terminal
 	bar   *progressbar.ProgressBar
 	every time.Duration
 	last  time.Duration
@@ -25,11 +26,11 @@ type Progress struct {
 // PlainEvery is how often a plain progress line is printed.
 const PlainEvery = time.Second
 
-// NewProgress returns a display for a run of total attempts. tty says
-// whether w is a terminal.
-func NewProgress(w io.Writer, total int, tty bool) *Progress {
-	p := &Progress{w: w, total: total, every: PlainEvery, last: -PlainEvery}
-	if tty {
+// NewProgress returns a display for a run of total attempts. cols is the
+// width of the terminal w is, 0 when w is none.
+func NewProgress(w io.Writer, total int, cols int) *Progress {
+	p := &Progress{w: w, total: total, cols: cols, every: PlainEvery, last: -PlainEvery}
+	if cols > 0 {
 		// The bar renders into nothing, and each refresh writes its one
 		// frame: drawn by Set64 and again by Describe, a frame would show a
 		// new count beside old words. Full width fits the frame to 80
@@ -71,13 +72,35 @@ func (p *Progress) Update(s Sample) {
 		// A full bar renders again only through its description: the count first.
 		_ = p.bar.Set64(s.Gen.Attempted)
 		p.bar.Describe(barText(s))
-		fmt.Fprintf(p.w, "\r%s\x1b[K", strings.TrimLeft(p.bar.String(), "\r"))
+		frame := strings.TrimLeft(p.bar.String(), "\r")
+		if p.cols < barCols {
+			// No room for the bar: a frame wider than the terminal wraps,
+			// and every refresh would then scroll a new line.
+			frame = fitCols(fmt.Sprintf("%s (%d/%d)", barText(s), s.Gen.Attempted, p.total), p.cols-1)
+		}
+		fmt.Fprintf(p.w, "\r%s\x1b[K", frame)
 		return
 	}
 	if s.Elapsed-p.last >= p.every {
 		p.last = s.Elapsed
 		fmt.Fprintln(p.w, line(s, p.total))
 	}
+}
+
+// barCols is the width the bar's frame is drawn for: progressbar's full
+// width when it cannot measure its writer.
+const barCols = 80
+
+// fitCols cuts s to at most n characters.
+func fitCols(s string, n int) string {
+	r := []rune(s)
+	if n < 1 {
+		return ""
+	}
+	if len(r) > n {
+		r = r[:n]
+	}
+	return string(r)
 }
 
 // Finish shows the final sample: a terminal's bar is cleared for the summary.

@@ -26,7 +26,7 @@ func lastFrame(out string) string {
 // measure the terminal) no frame wraps.
 func TestTerminalProgress(t *testing.T) {
 	var out bytes.Buffer
-	p := NewProgress(&out, 1500, true)
+	p := NewProgress(&out, 1500, 80)
 	for _, tc := range []struct {
 		s    Sample
 		want []string
@@ -50,6 +50,24 @@ func TestTerminalProgress(t *testing.T) {
 		}
 		if n := utf8.RuneCountInString(strings.TrimRight(f, " ")); n > 80 {
 			t.Errorf("frame of %d columns: %q", n, f)
+		}
+	}
+}
+
+// A terminal narrower than the bar's 80 columns gets the words and the
+// count without the bar, cut to fit: a frame that wraps scrolls a new line
+// at every refresh.
+func TestNarrowTerminalProgress(t *testing.T) {
+	for _, cols := range []int{79, 40, 20} {
+		var out bytes.Buffer
+		p := NewProgress(&out, 1500, cols)
+		p.Update(Sample{Gen: loadgen.Snapshot{Attempted: 1200, Served: 900, Queued: 300}})
+		f := strings.TrimSuffix(lastFrame(out.String()), "\x1b[K")
+		if n := utf8.RuneCountInString(f); n >= cols {
+			t.Errorf("%d columns: frame of %d: %q", cols, n, f)
+		}
+		if !strings.HasPrefix("served 900 queued 300 failed 0 (1200/1500)", f) || len(f) < 10 {
+			t.Errorf("%d columns: frame %q, want the start of the words and the count", cols, f)
 		}
 	}
 }

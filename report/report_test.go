@@ -189,7 +189,7 @@ func TestTimelineAndPlainProgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := NewProgress(&prog, 10, false)
+	p := NewProgress(&prog, 10, 0)
 	for i := range 25 {
 		s := Sample{Elapsed: time.Duration(i) * 100 * time.Millisecond, Gen: loadgen.Snapshot{Attempted: int64(i)}, TargetFDs: i}
 		if i > 0 { // the first sample saw no listener: its cells stay empty
