@@ -132,16 +132,13 @@ func Merge(shards []Summary, names []string) (Summary, error) {
 // writes them. A merged report that did not add up would be wrong in a way
 // nobody reading it could see.
 func accounting(s *Summary) string {
-	known := map[string]bool{}
-	for _, o := range loadgen.Outcomes() {
-		known[o.String()] = true
-	}
+	words := outcomeWords()
 	total := 0
 	for _, name := range slices.Sorted(maps.Keys(s.Outcomes)) {
 		n := s.Outcomes[name]
 		switch {
-		case !known[name]:
-			return fmt.Sprintf("outcome %q is none of connlimit's (%s)", name, strings.Join(outcomeWords(), ", "))
+		case !slices.Contains(words, name):
+			return fmt.Sprintf("outcome %q is none of connlimit's (%s)", name, strings.Join(words, ", "))
 		case n < 0:
 			return fmt.Sprintf("outcome %s is %d, below 0", name, n)
 		}

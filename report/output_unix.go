@@ -25,19 +25,13 @@ func mayFollow(dir string, link fs.FileInfo) error {
 	if err != nil || di.Mode()&fs.ModeSticky == 0 || di.Mode().Perm()&0o002 == 0 {
 		return nil
 	}
-	lu, du := owner(link), owner(di)
-	if lu == uint32(os.Geteuid()) || lu == du {
+	lu, _ := ownerOf(link)
+	du, _ := ownerOf(di)
+	if lu == os.Geteuid() || lu == du {
 		return nil
 	}
 	return fmt.Errorf("%w: the link %s belongs to uid %d, in the sticky, world-writable %s (fs.protected_symlinks would not follow it either)",
 		ErrNotFollowed, filepath.Join(dir, link.Name()), lu, dir)
-}
-
-func owner(fi fs.FileInfo) uint32 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Uid
-	}
-	return 0
 }
 
 // writable says whether this process may write the existing file at path:
