@@ -195,21 +195,13 @@ func runLoad(ctx context.Context, cfg *Config, plan Plan, env Env, outs *outputs
 
 	closeErr := gen.Close()
 	if verdict != nil && runErr == nil {
-		res := gen.Attempts().Results
-		for i := range res {
-			if r := &res[i]; r.Outcome == loadgen.Served && verdict.notAccepted(limits.ServerConn{Client: r.Local(), Port: side.addrs[r.Dst].Port()}) {
-				gen.MarkQueued(i)
-			}
+		for _, i := range servedNotAccepted(gen.Attempts().Results, side.addrs, *verdict) {
+			gen.MarkQueued(i)
 		}
 	}
 	var servedUnaccepted int64
 	if len(stillQueued) > 0 {
-		res := gen.Attempts().Results
-		for i := range res {
-			if r := &res[i]; r.Outcome == loadgen.Served && stillQueued[limits.ServerConn{Client: r.Local(), Port: side.addrs[r.Dst].Port()}] {
-				servedUnaccepted++
-			}
-		}
+		servedUnaccepted = int64(len(servedNotAccepted(gen.Attempts().Results, side.addrs, acceptVerdict{queued: stillQueued})))
 	}
 	stopRun(nil)
 	side.stop()
@@ -291,6 +283,17 @@ func (v acceptVerdict) notAccepted(c limits.ServerConn) bool {
 		return !v.accepted[c]
 	}
 	return v.queued[c]
+}
+
+// servedNotAccepted lists the served attempts v says the server never took.
+func servedNotAccepted(res []loadgen.Result, addrs []netip.AddrPort, v acceptVerdict) []int {
+	var out []int
+	for i := range res {
+		if r := &res[i]; r.Outcome == loadgen.Served && v.notAccepted(limits.ServerConn{Client: r.Local(), Port: addrs[r.Dst].Port()}) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // unaccepted is --probe accept's verdict: once the ramp is over it waits for

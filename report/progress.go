@@ -30,7 +30,7 @@ const PlainEvery = time.Second
 // width of the terminal w is, 0 when w is none.
 func NewProgress(w io.Writer, total int, cols int) *Progress {
 	p := &Progress{w: w, total: total, cols: cols, every: PlainEvery, last: -PlainEvery}
-	if cols > 0 {
+	if cols >= barCols {
 		// The bar renders into nothing, and each refresh writes its one
 		// frame: drawn by Set64 and again by Describe, a frame would show a
 		// new count beside old words. Full width fits the frame to 80
@@ -68,17 +68,17 @@ func barText(s Sample) string {
 
 // Update shows a new sample.
 func (p *Progress) Update(s Sample) {
-	if p.bar != nil {
+	switch {
+	case p.bar != nil:
 		// A full bar renders again only through its description: the count first.
 		_ = p.bar.Set64(s.Gen.Attempted)
 		p.bar.Describe(barText(s))
-		frame := strings.TrimLeft(p.bar.String(), "\r")
-		if p.cols < barCols {
-			// No room for the bar: a frame wider than the terminal wraps,
-			// and every refresh would then scroll a new line.
-			frame = fitCols(fmt.Sprintf("%s (%d/%d)", barText(s), s.Gen.Attempted, p.total), p.cols-1)
-		}
-		fmt.Fprintf(p.w, "\r%s\x1b[K", frame)
+		fmt.Fprintf(p.w, "\r%s\x1b[K", strings.TrimLeft(p.bar.String(), "\r"))
+		return
+	case p.cols > 0:
+		// No room for the bar: a frame wider than the terminal wraps, and
+		// every refresh would then scroll a new line.
+		fmt.Fprintf(p.w, "\r%s\x1b[K", fitCols(fmt.Sprintf("%s (%d/%d)", barText(s), s.Gen.Attempted, p.total), p.cols-1))
 		return
 	}
 	if s.Elapsed-p.last >= p.every {
@@ -105,7 +105,7 @@ func fitCols(s string, n int) string {
 
 // Finish shows the final sample: a terminal's bar is cleared for the summary.
 func (p *Progress) Finish(s Sample) {
-	if p.bar != nil {
+	if p.cols > 0 {
 		fmt.Fprint(p.w, "\r\x1b[K")
 		return
 	}
